@@ -1,0 +1,288 @@
+"""Command-line interface: `flask --app app <command>`."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from .db import db, upgrade_schema
+from .exporting import export_lines
+from .ingest.load import IngestOptions, IngestResult, ingest_lines, options_from
+from .ingest.parse import LineError, parse_ts, read_lines
+from .jobs import JobError, add_job, create_token, get_job, revoke_token, sync_jobs
+from .models import Exchange, IngestToken, Job, Reject
+from .settings import Settings
+
+job_group = AppGroup("job", help="Provisioning jobs.")
+token_group = AppGroup("token", help="Ingest tokens for HTTP push.")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(job_group)
+    app.cli.add_command(token_group)
+    for command in (init_db_command, ingest_command, rejects_command, export_command, simulate_command, demo_command):
+        app.cli.add_command(command)
+
+
+def settings() -> Settings:
+    return current_app.extensions["dashboard"]
+
+
+def ingest_options(*, only_job: bool = False) -> IngestOptions:
+    return options_from(settings().ingest, only_job=only_job)
+
+
+def _job_or_exit(name: str) -> Job:
+    try:
+        return get_job(name)
+    except JobError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the database or upgrade it to the newest schema; add the configured jobs."""
+    upgrade_schema(current_app._get_current_object())  # type: ignore[attr-defined]
+    sync_jobs(settings().jobs)
+    click.echo("database is at the newest schema")
+
+
+@job_group.command("add")
+@click.argument("name")
+@click.option("--display-name", default="")
+@click.option("--source", "source_system", default="Microsoft Entra ID")
+@click.option("--target", "target_system", default="uniFLOW Online")
+@click.option("--recipient", "recipients", multiple=True, help="Notification address (repeatable).")
+@click.option("--scope-size", type=click.IntRange(min=1), default=None, help="Users in scope, for the progress bar.")
+def job_add(name: str, display_name: str, source_system: str, target_system: str, recipients: tuple[str, ...], scope_size: int | None) -> None:
+    """Add a provisioning job."""
+    try:
+        job = add_job(
+            name, display_name=display_name, source_system=source_system,
+            target_system=target_system, recipients=recipients, scope_size=scope_size,
+        )
+    except JobError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"added job '{job.name}'")
+
+
+@job_group.command("list")
+def job_list() -> None:
+    """List jobs with their exchange counts."""
+    counts = dict(db.session.execute(select(Exchange.job_id, func.count()).group_by(Exchange.job_id)).all())
+    for job in db.session.scalars(select(Job).order_by(Job.name)):
+        click.echo(f"{job.name}\t{job.title}\t{counts.get(job.id, 0)} exchanges")
+
+
+@token_group.command("create")
+@click.option("--job", "job_name", required=True)
+def token_create(job_name: str) -> None:
+    """Create an ingest token; it is shown once and stored hashed."""
+    row, token = create_token(_job_or_exit(job_name))
+    click.echo(f"token id {row.id} for job '{job_name}' (shown once, store it now):")
+    click.echo(token)
+
+
+@token_group.command("list")
+@click.option("--job", "job_name", required=True)
+def token_list(job_name: str) -> None:
+    job = _job_or_exit(job_name)
+    for row in db.session.scalars(select(IngestToken).where(IngestToken.job_id == job.id).order_by(IngestToken.id)):
+        state = "active" if row.active else f"revoked {row.revoked_at:%Y-%m-%d %H:%M}"
+        used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used"
+        click.echo(f"{row.id}\t{row.prefix}…\t{state}\t{used}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    try:
+        revoke_token(token_id)
+    except JobError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"token {token_id} revoked")
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--job", "job_name", default=None, help="Job of lines that name none (default: ingest.default_job).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def ingest_command(paths: tuple[str, ...], job_name: str | None, progress: bool | None) -> None:
+    """Ingest SCIM request logs (JSON Lines, .gz accepted; '-' is stdin).
+
+    Exit code 0 when every line was accepted or a duplicate, 1 when any was rejected, 2 on usage errors.
+    """
+    job_name = job_name or settings().ingest.default_job
+    if not job_name:
+        raise click.UsageError("name the job with --job (or set ingest.default_job)")
+    job = _job_or_exit(job_name)
+    for path in paths:
+        if path != "-" and not Path(path).is_file():
+            raise click.UsageError(f"no such file: {path}")
+    show = sys.stderr.isatty() if progress is None else progress
+    total = IngestResult()
+    for path in paths:
+        with ExitStack() as stack:
+            stream: IO[bytes] = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))
+            size = None if path == "-" else os.path.getsize(path)
+            bar = _ProgressLine(path, stream, size) if show else None
+            result = ingest_lines(
+                db.engine, job, read_lines(stream), source=path, via="cli",
+                options=ingest_options(), progress=bar.update if bar else None,
+            )
+            if bar:
+                bar.close()
+        for problem in result.problems:
+            click.echo(f"{path}:{problem.line_no}: rejected: {problem.reason}", err=True)
+        if result.rejected > len(result.problems):
+            click.echo(f"{path}: … and {result.rejected - len(result.problems)} more rejected lines "
+                       f"(flask --app app rejects --job {job.name})", err=True)
+        click.echo(f"{path}: {result.lines} lines: {result.accepted} accepted, "
+                   f"{result.duplicates} duplicates, {result.rejected} rejected")
+        total.lines += result.lines
+        total.accepted += result.accepted
+        total.duplicates += result.duplicates
+        total.rejected += result.rejected
+    if len(paths) > 1:
+        click.echo(f"total: {total.lines} lines: {total.accepted} accepted, "
+                   f"{total.duplicates} duplicates, {total.rejected} rejected")
+    sys.exit(total.exit_code)
+
+
+class _ProgressLine:
+    """A one-line progress bar on stderr: bytes read, percent, lines per second."""
+
+    def __init__(self, name: str, stream: IO[bytes], size: int | None) -> None:
+        self.name, self.stream, self.size = name, stream, size
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+
+    def update(self, lines: int) -> None:
+        now = time.monotonic()
+        if now - self.last_draw < 0.2:
+            return
+        self.last_draw = now
+        try:
+            done = self.stream.tell()
+        except (OSError, ValueError):
+            done = 0
+        rate = lines / max(now - self.started, 1e-6)
+        if self.size:
+            share = min(done / self.size, 1.0)
+            filled = int(share * 30)
+            bar = "#" * filled + "-" * (30 - filled)
+            text = f"[{bar}] {share:4.0%} {done / 1e6:,.1f}/{self.size / 1e6:,.1f} MB"
+        else:
+            text = f"{done / 1e6:,.1f} MB"
+        click.echo(f"\r{self.name}: {text} {lines:,} lines {rate:,.0f} lines/s ", nl=False, err=True)
+
+    def close(self) -> None:
+        self.last_draw = 0.0
+        click.echo("", err=True)
+
+
+@click.command("rejects")
+@click.option("--job", "job_name", required=True)
+@click.option("--limit", type=click.IntRange(min=1), default=100)
+def rejects_command(job_name: str, limit: int) -> None:
+    """List rejected lines: source, line number, reason and the line's start (redacted)."""
+    job = _job_or_exit(job_name)
+    rows = db.session.scalars(
+        select(Reject).where(Reject.job_id == job.id).order_by(Reject.id.desc()).limit(limit)
+    ).all()
+    for row in reversed(rows):
+        click.echo(f"{row.source}:{row.line_no}: {row.reason}\n    {row.raw[:300]}")
+    total = db.session.scalar(select(func.count()).select_from(Reject).where(Reject.job_id == job.id))
+    click.echo(f"{total} rejected lines in all")
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_ts(value if len(value) > 10 else value + "T00:00:00Z")
+    except LineError:
+        raise click.BadParameter(f"{name} must be RFC 3339 with a zone, e.g. 2026-11-28T09:00:00Z") from None
+
+
+@click.command("export")
+@click.option("--job", "job_name", required=True)
+@click.option("--since", default=None, help="RFC 3339 time (inclusive).")
+@click.option("--until", default=None, help="RFC 3339 time (exclusive).")
+@click.option("--user", default=None, help="userName, externalId or SCIM id.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File (default stdout).")
+def export_command(job_name: str, since: str | None, until: str | None, user: str | None, out: str | None) -> None:
+    """Export stored exchanges as v1 JSON Lines (redacted), e.g. as a support bundle."""
+    job = _job_or_exit(job_name)
+    since_at, until_at = _time(since, "--since"), _time(until, "--until")
+    lines: Iterator[bytes] = export_lines(db.session, job, since=since_at, until=until_at, user=user)
+    count = 0
+    with ExitStack() as stack:
+        sink = stack.enter_context(open(out, "wb")) if out else sys.stdout.buffer
+        for line in lines:
+            sink.write(line)
+            count += 1
+    click.echo(f"exported {count} exchanges", err=True)
+
+
+@click.command("simulate")
+@click.option("--users", type=click.IntRange(min=1), default=200)
+@click.option("--cycles", type=click.IntRange(min=1), default=6)
+@click.option("--seed", type=int, default=1)
+@click.option("--job", "job_name", default="uniflow-demo")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Log file (default stdout; .gz compresses).")
+@click.option("--truth", type=click.Path(dir_okay=False), default=None, help="Ground truth JSON file.")
+@click.option("--max-lines", type=click.IntRange(min=1), default=None)
+@click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.03)
+@click.option("--auth-outage", "auth_outage", multiple=True, type=int, help="Cycle index answering 401 (repeatable).")
+@click.option("--lookup-404", "lookup_404", multiple=True, type=int, help="Cycle index whose lookups answer 404.")
+@click.option("--deletion-storm", type=int, default=None, help="Cycle index with a mass disable.")
+@click.option("--silent-after", type=int, default=None, help="No traffic after this cycle index.")
+@click.option("--cycle-ids/--no-cycle-ids", default=False, help="Write cycle_id on each line.")
+def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str | None, truth: str | None,
+                     max_lines: int | None, failure_rate: float, auth_outage: tuple[int, ...],
+                     lookup_404: tuple[int, ...], deletion_storm: int | None, silent_after: int | None,
+                     cycle_ids: bool) -> None:
+    """Write a realistic v1 log of Entra provisioning uniFLOW Online (deterministic per seed)."""
+    import gzip
+
+    import orjson
+
+    from .simulate import SimConfig, write_log
+
+    config = SimConfig(
+        users=users, cycles=cycles, seed=seed, job=job_name, max_lines=max_lines,
+        failure_rate=failure_rate, auth_outage_cycles=auth_outage, lookup_404_cycles=lookup_404,
+        deletion_storm_cycle=deletion_storm, silent_after_cycle=silent_after, with_cycle_ids=cycle_ids,
+    )
+    with ExitStack() as stack:
+        if out is None:
+            sink: IO[bytes] = sys.stdout.buffer
+        elif out.endswith(".gz"):
+            sink = stack.enter_context(gzip.open(out, "wb", compresslevel=5))
+        else:
+            sink = stack.enter_context(open(out, "wb"))
+        ground_truth = write_log(config, sink)
+    if truth:
+        Path(truth).write_bytes(orjson.dumps(ground_truth.to_dict(), option=orjson.OPT_INDENT_2))
+
+
+@click.command("demo")
+@click.option("--users", type=click.IntRange(min=1), default=300)
+@click.option("--cycles", type=click.IntRange(min=1), default=12)
+def demo_command(users: int, cycles: int) -> None:
+    """Load demo data (simulated jobs) into an empty database; does nothing otherwise."""
+    from .demo import load_demo
+
+    loaded = load_demo(db.engine, users=users, cycles=cycles, options=ingest_options())
+    click.echo(loaded)

@@ -1,0 +1,220 @@
+"""Turn lines of a v1 SCIM request log into Exchanges or ParseProblems; never raise."""
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import IO, Any
+from urllib.parse import unquote_plus, urlsplit
+
+import orjson
+
+from .records import Exchange, ParseProblem
+
+MAX_LINE_BYTES = 1_048_576  # a line longer than 1 MiB is rejected, not parsed
+RAW_KEEP = 2000  # characters of a rejected line that are kept for the rejects list
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_KNOWN = frozenset(
+    {
+        "ts", "method", "path", "query", "status", "duration_ms", "request_id", "client", "job",
+        "cycle_id", "request_headers", "request_body", "response_body",
+    }
+)
+_ALIASES = {
+    "timestamp": "ts",
+    "time": "ts",
+    "status_code": "status",
+    "user_agent": "client",
+    "request": "request_body",
+    "response": "response_body",
+}
+# RFC 3339: a zone offset is required; fractional seconds optional.
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+class LineError(ValueError):
+    """Why one line was rejected; its message names the field."""
+
+
+def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, raw line) from a byte stream, gunzipping when it is gzip data.
+
+    Line numbers start at 1. Oversize lines are yielded truncated to MAX_LINE_BYTES + 1 bytes so
+    that the parser rejects them without holding them whole in memory.
+    """
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+    line_no = 0
+    while True:
+        line = buffered.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        line_no += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            rest = buffered.readline()
+            while rest and not rest.endswith(b"\n"):
+                rest = buffered.readline(MAX_LINE_BYTES)
+        yield line_no, line
+
+
+def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None:
+    """Parse one line. Returns None for a blank line, a ParseProblem for anything invalid."""
+    try:
+        if len(raw) > MAX_LINE_BYTES:
+            return _problem(line_no, f"line is longer than {MAX_LINE_BYTES} bytes", raw)
+        if not raw.strip():
+            return None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _problem(line_no, f"malformed JSON: {exc.msg} at character {exc.pos + 1}", raw)
+        if not isinstance(data, dict):
+            return _problem(line_no, "a line must be a JSON object", raw)
+        return exchange_from_dict(data)
+    except LineError as exc:
+        return _problem(line_no, str(exc), raw)
+    except Exception as exc:  # the parser's promise: no input raises out of it
+        return _problem(line_no, f"unreadable line ({type(exc).__name__})", raw)
+
+
+def exchange_from_dict(data: dict[str, Any]) -> Exchange:
+    """Validate one decoded record. Raises LineError naming the field."""
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _ALIASES.get(key, key)
+        if name in _KNOWN and name not in fields:
+            fields[name] = value
+        elif key == "url":
+            continue
+        else:
+            extra[key] = value
+    if "url" in data and "path" not in fields:
+        fields["path"], fields["query"] = _split_url(data["url"])
+    for required in ("ts", "method", "path", "status"):
+        if fields.get(required) is None:
+            raise LineError(f"missing required field '{required}'")
+    return Exchange(
+        ts=parse_ts(fields["ts"]),
+        method=_method(fields["method"]),
+        path=_text("path", fields["path"], required=True),
+        status=_status(fields["status"]),
+        query=_text("query", fields.get("query")),
+        duration_ms=_number("duration_ms", fields.get("duration_ms")),
+        request_id=_text("request_id", fields.get("request_id")),
+        client=_text("client", fields.get("client")),
+        job=_text("job", fields.get("job")),
+        cycle_id=_text("cycle_id", fields.get("cycle_id")),
+        request_headers=_headers(fields.get("request_headers")),
+        request_body=_body("request_body", fields.get("request_body")),
+        response_body=_body("response_body", fields.get("response_body")),
+        extra=extra,
+    )
+
+
+def parse_ts(value: Any) -> datetime:
+    """An RFC 3339 timestamp with a zone, as an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise LineError("field 'ts' must be an RFC 3339 string")
+    match = _RFC3339.match(value)
+    if not match:
+        raise LineError(f"field 'ts' is not RFC 3339 with a zone offset: {value[:40]!r}")
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    try:
+        stamp = datetime.fromisoformat(
+            f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro:06d}"
+            + ("+00:00" if zone in ("Z", "z") else zone)
+        )
+    except ValueError as exc:
+        raise LineError(f"field 'ts' is not a valid date-time: {exc}") from None
+    return stamp.astimezone(UTC)
+
+
+def _method(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in METHODS:
+        raise LineError(f"field 'method' must be an HTTP method, got {str(value)[:20]!r}")
+    return value.upper()
+
+
+def _status(value: Any) -> int:
+    if isinstance(value, bool):
+        raise LineError("field 'status' must be an integer")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not (value == 0 or 100 <= value <= 599):
+        raise LineError(f"field 'status' must be 0 or an HTTP status, got {str(value)[:20]!r}")
+    return value
+
+
+def _text(name: str, value: Any, *, required: bool = False) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise LineError(f"field '{name}' must be a string")
+    if "\x00" in value:
+        raise LineError(f"field '{name}' contains a NUL character")
+    return value
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LineError(f"field '{name}' must be a number")
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise LineError(f"field '{name}' must be a finite, non-negative number")
+    return float(value)
+
+
+def _headers(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise LineError("field 'request_headers' must be an object")
+    return {str(k).lower(): v for k, v in value.items()}
+
+
+def _body(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    if isinstance(value, str):
+        # Some shippers write the body as a JSON string; accept it when it decodes.
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise LineError(f"field '{name}' must be a JSON object, array or null") from None
+        if decoded is None or isinstance(decoded, dict | list):
+            return decoded
+    raise LineError(f"field '{name}' must be a JSON object, array or null")
+
+
+def _split_url(url: Any) -> tuple[str, str | None]:
+    if not isinstance(url, str):
+        raise LineError("field 'url' must be a string")
+    parts = urlsplit(url)
+    return parts.path or "/", parts.query or None
+
+
+def _problem(line_no: int, reason: str, raw: bytes | str) -> ParseProblem:
+    if isinstance(raw, bytes):
+        text = raw[: RAW_KEEP * 4].decode("utf-8", errors="replace")
+    else:
+        text = raw
+    text = text.replace("\x00", "\\x00").rstrip("\r\n")
+    if len(text) > RAW_KEEP:
+        text = text[:RAW_KEEP] + "…"
+    return ParseProblem(line_no=line_no, reason=reason, raw=text)
+
+
+def decode_query(query: str | None) -> str:
+    """A query string with its percent-encoding and '+' spaces undone."""
+    return unquote_plus(query) if query else ""

@@ -1,0 +1,168 @@
+"""Remove secrets from exchanges (and from rejected raw lines) before anything is written."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from .records import Exchange
+
+REDACTED = "[REDACTED]"
+_HEADER_WORDS = ("token", "cookie", "secret", "password", "api-key", "apikey", "signature")
+
+
+@dataclass(frozen=True)
+class RedactionRules:
+    """Which attributes are replaced, which are masked, which headers and query keys are secret.
+
+    Attribute names match case-insensitively, also as the last segment of a URN-qualified or
+    dotted name (`urn:...:uniFLOWOnline:2.0:User:pin`, `...User.pin`).
+    """
+
+    attributes: frozenset[str] = frozenset({"password", "pin", "cardregistrationcode"})
+    masked: frozenset[str] = frozenset({"cardnumber"})
+    headers: frozenset[str] = frozenset(
+        {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+    )
+    query_keys: frozenset[str] = frozenset(
+        {"access_token", "token", "code", "client_secret", "password", "sig", "signature"}
+    )
+    mask_keep: int = 4
+
+    @classmethod
+    def build(
+        cls, *, attributes: list[str], masked: list[str], headers: list[str], mask_keep: int = 4
+    ) -> RedactionRules:
+        return cls(
+            attributes=frozenset(a.lower() for a in attributes),
+            masked=frozenset(a.lower() for a in masked),
+            headers=frozenset(h.lower() for h in headers),
+            mask_keep=mask_keep,
+        )
+
+
+DEFAULT_RULES = RedactionRules()
+
+
+def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES) -> Exchange:
+    """The exchange with every secret header, query parameter and attribute value replaced."""
+    return replace(
+        exchange,
+        query=redact_query(exchange.query, rules),
+        request_headers=redact_headers(exchange.request_headers, rules),
+        request_body=redact_body(exchange.request_body, rules),
+        response_body=redact_body(exchange.response_body, rules),
+        extra=redact_body(exchange.extra, rules) if exchange.extra else exchange.extra,
+    )
+
+
+def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dict[str, Any] | None:
+    if not headers:
+        return headers
+    return {
+        name: (REDACTED if _is_secret_header(name, rules) else value)
+        for name, value in headers.items()
+    }
+
+
+def redact_query(query: str | None, rules: RedactionRules) -> str | None:
+    if not query or "=" not in query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_is_secret_query_key(k, rules) for k, _ in pairs):
+        return query  # keep the original encoding when nothing is secret
+    return urlencode([(k, REDACTED if _is_secret_query_key(k, rules) else v) for k, v in pairs])
+
+
+def redact_body(body: Any, rules: RedactionRules) -> Any:
+    """A copy of a JSON value with secret attributes replaced, including PatchOp forms."""
+    if isinstance(body, dict):
+        return _redact_object(body, rules)
+    if isinstance(body, list):
+        return [redact_body(item, rules) for item in body]
+    return body
+
+
+def _redact_object(obj: dict[str, Any], rules: RedactionRules) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    path_kind = _secret_kind(obj.get("path"), rules) if isinstance(obj.get("path"), str) else None
+    for key, value in obj.items():
+        kind = _secret_kind(key, rules) if isinstance(key, str) else None
+        if kind is None and key == "value" and path_kind is not None:
+            kind = path_kind  # a PatchOp whose path names a secret: {"path": "...:pin", "value": ...}
+        if kind == "redact":
+            out[key] = REDACTED if value is not None else None
+        elif kind == "mask":
+            out[key] = _mask(value, rules)
+        else:
+            out[key] = redact_body(value, rules)
+    return out
+
+
+def _secret_kind(name: str, rules: RedactionRules) -> str | None:
+    leaf = _leaf(name)
+    if leaf in rules.attributes:
+        return "redact"
+    if leaf in rules.masked:
+        return "mask"
+    return None
+
+
+def _leaf(name: str) -> str:
+    # "urn:...:uniFLOWOnline:2.0:User:pin" -> "pin"; "name.givenName" -> "givenname";
+    # 'emails[type eq "work"].value' -> "value"
+    name = re.sub(r"\[[^\]]*\]", "", name)
+    for sep in (":", "."):
+        if sep in name:
+            name = name.rsplit(sep, 1)[-1]
+    return name.strip().lower()
+
+
+def _mask(value: Any, rules: RedactionRules) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_mask(v, rules) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask(v, rules) if k == "value" else v for k, v in value.items()}
+    text = str(value)
+    keep = rules.mask_keep if len(text) > rules.mask_keep else 0
+    return "*" * (len(text) - keep) + text[len(text) - keep :]
+
+
+def _is_secret_header(name: str, rules: RedactionRules) -> bool:
+    lowered = name.lower()
+    return lowered in rules.headers or any(word in lowered for word in _HEADER_WORDS)
+
+
+def _is_secret_query_key(key: str, rules: RedactionRules) -> bool:
+    lowered = key.lower()
+    return lowered in rules.query_keys or "token" in lowered or "secret" in lowered
+
+
+def redact_text(text: str, rules: RedactionRules = DEFAULT_RULES) -> str:
+    """Best-effort redaction of a line that is not valid JSON (kept in the rejects list).
+
+    A secret attribute name masks the next value after it, whatever the JSON around it looks
+    like; bearer and basic credentials are masked wherever they appear.
+    """
+    names = sorted(rules.attributes | rules.headers | {"token", "secret"}, key=len, reverse=True)
+    alternation = "|".join(re.escape(n) for n in names)
+    # name, optional closing quote, separator, optionally `"value":`, then the value itself
+    pattern = re.compile(
+        rf'((?:{alternation})[^"\\]{{0,40}}"?\s*[:,=]\s*(?:\{{?\s*"value"\s*:\s*)?)'
+        r'("(?:[^"\\]|\\.)*"?|[^,\s}\]]+)',
+        re.IGNORECASE,
+    )
+    text = pattern.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
+    text = re.sub(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+", r"\1 " + REDACTED, text)
+    masked = "|".join(re.escape(n) for n in rules.masked)
+    if masked:
+        text = re.sub(
+            rf'((?:{masked})"?\s*:\s*")([^"]*)(")',
+            lambda m: m.group(1) + _mask(m.group(2), rules) + m.group(3),
+            text,
+            flags=re.IGNORECASE,
+        )
+    return text

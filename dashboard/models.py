@@ -1,0 +1,185 @@
+"""The stored rows: jobs, ingest tokens, SCIM users, exchanges, rejected lines, ingest runs."""
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import db
+from .ingest import codec
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch: how exchange times are stored (8 bytes, sorts, any backend)."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def from_us(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+class Job(db.Model):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    source_system: Mapped[str] = mapped_column(String(100), default="Microsoft Entra ID")
+    target_system: Mapped[str] = mapped_column(String(100), default="uniFLOW Online")
+    notification_recipients: Mapped[str] = mapped_column(Text, default="")  # comma-separated
+    scope_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [r.strip() for r in self.notification_recipients.split(",") if r.strip()]
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+
+class IngestToken(db.Model):
+    """A per-job bearer token for HTTP push; only its SHA-256 is stored.
+
+    The tokens are 32 random bytes, so a fast hash is the right one: there is nothing to
+    brute-force, unlike a password.
+    """
+
+    __tablename__ = "ingest_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in listings to tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ScimUser(db.Model):
+    """A user of the target as the traffic reveals it: userName, externalId and the target's id.
+
+    A row may start with only a SCIM id (a PATCH seen before the create that named it) and be
+    completed, or merged into another, when a later exchange tells who it is.
+    """
+
+    __tablename__ = "scim_user"
+    __table_args__ = (
+        UniqueConstraint("job_id", "name_key"),
+        Index("ix_scim_user_job_scim_id", "job_id", "scim_id"),
+        Index("ix_scim_user_job_external_id", "job_id", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    user_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    name_key: Mapped[str | None] = mapped_column(String(512), nullable=True)  # lower-cased userName
+    external_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    scim_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+    @property
+    def label(self) -> str:
+        return self.user_name or self.external_id or self.scim_id or f"user #{self.id}"
+
+
+class Exchange(db.Model):
+    """One stored exchange: the columns pages filter on, and one compressed, redacted blob.
+
+    `dedupe` is a 64-bit hash of the request_id (or, without one, of the redacted content), unique
+    per job: re-ingesting is a no-op. Times are microseconds since the epoch (`ts_us`).
+    """
+
+    __tablename__ = "exchange"
+    __table_args__ = (
+        UniqueConstraint("job_id", "dedupe"),
+        Index("ix_exchange_job_ts", "job_id", "ts_us"),
+        Index("ix_exchange_user_ts", "user_id", "ts_us"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    dedupe: Mapped[int] = mapped_column(BigInteger)
+    ts_us: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(7))
+    operation: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    failed: Mapped[bool] = mapped_column(Boolean)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scim_user.id", ondelete="SET NULL"), nullable=True
+    )
+    request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cycle_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # cycle_id from the log
+    scim_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+    @property
+    def ts(self) -> datetime:
+        return from_us(self.ts_us)
+
+    def details(self) -> dict[str, Any]:
+        """path, query, client, request_headers, request_body, response_body, extra (redacted)."""
+        return codec.unpack(self.blob)
+
+
+class Reject(db.Model):
+    """A line that was not accepted: its number, the reason, and its start (redacted)."""
+
+    __tablename__ = "reject"
+    __table_args__ = (UniqueConstraint("job_id", "dedupe"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    dedupe: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(500))
+    line_no: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class IngestRun(db.Model):
+    """One ingest of one source, for the history and for a crash to be seen (no finished_at)."""
+
+    __tablename__ = "ingest_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(500))
+    via: Mapped[str] = mapped_column(String(10))  # cli, push, demo
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,166 @@
+"""Load and validate the TOML configuration: unknown keys and bad values stop start-up."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = "instance/config.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key."""
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    secret_key: str = ""  # env DASHBOARD_SECRET_KEY; empty: generated once into instance/secret_key
+    base_url: str = "http://127.0.0.1:5000"
+    log_level: str = "INFO"
+    demo_data: bool = True  # `make run` loads the simulator's demo into an empty database
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///instance/dashboard.db"  # env DATABASE_URL overrides
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    default_job: str = ""
+    batch_size: int = 2000
+    push_max_bytes: int = 10_485_760
+    redact_attributes: tuple[str, ...] = ("password", "pin", "cardRegistrationCode")
+    mask_attributes: tuple[str, ...] = ("cardNumber",)
+    mask_keep: int = 4
+    redact_headers: tuple[str, ...] = (
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
+    )
+    guid_lookups_are_connection_tests: bool = True
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    name: str
+    display_name: str = ""
+    source_system: str = "Microsoft Entra ID"
+    target_system: str = "uniFLOW Online"
+    notification_recipients: tuple[str, ...] = ()
+    scope_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    app: AppSettings = field(default_factory=AppSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    jobs: tuple[JobSettings, ...] = ()
+    testing: bool = False
+
+
+_TABLES = {
+    "app": AppSettings,
+    "database": DatabaseSettings,
+    "ingest": IngestSettings,
+    "scheduler": SchedulerSettings,
+}
+_POSITIVE = {"ingest.batch_size", "ingest.push_max_bytes", "jobs.scope_size"}
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file (optional when the default path is missing) and the environment."""
+    env = dict(os.environ) if env is None else env
+    explicit = path is not None or "DASHBOARD_CONFIG" in env
+    config_path = Path(path or env.get("DASHBOARD_CONFIG") or DEFAULT_CONFIG_PATH)
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"configuration file {config_path} does not exist")
+    settings = settings_from_dict(data)
+    return apply_environment(settings, env)
+
+
+def settings_from_dict(data: dict[str, Any]) -> Settings:
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "jobs":
+            if not isinstance(value, list):
+                raise ConfigError("jobs must be an array of tables ([[jobs]])")
+            kwargs["jobs"] = tuple(
+                _build(JobSettings, item, f"jobs[{i}]") for i, item in enumerate(value)
+            )
+        elif key in _TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a table ([{key}])")
+            kwargs[key] = _build(_TABLES[key], value, key)
+        else:
+            raise ConfigError(f"unknown configuration key '{key}'")
+    names = [job.name for job in kwargs.get("jobs", ())]
+    if len(names) != len(set(names)):
+        raise ConfigError("jobs: two jobs have the same name")
+    return Settings(**kwargs)
+
+
+def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
+    from dataclasses import replace
+
+    if env.get("DATABASE_URL"):
+        settings = replace(settings, database=DatabaseSettings(url=env["DATABASE_URL"]))
+    if env.get("DASHBOARD_SECRET_KEY"):
+        settings = replace(settings, app=replace(settings.app, secret_key=env["DASHBOARD_SECRET_KEY"]))
+    return settings
+
+
+def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown configuration key '{prefix}.{key}'")
+        values[key] = _check(f"{prefix}.{key}", known[key].type, value)
+    if cls is JobSettings:
+        if "name" not in values:
+            raise ConfigError(f"{prefix}.name is required")
+        if not values["name"] or not all(c.isalnum() or c in "-_." for c in values["name"]):
+            raise ConfigError(f"{prefix}.name must be letters, digits, '-', '_' or '.'")
+    return cls(**values)
+
+
+def _check(key: str, annotation: Any, value: Any) -> Any:
+    kind = str(annotation)
+    generic_key = key.split("[")[0] + ("." + key.rsplit(".", 1)[-1] if "[" in key else "")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false")
+        return value
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer")
+        if (generic_key in _POSITIVE or key.endswith("mask_keep")) and value < (0 if key.endswith("mask_keep") else 1):
+            raise ConfigError(f"{key} must be a positive integer")
+        return value
+    if kind.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{key} must be a list of non-empty strings")
+        return tuple(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string")
+        if key == "app.log_level" and value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"{key} must be one of DEBUG, INFO, WARNING, ERROR")
+        if key == "database.url" and "://" not in value:
+            raise ConfigError(f"{key} must be a SQLAlchemy URL such as sqlite:///instance/dashboard.db")
+        return value
+    raise ConfigError(f"{key}: unsupported type {kind}")  # pragma: no cover - a programming error
