@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/test.sh $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

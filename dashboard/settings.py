@@ -120,6 +120,11 @@ def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
         settings = replace(settings, database=DatabaseSettings(url=env["DATABASE_URL"]))
     if env.get("DASHBOARD_SECRET_KEY"):
         settings = replace(settings, app=replace(settings.app, secret_key=env["DASHBOARD_SECRET_KEY"]))
+    if env.get("DASHBOARD_LOG_LEVEL"):
+        level = env["DASHBOARD_LOG_LEVEL"].upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("DASHBOARD_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+        settings = replace(settings, app=replace(settings.app, log_level=level))
     return settings
 
 

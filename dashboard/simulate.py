@@ -1,0 +1,880 @@
+"""Generate a deterministic, realistic v1 SCIM request log of Entra provisioning uniFLOW Online.
+
+The output follows docs `scim-request-log-v1.md`; the ground truth says what each cycle did, so the
+analysis code can be checked against it. Same `SimConfig` -> byte-identical output
+(one `random.Random(seed)` drives everything).
+
+Cycles
+    Index 0 is "initial", every later index "incremental". A cycle starts with Entra's connection
+    test when `connection_test` is on: `GET {base}/Users?filter=externalId eq "<random guid>"` ->
+    200 empty ListResponse. Within a cycle timestamps strictly increase (about
+    `requests_per_second`). The gap between a cycle's last line and the next cycle's first line is
+    `interval` +- 3 min, except after an auth-outage or lookup-404 cycle (Entra quarantines the job
+    on both): then 6 h, 12 h after a second such cycle in a row, 24 h after a third and later.
+    `started_at` / `ended_at` are the timestamps of a cycle's first and last line.
+
+Per-user request sequences (`{base}` = `base_path`; lookups are
+`GET {base}/Users?filter=userName eq "<userName>"`, percent-encoded in about half the lines)
+    create   lookup -> 200 empty ListResponse -> POST {base}/Users -> 201 with the resource and `id`
+    update   lookup -> 200 ListResponse with the resource -> PATCH {base}/Users/{id} -> 200 resource
+    disable  lookup (found) -> PATCH Replace `active` "False" (boolean false with the flag) -> 200
+    enable   lookup (found, active false) -> PATCH Replace `active` "True" / true -> 200
+    delete   DELETE {base}/Users/{id} -> 204, no lookup (Entra uses the cached id)
+    none     lookup (found) and nothing else: the change touched no mapped attribute (skipped)
+    A user whose create failed with 409 may later be matched instead: the lookup finds a target
+    account without `externalId` and a PATCH `Add externalId` follows (operation "update").
+    Without `flag_scim062020` ops are "Replace"/"Add" and `active` is the string "True"/"False";
+    with it ops are lowercase, `active` boolean, and several attributes go into one path-less
+    `replace` whose value has dotted/URN keys. Secrets are in the output on purpose: the bearer
+    token, `pin` and `cardRegistrationCode` in POST bodies, resources, PATCH path forms
+    (`urn:...:uniFLOWOnline:2.0:User:pin`) and path-less value objects (card re-registration).
+
+Incremental cycles touch, in this order: every user with a failed operation from an earlier cycle
+(retried: lookup + that operation), then shuffled: changed users (`change_rate` per active user; 30 %
+are redundant -> "none"), leavers (`leave_rate` per active user -> disable), the deletion storm,
+hard deletes (`delete_rate` x initial users, taken from disabled users), joiners (`join_rate` x
+initial users; one in five re-enables a disabled user when there is one, the rest are new users).
+
+Failures (`failure_rate` per touched user and cycle) answer SCIM Errors with user-specific details:
+create 409 uniqueness / 400 invalidValue / 500 / 429 / 0; update 400 / 404 / 500 / 429 / 0;
+disable and enable 404 / 500 / 429 / 0; delete 500 / 429 / 0. 429, 500 and 0 hit the lookup in
+about 30 % of cases (then nothing else is sent). Status 0 has a null response body. 409 and 400
+persist for a few cycles, the others usually clear on the next retry. In an auth-outage cycle every
+request (the connection test, lookups, DELETEs) answers 401; in a lookup-404 cycle every lookup
+(the connection test too) answers 404 "Resource not found"; either way the user's operation is not
+sent, the user fails and is retried in the next cycle.
+
+Ground truth, per cycle and user (a user appears at most once per cycle)
+    operation  the write that was sent in the cycle: create (POST), update (PATCH of attributes,
+               including the 409 match), disable / enable (PATCH of `active` only), delete (DELETE),
+               or none (only a lookup was sent: a skip, or a lookup that failed)
+    outcome    succeeded (the write answered 2xx), failed (the last request answered >= 400 or 0),
+               skipped (lookup found the user, nothing to write)
+    status     the status of the user's last request in the cycle
+    attempts   consecutive cycles in which this user's pending operation has been tried (1 = first)
+    counts     per bucket create / update / disable / delete / other (enable and none), the number of
+               success / failure / skipped users
+`requests` counts lines including the connection test. With `max_lines` the output stops exactly
+after that many lines (a prefix of the unlimited output); the cut cycle has `"truncated": true`
+and leaves out the user whose requests were cut.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import IO, Any
+
+import orjson
+
+CLIENT = "Microsoft Entra SCIM Client"  # Entra's User-Agent is not documented; a stand-in
+DOMAIN = "contoso.com"
+CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+UNIFLOW = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+QUARANTINE_GAPS = (timedelta(hours=6), timedelta(hours=12), timedelta(hours=24))
+TIMEOUT_MS = 30000.0  # Entra's HTTP time-out is not documented
+AUTH_DETAIL = "Bearer token is invalid or expired"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Operation(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    users: int = 200
+    cycles: int = 6
+    seed: int = 1
+    job: str = "uniflow-demo"
+    start: datetime = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    interval: timedelta = timedelta(minutes=40)
+    base_path: str = "/scim/v2"
+    with_cycle_ids: bool = False
+    with_request_ids: bool = True
+    failure_rate: float = 0.03
+    change_rate: float = 0.05
+    leave_rate: float = 0.005
+    join_rate: float = 0.005
+    delete_rate: float = 0.002
+    auth_outage_cycles: tuple[int, ...] = ()
+    lookup_404_cycles: tuple[int, ...] = ()
+    deletion_storm_cycle: int | None = None
+    deletion_storm_size: int = 600
+    silent_after_cycle: int | None = None
+    connection_test: bool = True
+    requests_per_second: float = 20.0
+    flag_scim062020: bool = False
+    max_lines: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.users < 1 or self.cycles < 1:
+            raise ValueError("users and cycles must be at least 1")
+        for name in ("failure_rate", "change_rate", "leave_rate", "join_rate", "delete_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        if self.start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        if self.max_lines is not None and self.max_lines < 0:
+            raise ValueError("max_lines must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class UserOutcome:
+    outcome: Outcome
+    operation: Operation
+    status: int
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": str(self.outcome), "operation": str(self.operation),
+                "status": self.status, "attempts": self.attempts}
+
+
+_BUCKET = {Operation.CREATE: "create", Operation.UPDATE: "update", Operation.DISABLE: "disable",
+           Operation.DELETE: "delete", Operation.ENABLE: "other", Operation.NONE: "other"}
+_COLUMN = {Outcome.SUCCEEDED: "success", Outcome.FAILED: "failure", Outcome.SKIPPED: "skipped"}
+
+
+@dataclass(frozen=True)
+class CycleTruth:
+    index: int
+    cycle_id: str
+    kind: str
+    started_at: datetime
+    ended_at: datetime
+    requests: int
+    connection_test: bool
+    connection_test_status: int | None
+    users: dict[str, UserOutcome]
+    truncated: bool = False
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Users per bucket (create, update, disable, delete, other) and success/failure/skipped."""
+        out = {b: {"success": 0, "failure": 0, "skipped": 0}
+               for b in ("create", "update", "disable", "delete", "other")}
+        for user in self.users.values():
+            out[_BUCKET[user.operation]][_COLUMN[user.outcome]] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"index": self.index, "cycle_id": self.cycle_id, "kind": self.kind,
+               "started_at": format_ts(self.started_at), "ended_at": format_ts(self.ended_at),
+               "requests": self.requests, "connection_test": self.connection_test,
+               "connection_test_status": self.connection_test_status,
+               "users": {name: u.to_dict() for name, u in self.users.items()},
+               "counts": self.counts()}
+        if self.truncated:
+            out["truncated"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str  # auth_outage, lookup_404, deletion_storm, silent
+    cycles: tuple[int, ...]
+    from_at: datetime
+    to_at: datetime | None  # None: still going (silent)
+    size: int | None = None  # deletion_storm: users disabled
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "cycles": list(self.cycles),
+                               "from": format_ts(self.from_at),
+                               "to": None if self.to_at is None else format_ts(self.to_at)}
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What the simulation did. `cycles` fills in while the lines are consumed."""
+
+    config: SimConfig
+    cycles: list[CycleTruth] = field(default_factory=list)
+    storm_sizes: dict[int, int] = field(default_factory=dict)
+
+    def scenarios(self) -> list[Scenario]:
+        """Scenarios of the cycles emitted so far; runs of consecutive cycles are merged."""
+        cfg, by_index = self.config, {c.index: c for c in self.cycles}
+        out = []
+        for kind, indexes in (("auth_outage", cfg.auth_outage_cycles),
+                              ("lookup_404", cfg.lookup_404_cycles)):
+            for run in _runs(sorted(i for i in set(indexes) if i in by_index)):
+                out.append(Scenario(kind, run, by_index[run[0]].started_at,
+                                    by_index[run[-1]].ended_at))
+        storm = by_index.get(cfg.deletion_storm_cycle)  # type: ignore[arg-type]
+        if storm is not None:
+            out.append(Scenario("deletion_storm", (storm.index,), storm.started_at,
+                                storm.ended_at, self.storm_sizes.get(storm.index, 0)))
+        last = by_index.get(cfg.silent_after_cycle)  # type: ignore[arg-type]
+        if last is not None and not last.truncated:
+            missing = tuple(range(last.index + 1, cfg.cycles))
+            out.append(Scenario("silent", missing, last.ended_at, None))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.config.job, "seed": self.config.seed,
+                "users_in_scope_initial": self.config.users,
+                "cycles": [c.to_dict() for c in self.cycles],
+                "scenarios": [s.to_dict() for s in self.scenarios()]}
+
+
+def simulate(config: SimConfig) -> tuple[Iterator[dict[str, Any]], GroundTruth]:
+    """Lines as dicts; the ground truth is complete once the iterator is exhausted."""
+    lines, truth = simulate_lines(config)
+    return (orjson.loads(line) for line in lines), truth
+
+
+def simulate_lines(config: SimConfig) -> tuple[Iterator[bytes], GroundTruth]:
+    """Lines as JSON bytes ending in b"\\n"; the ground truth fills in as they are consumed."""
+    truth = GroundTruth(config)
+    return _Simulator(config, truth).run(), truth
+
+
+def write_log(config: SimConfig, out: IO[bytes]) -> GroundTruth:
+    lines, truth = simulate_lines(config)
+    chunk: list[bytes] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= 8192:
+            out.write(b"".join(chunk))
+            chunk.clear()
+    out.write(b"".join(chunk))
+    return truth
+
+
+def format_ts(at: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and "Z", as the simulated lines write it."""
+    at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def _runs(indexes: list[int]) -> Iterator[tuple[int, ...]]:
+    run: list[int] = []
+    for i in indexes:
+        if run and i != run[-1] + 1:
+            yield tuple(run)
+            run = []
+        run.append(i)
+    if run:
+        yield tuple(run)
+
+
+def _at(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def _error(status: int, detail: str, scim_type: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"schemas": [ERROR], "status": str(status)}
+    if scim_type:
+        body["scimType"] = scim_type
+    body["detail"] = detail
+    return body
+
+
+_EMPTY_LIST = orjson.Fragment(orjson.dumps(
+    {"schemas": [LIST_RESPONSE], "totalResults": 0, "Resources": [], "startIndex": 1,
+     "itemsPerPage": 20}))
+_FOUND_HEAD = b'{"schemas":["' + LIST_RESPONSE.encode() + b'"],"totalResults":1,"Resources":['
+_FOUND_TAIL = b'],"startIndex":1,"itemsPerPage":20}'
+_AUTH_ERROR = _error(401, AUTH_DETAIL)
+_LOOKUP_404 = _error(404, "Resource not found")
+
+# (kind, weight) of a failure per intended operation; "adopt" is the PATCH after a 409 match
+_FAILURES = {
+    "create": (("409", 30), ("400", 25), ("500", 15), ("429", 20), ("0", 10)),
+    "update": (("400", 30), ("404", 20), ("500", 15), ("429", 25), ("0", 10)),
+    "disable": (("404", 30), ("500", 25), ("429", 30), ("0", 15)),
+    "delete": (("500", 35), ("429", 45), ("0", 20)),
+    "none": (("500", 35), ("429", 45), ("0", 20)),
+}
+_FAILURES["adopt"] = _FAILURES["update"]
+_FAILURES["enable"] = _FAILURES["disable"]
+_TRANSIENT = frozenset({"500", "429", "0"})
+_OPERATION = {"create": Operation.CREATE, "update": Operation.UPDATE, "adopt": Operation.UPDATE,
+              "disable": Operation.DISABLE, "enable": Operation.ENABLE,
+              "delete": Operation.DELETE, "none": Operation.NONE}
+
+_FIRST = (("Ryan", "ryan"), ("Emma", "emma"), ("Liam", "liam"), ("Olivia", "olivia"),
+          ("Noah", "noah"), ("Ava", "ava"), ("Lucas", "lucas"), ("Mia", "mia"), ("Ethan", "ethan"),
+          ("Sofia", "sofia"), ("Mateo", "mateo"), ("Zoë", "zoe"), ("José", "jose"),
+          ("Łukasz", "lukasz"), ("Aiko", "aiko"), ("Priya", "priya"), ("Omar", "omar"),
+          ("Fatima", "fatima"), ("Chen", "chen"), ("Hannah", "hannah"), ("Jonas", "jonas"),
+          ("Léa", "lea"), ("Marta", "marta"), ("Kwame", "kwame"), ("Ingrid", "ingrid"),
+          ("Diego", "diego"), ("Yuki", "yuki"), ("Anna", "anna"), ("Ben", "ben"), ("Clara", "clara"))
+_LAST = (("Kim", "kim"), ("Smith", "smith"), ("Müller", "mueller"), ("O'Brien", "obrien"),
+         ("Nguyễn", "nguyen"), ("Garcia", "garcia"), ("Rossi", "rossi"), ("Jansen", "jansen"),
+         ("Kowalski", "kowalski"), ("Tanaka", "tanaka"), ("Patel", "patel"), ("Haddad", "haddad"),
+         ("Wang", "wang"), ("Schmidt", "schmidt"), ("Dubois", "dubois"), ("Silva", "silva"),
+         ("Andersson", "andersson"), ("Mensah", "mensah"), ("Novak", "novak"), ("Lopez", "lopez"),
+         ("Fischer", "fischer"), ("Brown", "brown"), ("Ivanova", "ivanova"), ("Costa", "costa"))
+_TITLES = ("Accountant", "Sales Manager", "Engineer", "Senior Engineer", "Designer", "Analyst",
+           "Office Manager", "HR Partner", "Support Specialist", "Team Lead", "Architect")
+_DEPARTMENTS = ("Finance", "Sales", "Engineering", "Marketing", "Operations", "HR", "Legal",
+                "Support", "Facilities", "Research")
+_STREETS = ("Main Street", "Harbour Road", "Lindenallee", "Rue de la Paix", "Elm Avenue",
+            "Station Road", "Kungsgatan", "Via Roma")
+_CODE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_UPDATE_KINDS = (("rename", 10), ("title", 15), ("department", 10), ("reorg", 10), ("phone", 10),
+                 ("address", 5), ("email", 5), ("pin", 15), ("card", 20))
+_PHONE_PATH = 'phoneNumbers[type eq "work"].value'
+_EMAIL_PATH = 'emails[type eq "work"].value'
+_SECRET_ATTRS = ("pin", "cardNumber", "cardRegistrationCode")
+
+
+class _User:
+    __slots__ = ("index", "user_name", "external_id", "given", "family", "email", "title",
+                 "department", "street", "phone", "card_number", "card_code", "local_username",
+                 "pin", "id", "state", "target", "target_active", "created_ts", "pending",
+                 "patch", "fail_kind", "fail_left", "attempts", "adopt", "query_plain",
+                 "query_encoded")
+
+    def __init__(self, index: int, user_name: str) -> None:
+        self.index, self.user_name = index, user_name
+        self.external_id = user_name.split("@", 1)[0]  # mailNickname-like, not a GUID
+        self.query_plain = f'filter=userName eq "{user_name}"'
+        self.query_encoded = "filter=userName+eq+%22" + user_name.replace("@", "%40") + "%22"
+        self.id: str | None = None
+        self.state = "new"  # new, active, disabled, deleted: as the target knows it
+        self.target = b""  # the target's resource, serialised
+        self.target_active = True
+        self.created_ts = ""
+        self.pending: str | None = None  # the intended operation of a failed attempt
+        self.patch: dict[str, Any] | None = None
+        self.fail_kind: str | None = None
+        self.fail_left = 0
+        self.attempts = 0
+        self.adopt = False
+
+
+class _Simulator:
+    def __init__(self, config: SimConfig, truth: GroundTruth) -> None:
+        self.cfg, self.truth = config, truth
+        self.rng = random.Random(config.seed)
+        self.flag = config.flag_scim062020
+        self.users_path = config.base_path.rstrip("/") + "/Users"
+        self.span = max(0.0, 2000.0 / config.requests_per_second - 2.0)
+        self.next_ms = (config.start - EPOCH) // timedelta(milliseconds=1)
+        self.last_ms = self.next_ms
+        self.minute, self.prefix = -1, ""
+        self.line_no = 0
+        digest = hashlib.blake2s(f"{config.job}\0{config.seed}".encode(), digest_size=4)
+        self.rid_prefix = digest.hexdigest() + "-"
+        self.cycle_id = ""
+        self.outage: int | None = None  # 401 or 404 while a scenario cycle runs
+        bearer = "Bearer " + self._token()
+        self.read_headers = {"authorization": bearer, "accept": "application/scim+json"}
+        self.write_headers = {**self.read_headers, "content-type": "application/scim+json"}
+        self.taken: dict[str, int] = {}
+        self.users = [self._new_user() for _ in range(config.users)]
+        self.active: dict[int, _User] = {}
+        self.disabled: dict[int, _User] = {}
+        self.pending: dict[int, _User] = {}
+        self.foreign_created = format_ts(config.start - timedelta(days=30))
+
+    # --- the cycle loop -------------------------------------------------------------------
+
+    def run(self) -> Iterator[bytes]:
+        cfg = self.cfg
+        last = cfg.cycles if cfg.silent_after_cycle is None else min(
+            cfg.cycles, cfg.silent_after_cycle + 1)
+        budget = math.inf if cfg.max_lines is None else cfg.max_lines
+        quarantined = 0
+        for index in range(last):
+            if self.line_no >= budget:
+                return
+            if index:
+                self.next_ms += self._gap(quarantined)
+            scenario = index in cfg.auth_outage_cycles or index in cfg.lookup_404_cycles
+            quarantined = quarantined + 1 if scenario else 0
+            truncated = yield from self._emit_cycle(index, budget)
+            if truncated:
+                return
+
+    def _emit_cycle(self, index: int, budget: float) -> Iterator[bytes]:
+        self.cycle_id = self._guid()
+        self.outage = (401 if index in self.cfg.auth_outage_cycles
+                       else 404 if index in self.cfg.lookup_404_cycles else None)
+        started_ms, first_line = self.next_ms, self.line_no
+        users: dict[str, UserOutcome] = {}
+        test_status: int | None = None
+        truncated, last_line = False, b""
+        for lines, name, outcome in self._units(index):
+            for line in lines:
+                if self.line_no >= budget:
+                    truncated = True
+                    break
+                self.line_no += 1
+                last_line = line
+                yield line
+            if truncated:
+                break
+            if name is None:
+                test_status = outcome  # type: ignore[assignment]
+            else:
+                users[name] = outcome  # type: ignore[assignment]
+        ended_ms = self.last_ms
+        if truncated:
+            ended_ms = _ms_of(last_line) if last_line else started_ms
+        self.truth.cycles.append(CycleTruth(
+            index, self.cycle_id, "initial" if index == 0 else "incremental", _at(started_ms),
+            _at(ended_ms), self.line_no - first_line, self.cfg.connection_test, test_status,
+            users, truncated))
+        return truncated
+
+    def _units(self, index: int) -> Iterator[tuple[list[bytes], str | None, Any]]:
+        if self.cfg.connection_test:
+            yield self._connection_test()
+        work = ([(u, "create") for u in self.users] if index == 0
+                else self._plan_incremental(index))
+        for user, op in work:
+            lines, outcome = self._attempt(user, op)
+            yield lines, user.user_name, outcome
+
+    def _gap(self, quarantined: int) -> int:
+        minute = 60000
+        if quarantined:
+            base = QUARANTINE_GAPS[min(quarantined, len(QUARANTINE_GAPS)) - 1]
+            return base // timedelta(milliseconds=1) + self.rng.randrange(3 * minute)
+        base = self.cfg.interval // timedelta(milliseconds=1)
+        return max(1000, base + self.rng.randrange(-3 * minute, 3 * minute + 1))
+
+    def _plan_incremental(self, index: int) -> list[tuple[_User, str]]:
+        cfg, rng = self.cfg, self.rng
+        retries = [(u, u.pending or "none") for u in self.pending.values()]
+        candidates = [u for u in self.active.values() if u.pending is None]
+        n_change = _binomial(rng, len(candidates), cfg.change_rate)
+        n_leave = _binomial(rng, len(candidates), cfg.leave_rate)
+        n_storm = cfg.deletion_storm_size if index == cfg.deletion_storm_cycle else 0
+        picks = rng.sample(candidates, min(len(candidates), n_change + n_leave + n_storm))
+        work: list[tuple[_User, str]] = []
+        for user in picks[:n_change]:
+            work.append((user, self._plan_change(user)))
+        work.extend((u, "disable") for u in picks[n_change:n_change + n_leave])
+        storm = picks[n_change + n_leave:]
+        if index == cfg.deletion_storm_cycle:
+            self.truth.storm_sizes[index] = len(storm)
+        work.extend((u, "disable") for u in storm)
+        gone = [u for u in self.disabled.values() if u.pending is None]
+        rng.shuffle(gone)
+        n_delete = min(len(gone), _binomial(rng, cfg.users, cfg.delete_rate))
+        work.extend((u, "delete") for u in gone[:n_delete])
+        returning = gone[n_delete:]
+        for _ in range(_binomial(rng, cfg.users, cfg.join_rate)):
+            if returning and rng.random() < 0.2:
+                work.append((returning.pop(), "enable"))
+            else:
+                user = self._new_user()
+                self.users.append(user)
+                work.append((user, "create"))
+        rng.shuffle(work)
+        return retries + work
+
+    # --- one user's requests in one cycle --------------------------------------------------
+
+    def _attempt(self, user: _User, op: str) -> tuple[list[bytes], UserOutcome]:
+        user.attempts += 1
+        if op == "create" and user.fail_kind == "409" and user.fail_left == 0 and user.adopt:
+            op = "adopt"  # the conflicting account is matched this time
+            self._prepare_adopt(user)
+        kind = None if self.outage else self._draw_failure(user, op)
+        if op == "delete":
+            return self._delete(user, kind)
+        on_lookup = kind is not None and kind in _TRANSIENT and (
+            op == "none" or self.rng.random() < 0.3)
+        lookup, status = self._lookup(user, op, kind if on_lookup else None)
+        if status != 200:
+            return [lookup], self._failed(user, op, Operation.NONE, status)
+        if op == "none":
+            return [lookup], self._done(user, Outcome.SKIPPED, Operation.NONE, 200)
+        if op == "create":
+            write, status = self._post(user, kind)
+        else:
+            write, status = self._patch(user, op, kind)
+        if status in (200, 201):
+            return [lookup, write], self._done(user, Outcome.SUCCEEDED, _OPERATION[op], status)
+        return [lookup, write], self._failed(user, op, _OPERATION[op], status)
+
+    def _draw_failure(self, user: _User, op: str) -> str | None:
+        if user.fail_kind is not None:
+            if user.fail_left > 0:
+                user.fail_left -= 1
+                return user.fail_kind
+            user.fail_kind = None
+        rng = self.rng
+        if rng.random() >= self.cfg.failure_rate:
+            return None
+        kinds, weights = zip(*_FAILURES[op])
+        kind = rng.choices(kinds, weights)[0]
+        user.fail_kind = kind
+        if kind == "409":
+            user.fail_left, user.adopt = rng.randint(0, 2), rng.random() < 0.5
+        elif kind == "400":
+            user.fail_left = rng.randint(1, 3)
+        else:
+            user.fail_left = 0 if kind == "404" or rng.random() < 0.8 else 1
+        return kind
+
+    def _done(self, user: _User, outcome: Outcome, operation: Operation, status: int
+              ) -> UserOutcome:
+        result = UserOutcome(outcome, operation, status, user.attempts)
+        user.pending, user.attempts, user.fail_kind, user.fail_left = None, 0, None, 0
+        self.pending.pop(user.index, None)
+        return result
+
+    def _failed(self, user: _User, op: str, sent: Operation, status: int) -> UserOutcome:
+        user.pending = "create" if op == "adopt" else op
+        self.pending[user.index] = user
+        return UserOutcome(Outcome.FAILED, sent, status, user.attempts)
+
+    def _set_state(self, user: _User, state: str) -> None:
+        self.active.pop(user.index, None)
+        self.disabled.pop(user.index, None)
+        user.state = state
+        if state == "active":
+            self.active[user.index] = user
+        elif state == "disabled":
+            self.disabled[user.index] = user
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _connection_test(self) -> tuple[list[bytes], None, int]:
+        guid = self._guid()
+        query = (f'filter=externalId eq "{guid}"' if self.rng.random() < 0.5
+                 else f"filter=externalId+eq+%22{guid}%22")
+        status = self.outage or 200
+        body = {401: _AUTH_ERROR, 404: _LOOKUP_404}.get(status, _EMPTY_LIST)
+        ts = self._tick()
+        line = self._dump(ts, "GET", self.users_path, status, self._duration(5, 30), query=query,
+                          response_body=body)
+        return [line], None, status
+
+    def _lookup(self, user: _User, op: str, kind: str | None) -> tuple[bytes, int]:
+        query = user.query_plain if self.rng.random() < 0.5 else user.query_encoded
+        ts = self._tick()
+        if self.outage:
+            status = self.outage
+            body: Any = _AUTH_ERROR if status == 401 else _LOOKUP_404
+        elif kind is not None:
+            status, body = int(kind), self._transient_error(kind)
+        else:
+            status = 200
+            body = _EMPTY_LIST if op == "create" else orjson.Fragment(
+                _FOUND_HEAD + user.target + _FOUND_TAIL)
+        duration = TIMEOUT_MS if status == 0 else self._duration(8, 40)
+        line = self._dump(ts, "GET", self.users_path, status, duration, query=query,
+                          response_body=body)
+        return line, status
+
+    def _post(self, user: _User, kind: str | None) -> tuple[bytes, int]:
+        ts = self._tick()
+        body = self._resource(user, ts, ts, with_meta=False)
+        if kind is None:
+            user.id = user.id or self._guid()
+            user.created_ts, user.target_active = ts, True
+            user.target = orjson.dumps(self._resource(user, ts, ts))
+            self._set_state(user, "active")
+            status, response, duration = 201, orjson.Fragment(user.target), self._duration(25, 150)
+        else:
+            status, response, duration = self._write_error(user, kind, "create")
+        line = self._dump(ts, "POST", self.users_path, status, duration, request_body=body,
+                          response_body=response)
+        return line, status
+
+    def _patch(self, user: _User, op: str, kind: str | None) -> tuple[bytes, int]:
+        ts = self._tick()
+        body = self._state_patch(op == "enable") if op in ("disable", "enable") else user.patch
+        if kind is None:
+            if op in ("disable", "enable"):
+                user.target_active = op == "enable"
+            user.target = orjson.dumps(self._resource(user, user.created_ts, ts))
+            self._set_state(user, "disabled" if op == "disable" else "active")
+            status, response, duration = 200, orjson.Fragment(user.target), self._duration(20, 120)
+        else:
+            status, response, duration = self._write_error(user, kind, op)
+        line = self._dump(ts, "PATCH", f"{self.users_path}/{user.id}", status, duration,
+                          request_body=body, response_body=response)
+        return line, status
+
+    def _delete(self, user: _User, kind: str | None) -> tuple[list[bytes], UserOutcome]:
+        ts = self._tick()
+        path = f"{self.users_path}/{user.id}"
+        if self.outage == 401:
+            status, response, duration = 401, _AUTH_ERROR, self._duration(3, 15)
+        elif kind is not None:
+            status, response, duration = self._write_error(user, kind, "delete")
+        else:
+            line = self._dump(ts, "DELETE", path, 204, self._duration(15, 60))
+            self._set_state(user, "deleted")
+            return [line], self._done(user, Outcome.SUCCEEDED, Operation.DELETE, 204)
+        line = self._dump(ts, "DELETE", path, status, duration, response_body=response)
+        return [line], self._failed(user, "delete", Operation.DELETE, status)
+
+    def _write_error(self, user: _User, kind: str, op: str) -> tuple[int, Any, float]:
+        if kind in _TRANSIENT:
+            duration = TIMEOUT_MS if kind == "0" else self._duration(50, 1500)
+            return int(kind), self._transient_error(kind), duration
+        if kind == "409":
+            body = _error(409, f"User '{user.user_name}' already exists", "uniqueness")
+        elif kind == "404":
+            body = _error(404, f"Resource {user.id} not found")
+        else:
+            body = _error(400, self._invalid_detail(user, op), "invalidValue")
+        return int(kind), body, self._duration(10, 60)
+
+    def _transient_error(self, kind: str) -> Any:
+        if kind == "0":
+            return None
+        if kind == "429":
+            return _error(429, f"Too many requests. Retry after {self.rng.randint(1, 60)} seconds.")
+        return _error(500, f"An unexpected error occurred. Reference: {self._guid()}")
+
+    def _invalid_detail(self, user: _User, op: str) -> str:
+        if op in ("update", "adopt") and user.patch:
+            path, value = _first_change(user.patch)
+            name = path.rsplit(":", 1)[-1]
+            if name in _SECRET_ATTRS:
+                return f"Attribute '{name}' does not satisfy the {name} policy"
+            return f"Attribute '{path}' has an invalid value '{value}'"
+        if user.phone and user.index % 3 == 0:
+            return f"Attribute '{_PHONE_PATH}' has an invalid value '{user.phone}'"
+        if user.index % 3 == 1:
+            return f"Attribute 'localUsername' value '{user.local_username}' is already in use"
+        return f"Attribute '{ENTERPRISE}:department' value '{user.department}' is not a cost center"
+
+    def _dump(self, ts: str, method: str, path: str, status: int, duration: float, *,
+              query: str | None = None, request_body: Any = None, response_body: Any = ...
+              ) -> bytes:
+        line: dict[str, Any] = {"ts": ts, "method": method, "path": path}
+        if query is not None:
+            line["query"] = query
+        line["status"] = status
+        line["duration_ms"] = duration
+        if self.cfg.with_request_ids:
+            line["request_id"] = self.rid_prefix + str(self.line_no)
+        line["client"] = CLIENT
+        line["job"] = self.cfg.job
+        if self.cfg.with_cycle_ids:
+            line["cycle_id"] = self.cycle_id
+        line["request_headers"] = self.write_headers if request_body else self.read_headers
+        if request_body is not None:
+            line["request_body"] = request_body
+        if response_body is not ...:
+            line["response_body"] = response_body
+        self.line_no += 0  # request ids use the running count, advanced by the emitter
+        return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+
+    # --- users, resources and patches -----------------------------------------------------
+
+    def _new_user(self) -> _User:
+        rng = self.rng
+        given, given_ascii = rng.choice(_FIRST)
+        family, family_ascii = rng.choice(_LAST)
+        base = f"{given_ascii}.{family_ascii}"
+        seen = self.taken.get(base, 0)
+        self.taken[base] = seen + 1
+        suffix = str(seen + 1) if seen else ""
+        user = _User(len(self.users) if hasattr(self, "users") else len(self.taken_order()),
+                     f"{base}{suffix}@{DOMAIN}")
+        user.given, user.family = given, family
+        user.email = user.user_name
+        user.title = rng.choice(_TITLES) if rng.random() < 0.9 else None
+        user.department = rng.choice(_DEPARTMENTS)
+        user.street = f"{rng.randint(1, 299)} {rng.choice(_STREETS)}"
+        user.phone = f"+1 425 555 {rng.randrange(10000):04d}" if rng.random() < 0.85 else None
+        user.card_number = str(rng.randrange(10**9, 10**10))
+        user.card_code = "".join(rng.choices(_CODE_CHARS, k=8))
+        user.local_username = f"{given_ascii[0]}{family_ascii}{suffix}"[:20]
+        user.pin = f"{rng.randrange(10**6):06d}" if rng.random() < 0.3 else f"{rng.randrange(10**4):04d}"
+        return user
+
+    def taken_order(self) -> list[str]:
+        return []
+
+    def _resource(self, user: _User, created: str, modified: str, *, with_meta: bool = True
+                  ) -> dict[str, Any]:
+        res: dict[str, Any] = {"schemas": [CORE, ENTERPRISE, UNIFLOW]}
+        if with_meta:
+            res["id"] = user.id
+        if user.state != "foreign":
+            res["externalId"] = user.external_id
+        res["userName"] = user.user_name
+        res["active"] = user.target_active if with_meta else True
+        res["displayName"] = f"{user.given} {user.family}"
+        res["meta"] = ({"resourceType": "User", "created": created, "lastModified": modified}
+                       if with_meta else {"resourceType": "User"})
+        res["name"] = {"formatted": res["displayName"], "familyName": user.family,
+                       "givenName": user.given}
+        res["emails"] = [{"primary": True, "type": "work", "value": user.email}]
+        if user.title:
+            res["title"] = user.title
+        res["addresses"] = [{"type": "work", "streetAddress": user.street, "primary": True}]
+        if user.phone:
+            res["phoneNumbers"] = [{"type": "work", "value": user.phone}]
+        res[ENTERPRISE] = {"department": user.department}
+        res[UNIFLOW] = {"cardNumber": user.card_number, "cardRegistrationCode": user.card_code,
+                        "localUsername": user.local_username, "pin": user.pin}
+        return res
+
+    def _prepare_adopt(self, user: _User) -> None:
+        # a target account with this userName exists but was never linked: no externalId
+        user.id = user.id or self._guid()
+        user.state, user.created_ts, user.target_active = "foreign", self.foreign_created, True
+        user.target = orjson.dumps(self._resource(user, self.foreign_created, self.foreign_created))
+        user.state = "new"
+        user.patch = self._patch_body([("externalId", user.external_id, True)])
+
+    def _plan_change(self, user: _User) -> str:
+        rng = self.rng
+        if rng.random() < 0.3:
+            return "none"  # a change of an attribute that is not mapped: Entra skips it
+        kinds, weights = zip(*_UPDATE_KINDS)
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "card":
+            user.card_number = str(rng.randrange(10**9, 10**10))
+            user.card_code = "".join(rng.choices(_CODE_CHARS, k=8))
+            user.patch = self._card_patch(user)
+        else:
+            user.patch = self._patch_body(self._change(user, kind))
+        return "update"
+
+    def _change(self, user: _User, kind: str) -> list[tuple[str, Any, bool]]:
+        rng = self.rng
+        if kind == "rename":
+            user.family = rng.choice(_LAST)[0]
+            return [("displayName", f"{user.given} {user.family}", False),
+                    ("name.familyName", user.family, False)]
+        if kind in ("title", "reorg"):
+            added, user.title = user.title is None, rng.choice(_TITLES)
+            changes = [("title", user.title, added)]
+            if kind == "title":
+                return changes
+            user.department = rng.choice(_DEPARTMENTS)
+            return changes + [(f"{ENTERPRISE}:department", user.department, False)]
+        if kind == "department":
+            user.department = rng.choice(_DEPARTMENTS)
+            return [(f"{ENTERPRISE}:department", user.department, False)]
+        if kind == "phone":
+            added, user.phone = user.phone is None, f"+1 425 555 {rng.randrange(10000):04d}"
+            return [(_PHONE_PATH, user.phone, added)]
+        if kind == "address":
+            user.street = f"{rng.randint(1, 299)} {rng.choice(_STREETS)}"
+            return [('addresses[type eq "work"].streetAddress', user.street, False)]
+        if kind == "email":
+            user.email = f"{user.given[0].lower()}.{user.user_name}"
+            return [(_EMAIL_PATH, user.email, False)]
+        user.pin = f"{rng.randrange(10**4):04d}"
+        return [(f"{UNIFLOW}:pin", user.pin, False)]
+
+    def _patch_body(self, changes: list[tuple[str, Any, bool]]) -> dict[str, Any]:
+        if not self.flag:
+            ops = [{"op": "Add" if added else "Replace", "path": path, "value": value}
+                   for path, value, added in changes]
+        elif len(changes) == 1:
+            path, value, added = changes[0]
+            ops = [{"op": "add" if added else "replace", "path": path, "value": value}]
+        else:  # aadOptscim062020: emails keep a path op, the rest go in one path-less replace
+            ops = [{"op": "replace", "path": p, "value": v} for p, v, _ in changes
+                   if p == _EMAIL_PATH]
+            ops.append({"op": "replace",
+                        "value": {p: v for p, v, _ in changes if p != _EMAIL_PATH}})
+        return {"schemas": [PATCH_OP], "Operations": ops}
+
+    def _card_patch(self, user: _User) -> dict[str, Any]:
+        # a re-registered card arrives as a path-less replace: the secrets sit in a value object
+        if self.flag:
+            value: dict[str, Any] = {f"{UNIFLOW}:cardNumber": user.card_number,
+                                     f"{UNIFLOW}:cardRegistrationCode": user.card_code}
+        else:
+            value = {UNIFLOW: {"cardNumber": user.card_number,
+                               "cardRegistrationCode": user.card_code}}
+        op = "replace" if self.flag else "Replace"
+        return {"schemas": [PATCH_OP], "Operations": [{"op": op, "value": value}]}
+
+    def _state_patch(self, active: bool) -> dict[str, Any]:
+        if self.flag:
+            op: dict[str, Any] = {"op": "replace", "path": "active", "value": active}
+        else:
+            op = {"op": "Replace", "path": "active", "value": "True" if active else "False"}
+        return {"schemas": [PATCH_OP], "Operations": [op]}
+
+    # --- clock and random values ----------------------------------------------------------
+
+    def _tick(self) -> str:
+        ms = self.next_ms
+        self.last_ms = ms
+        self.next_ms = ms + 1 + int(self.rng.random() * self.span)
+        minute, rest = divmod(ms, 60000)
+        if minute != self.minute:
+            self.minute = minute
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+        return f"{self.prefix}{rest // 1000:02d}.{rest % 1000:03d}Z"
+
+    def _duration(self, low: int, high: int) -> float:
+        return (low * 10 + int(self.rng.random() * (high - low) * 10)) / 10
+
+    def _guid(self) -> str:
+        h = f"{self.rng.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+    def _token(self) -> str:
+        # looks like a uniFLOW secret token (a JWT); the ingester must redact it
+        def b64(raw: bytes) -> str:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        header = b64(b'{"alg":"HS256","typ":"JWT"}')
+        payload = b64(orjson.dumps({"iss": "https://login.uniflowonline.example/",
+                                    "tid": self._guid(), "scope": "scim.provisioning",
+                                    "iat": 1793000000}))
+        return f"{header}.{payload}.{b64(self.rng.randbytes(32))}"
+
+
+def _first_change(patch: dict[str, Any]) -> tuple[str, Any]:
+    op = patch["Operations"][0]
+    if "path" in op:
+        return op["path"], op["value"]
+    key, value = next(iter(op["value"].items()))
+    if isinstance(value, dict):
+        inner, value = next(iter(value.items()))
+        key = f"{key}:{inner}"
+    return key, value
+
+
+def _binomial(rng: random.Random, n: int, p: float) -> int:
+    """Draw from Binomial(n, p); a normal approximation once n * p is large."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    mean = n * p
+    if mean < 30 or n < 1000:
+        return sum(1 for _ in range(n) if rng.random() < p)
+    sd = math.sqrt(mean * (1.0 - p))
+    return max(0, min(n, round(rng.gauss(mean, sd))))
+
+
+def _ms_of(line: bytes) -> int:
+    at = datetime.strptime(orjson.loads(line)["ts"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    return (at - EPOCH) // timedelta(milliseconds=1)
