@@ -284,5 +284,9 @@ def demo_command(users: int, cycles: int) -> None:
     """Load demo data (simulated jobs) into an empty database; does nothing otherwise."""
     from .demo import load_demo
 
+    if not settings().app.demo_data:
+        click.echo("demo: app.demo_data is false; nothing loaded")
+        return
+
     loaded = load_demo(db.engine, users=users, cycles=cycles, options=ingest_options())
     click.echo(loaded)

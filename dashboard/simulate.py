@@ -70,6 +70,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import IO, Any
 
 import orjson
@@ -302,6 +303,7 @@ _EMPTY_LIST = orjson.Fragment(orjson.dumps(
      "itemsPerPage": 20}))
 _FOUND_HEAD = b'{"schemas":["' + LIST_RESPONSE.encode() + b'"],"totalResults":1,"Resources":['
 _FOUND_TAIL = b'],"startIndex":1,"itemsPerPage":20}'
+_RESOURCE_HEAD = orjson.dumps({"schemas": [CORE, ENTERPRISE, UNIFLOW]})[:-1] + b","
 _AUTH_ERROR = _error(401, AUTH_DETAIL)
 _LOOKUP_404 = _error(404, "Resource not found")
 
@@ -339,9 +341,9 @@ _DEPARTMENTS = ("Finance", "Sales", "Engineering", "Marketing", "Operations", "H
                 "Support", "Facilities", "Research")
 _STREETS = ("Main Street", "Harbour Road", "Lindenallee", "Rue de la Paix", "Elm Avenue",
             "Station Road", "Kungsgatan", "Via Roma")
-_CODE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _UPDATE_KINDS = (("rename", 10), ("title", 15), ("department", 10), ("reorg", 10), ("phone", 10),
                  ("address", 5), ("email", 5), ("pin", 15), ("card", 20))
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _PHONE_PATH = 'phoneNumbers[type eq "work"].value'
 _EMAIL_PATH = 'emails[type eq "work"].value'
 _SECRET_ATTRS = ("pin", "cardNumber", "cardRegistrationCode")
@@ -351,8 +353,8 @@ class _User:
     __slots__ = ("index", "user_name", "external_id", "given", "family", "email", "title",
                  "department", "street", "phone", "card_number", "card_code", "local_username",
                  "pin", "id", "state", "target", "target_active", "created_ts", "pending",
-                 "patch", "fail_kind", "fail_left", "attempts", "adopt", "query_plain",
-                 "query_encoded")
+                 "op", "changes", "pathless", "fail_kind", "fail_left", "attempts", "adopt",
+                 "query_plain", "query_encoded", "attrs")
 
     def __init__(self, index: int, user_name: str) -> None:
         self.index, self.user_name = index, user_name
@@ -365,11 +367,14 @@ class _User:
         self.target_active = True
         self.created_ts = ""
         self.pending: str | None = None  # the intended operation of a failed attempt
-        self.patch: dict[str, Any] | None = None
+        self.op = "create"  # what this cycle does to the user
+        self.changes: tuple[tuple[str, Any, bool], ...] = ()  # (path, value, added) of an update
+        self.pathless = False  # send the changes as one path-less value object
         self.fail_kind: str | None = None
         self.fail_left = 0
         self.attempts = 0
         self.adopt = False
+        self.attrs = b""  # cached _attributes()
 
 
 class _Simulator:
@@ -382,19 +387,24 @@ class _Simulator:
         self.next_ms = (config.start - EPOCH) // timedelta(milliseconds=1)
         self.last_ms = self.next_ms
         self.minute, self.prefix = -1, ""
+        self.seconds = _seconds()
         self.line_no = 0
         digest = hashlib.blake2s(f"{config.job}\0{config.seed}".encode(), digest_size=4)
         self.rid_prefix = digest.hexdigest() + "-"
         self.cycle_id = ""
         self.outage: int | None = None  # 401 or 404 while a scenario cycle runs
-        bearer = "Bearer " + self._token()
-        self.read_headers = {"authorization": bearer, "accept": "application/scim+json"}
-        self.write_headers = {**self.read_headers, "content-type": "application/scim+json"}
+        read = {"authorization": "Bearer " + self._token(), "accept": "application/scim+json"}
+        write = {**read, "content-type": "application/scim+json"}
+        self.read_headers = orjson.Fragment(orjson.dumps(read))
+        self.write_headers = orjson.Fragment(orjson.dumps(write))
         self.taken: dict[str, int] = {}
+        self.user_count = 0
+        self.generated = 0  # lines built; lines are emitted in the same order
         self.users = [self._new_user() for _ in range(config.users)]
         self.active: dict[int, _User] = {}
         self.disabled: dict[int, _User] = {}
         self.pending: dict[int, _User] = {}
+        self.outcomes: dict[tuple[Outcome, Operation, int, int], UserOutcome] = {}
         self.foreign_created = format_ts(config.start - timedelta(days=30))
 
     # --- the cycle loop -------------------------------------------------------------------
@@ -409,7 +419,7 @@ class _Simulator:
             if self.line_no >= budget:
                 return
             if index:
-                self.next_ms += self._gap(quarantined)
+                self.next_ms = self.last_ms + self._gap(quarantined)
             scenario = index in cfg.auth_outage_cycles or index in cfg.lookup_404_cycles
             quarantined = quarantined + 1 if scenario else 0
             truncated = yield from self._emit_cycle(index, budget)
@@ -450,10 +460,8 @@ class _Simulator:
     def _units(self, index: int) -> Iterator[tuple[list[bytes], str | None, Any]]:
         if self.cfg.connection_test:
             yield self._connection_test()
-        work = ([(u, "create") for u in self.users] if index == 0
-                else self._plan_incremental(index))
-        for user, op in work:
-            lines, outcome = self._attempt(user, op)
+        for user in self.users if index == 0 else self._plan_incremental(index):
+            lines, outcome = self._attempt(user, user.op)
             yield lines, user.user_name, outcome
 
     def _gap(self, quarantined: int) -> int:
@@ -464,34 +472,38 @@ class _Simulator:
         base = self.cfg.interval // timedelta(milliseconds=1)
         return max(1000, base + self.rng.randrange(-3 * minute, 3 * minute + 1))
 
-    def _plan_incremental(self, index: int) -> list[tuple[_User, str]]:
+    def _plan_incremental(self, index: int) -> list[_User]:
         cfg, rng = self.cfg, self.rng
-        retries = [(u, u.pending or "none") for u in self.pending.values()]
-        candidates = [u for u in self.active.values() if u.pending is None]
+        retries = list(self.pending.values())
+        for user in retries:
+            user.op = user.pending or "none"
+        candidates = list(self.active.values())
         n_change = _binomial(rng, len(candidates), cfg.change_rate)
         n_leave = _binomial(rng, len(candidates), cfg.leave_rate)
         n_storm = cfg.deletion_storm_size if index == cfg.deletion_storm_cycle else 0
         picks = rng.sample(candidates, min(len(candidates), n_change + n_leave + n_storm))
-        work: list[tuple[_User, str]] = []
         for user in picks[:n_change]:
-            work.append((user, self._plan_change(user)))
-        work.extend((u, "disable") for u in picks[n_change:n_change + n_leave])
-        storm = picks[n_change + n_leave:]
+            user.op = self._plan_change(user)
+        for user in picks[n_change:]:  # leavers, then the deletion storm
+            user.op = "disable"
         if index == cfg.deletion_storm_cycle:
-            self.truth.storm_sizes[index] = len(storm)
-        work.extend((u, "disable") for u in storm)
-        gone = [u for u in self.disabled.values() if u.pending is None]
-        rng.shuffle(gone)
-        n_delete = min(len(gone), _binomial(rng, cfg.users, cfg.delete_rate))
-        work.extend((u, "delete") for u in gone[:n_delete])
+            self.truth.storm_sizes[index] = len(picks) - min(len(picks), n_change + n_leave)
+        n_delete = _binomial(rng, cfg.users, cfg.delete_rate)
+        n_join = _binomial(rng, cfg.users, cfg.join_rate)
+        disabled = list(self.disabled.values())
+        gone = rng.sample(disabled, min(len(disabled), n_delete + n_join))
+        for user in gone[:n_delete]:
+            user.op = "delete"
+        work = picks + gone[:n_delete]
         returning = gone[n_delete:]
-        for _ in range(_binomial(rng, cfg.users, cfg.join_rate)):
+        for _ in range(n_join):
             if returning and rng.random() < 0.2:
-                work.append((returning.pop(), "enable"))
+                user = returning.pop()
+                user.op = "enable"
             else:
                 user = self._new_user()
                 self.users.append(user)
-                work.append((user, "create"))
+            work.append(user)
         rng.shuffle(work)
         return retries + work
 
@@ -502,7 +514,8 @@ class _Simulator:
         if op == "create" and user.fail_kind == "409" and user.fail_left == 0 and user.adopt:
             op = "adopt"  # the conflicting account is matched this time
             self._prepare_adopt(user)
-        kind = None if self.outage else self._draw_failure(user, op)
+        blocked = self.outage == 401 or (self.outage == 404 and op != "delete")
+        kind = None if blocked else self._draw_failure(user, op)
         if op == "delete":
             return self._delete(user, kind)
         on_lookup = kind is not None and kind in _TRANSIENT and (
@@ -529,8 +542,7 @@ class _Simulator:
         rng = self.rng
         if rng.random() >= self.cfg.failure_rate:
             return None
-        kinds, weights = zip(*_FAILURES[op])
-        kind = rng.choices(kinds, weights)[0]
+        kind = self._weighted(_FAILURES[op])
         user.fail_kind = kind
         if kind == "409":
             user.fail_left, user.adopt = rng.randint(0, 2), rng.random() < 0.5
@@ -540,26 +552,41 @@ class _Simulator:
             user.fail_left = 0 if kind == "404" or rng.random() < 0.8 else 1
         return kind
 
+    def _outcome(self, outcome: Outcome, operation: Operation, status: int, attempts: int
+                 ) -> UserOutcome:
+        # a handful of distinct values: share them (fewer objects for the garbage collector)
+        key = (outcome, operation, status, attempts)
+        found = self.outcomes.get(key)
+        if found is None:
+            found = self.outcomes[key] = UserOutcome(outcome, operation, status, attempts)
+        return found
+
     def _done(self, user: _User, outcome: Outcome, operation: Operation, status: int
               ) -> UserOutcome:
-        result = UserOutcome(outcome, operation, status, user.attempts)
+        result = self._outcome(outcome, operation, status, user.attempts)
         user.pending, user.attempts, user.fail_kind, user.fail_left = None, 0, None, 0
         self.pending.pop(user.index, None)
+        self._file(user)
         return result
 
     def _failed(self, user: _User, op: str, sent: Operation, status: int) -> UserOutcome:
         user.pending = "create" if op == "adopt" else op
         self.pending[user.index] = user
-        return UserOutcome(Outcome.FAILED, sent, status, user.attempts)
+        self._file(user)
+        return self._outcome(Outcome.FAILED, sent, status, user.attempts)
 
-    def _set_state(self, user: _User, state: str) -> None:
-        self.active.pop(user.index, None)
-        self.disabled.pop(user.index, None)
-        user.state = state
-        if state == "active":
-            self.active[user.index] = user
-        elif state == "disabled":
-            self.disabled[user.index] = user
+    def _file(self, user: _User) -> None:
+        # active / disabled hold the users without a pending operation: the ones to sample from
+        index, idle = user.index, user.pending is None
+        if idle and user.state == "active":
+            self.disabled.pop(index, None)
+            self.active[index] = user
+        elif idle and user.state == "disabled":
+            self.active.pop(index, None)
+            self.disabled[index] = user
+        else:
+            self.active.pop(index, None)
+            self.disabled.pop(index, None)
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -593,12 +620,12 @@ class _Simulator:
 
     def _post(self, user: _User, kind: str | None) -> tuple[bytes, int]:
         ts = self._tick()
-        body = self._resource(user, ts, ts, with_meta=False)
+        attrs = self._attributes(user)
+        body = orjson.Fragment(_RESOURCE_HEAD + attrs + b',"active":true,"meta":{"resourceType":"User"}}')
         if kind is None:
             user.id = user.id or self._guid()
-            user.created_ts, user.target_active = ts, True
-            user.target = orjson.dumps(self._resource(user, ts, ts))
-            self._set_state(user, "active")
+            user.created_ts, user.target_active, user.state = ts, True, "active"
+            user.target = self._target(user, attrs, ts, ts)
             status, response, duration = 201, orjson.Fragment(user.target), self._duration(25, 150)
         else:
             status, response, duration = self._write_error(user, kind, "create")
@@ -608,12 +635,13 @@ class _Simulator:
 
     def _patch(self, user: _User, op: str, kind: str | None) -> tuple[bytes, int]:
         ts = self._tick()
-        body = self._state_patch(op == "enable") if op in ("disable", "enable") else user.patch
+        body = (self._state_patch(op == "enable") if op in ("disable", "enable")
+                else self._patch_body(user.changes, user.pathless))
         if kind is None:
             if op in ("disable", "enable"):
                 user.target_active = op == "enable"
-            user.target = orjson.dumps(self._resource(user, user.created_ts, ts))
-            self._set_state(user, "disabled" if op == "disable" else "active")
+            user.target = self._target(user, self._attributes(user), user.created_ts, ts)
+            user.state = "disabled" if op == "disable" else "active"
             status, response, duration = 200, orjson.Fragment(user.target), self._duration(20, 120)
         else:
             status, response, duration = self._write_error(user, kind, op)
@@ -630,7 +658,7 @@ class _Simulator:
             status, response, duration = self._write_error(user, kind, "delete")
         else:
             line = self._dump(ts, "DELETE", path, 204, self._duration(15, 60))
-            self._set_state(user, "deleted")
+            user.state = "deleted"
             return [line], self._done(user, Outcome.SUCCEEDED, Operation.DELETE, 204)
         line = self._dump(ts, "DELETE", path, status, duration, response_body=response)
         return [line], self._failed(user, "delete", Operation.DELETE, status)
@@ -655,8 +683,8 @@ class _Simulator:
         return _error(500, f"An unexpected error occurred. Reference: {self._guid()}")
 
     def _invalid_detail(self, user: _User, op: str) -> str:
-        if op in ("update", "adopt") and user.patch:
-            path, value = _first_change(user.patch)
+        if op in ("update", "adopt") and user.changes:
+            path, value, _ = user.changes[0]
             name = path.rsplit(":", 1)[-1]
             if name in _SECRET_ATTRS:
                 return f"Attribute '{name}' does not satisfy the {name} policy"
@@ -676,7 +704,7 @@ class _Simulator:
         line["status"] = status
         line["duration_ms"] = duration
         if self.cfg.with_request_ids:
-            line["request_id"] = self.rid_prefix + str(self.line_no)
+            line["request_id"] = self.rid_prefix + str(self.generated)
         line["client"] = CLIENT
         line["job"] = self.cfg.job
         if self.cfg.with_cycle_ids:
@@ -686,50 +714,41 @@ class _Simulator:
             line["request_body"] = request_body
         if response_body is not ...:
             line["response_body"] = response_body
-        self.line_no += 0  # request ids use the running count, advanced by the emitter
+        self.generated += 1
         return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
     # --- users, resources and patches -----------------------------------------------------
 
     def _new_user(self) -> _User:
         rng = self.rng
-        given, given_ascii = rng.choice(_FIRST)
-        family, family_ascii = rng.choice(_LAST)
+        given, given_ascii = self._pick(_FIRST)
+        family, family_ascii = self._pick(_LAST)
         base = f"{given_ascii}.{family_ascii}"
         seen = self.taken.get(base, 0)
         self.taken[base] = seen + 1
         suffix = str(seen + 1) if seen else ""
-        user = _User(len(self.users) if hasattr(self, "users") else len(self.taken_order()),
-                     f"{base}{suffix}@{DOMAIN}")
+        self.user_count += 1
+        user = _User(self.user_count - 1, f"{base}{suffix}@{DOMAIN}")
         user.given, user.family = given, family
         user.email = user.user_name
-        user.title = rng.choice(_TITLES) if rng.random() < 0.9 else None
-        user.department = rng.choice(_DEPARTMENTS)
-        user.street = f"{rng.randint(1, 299)} {rng.choice(_STREETS)}"
-        user.phone = f"+1 425 555 {rng.randrange(10000):04d}" if rng.random() < 0.85 else None
-        user.card_number = str(rng.randrange(10**9, 10**10))
-        user.card_code = "".join(rng.choices(_CODE_CHARS, k=8))
+        user.title = self._pick(_TITLES) if rng.random() < 0.9 else None
+        user.department = self._pick(_DEPARTMENTS)
+        user.street = self._street()
+        user.phone = self._phone() if rng.random() < 0.85 else None
+        user.card_number, user.card_code = self._card()
         user.local_username = f"{given_ascii[0]}{family_ascii}{suffix}"[:20]
-        user.pin = f"{rng.randrange(10**6):06d}" if rng.random() < 0.3 else f"{rng.randrange(10**4):04d}"
+        user.pin = self._digits(6 if rng.random() < 0.3 else 4)
         return user
 
-    def taken_order(self) -> list[str]:
-        return []
-
-    def _resource(self, user: _User, created: str, modified: str, *, with_meta: bool = True
-                  ) -> dict[str, Any]:
-        res: dict[str, Any] = {"schemas": [CORE, ENTERPRISE, UNIFLOW]}
-        if with_meta:
-            res["id"] = user.id
-        if user.state != "foreign":
-            res["externalId"] = user.external_id
+    def _attributes(self, user: _User, *, linked: bool = True) -> bytes:
+        """The user's attributes as JSON object members, shared by POST bodies and resources."""
+        if linked and user.attrs:
+            return user.attrs
+        display = f"{user.given} {user.family}"
+        res: dict[str, Any] = {"externalId": user.external_id} if linked else {}
         res["userName"] = user.user_name
-        res["active"] = user.target_active if with_meta else True
-        res["displayName"] = f"{user.given} {user.family}"
-        res["meta"] = ({"resourceType": "User", "created": created, "lastModified": modified}
-                       if with_meta else {"resourceType": "User"})
-        res["name"] = {"formatted": res["displayName"], "familyName": user.family,
-                       "givenName": user.given}
+        res["displayName"] = display
+        res["name"] = {"formatted": display, "familyName": user.family, "givenName": user.given}
         res["emails"] = [{"primary": True, "type": "work", "value": user.email}]
         if user.title:
             res["title"] = user.title
@@ -739,63 +758,76 @@ class _Simulator:
         res[ENTERPRISE] = {"department": user.department}
         res[UNIFLOW] = {"cardNumber": user.card_number, "cardRegistrationCode": user.card_code,
                         "localUsername": user.local_username, "pin": user.pin}
-        return res
+        attrs = orjson.dumps(res)[1:-1]
+        if linked:
+            user.attrs = attrs
+        return attrs
+
+    def _target(self, user: _User, attrs: bytes, created: str, modified: str) -> bytes:
+        active = b'true' if user.target_active else b'false'
+        meta = f'"meta":{{"resourceType":"User","created":"{created}","lastModified":"{modified}"}}}}'
+        return (_RESOURCE_HEAD + b'"id":"' + user.id.encode() + b'",' + attrs  # type: ignore[union-attr]
+                + b',"active":' + active + b"," + meta.encode())
 
     def _prepare_adopt(self, user: _User) -> None:
         # a target account with this userName exists but was never linked: no externalId
         user.id = user.id or self._guid()
-        user.state, user.created_ts, user.target_active = "foreign", self.foreign_created, True
-        user.target = orjson.dumps(self._resource(user, self.foreign_created, self.foreign_created))
-        user.state = "new"
-        user.patch = self._patch_body([("externalId", user.external_id, True)])
+        user.created_ts, user.target_active = self.foreign_created, True
+        attrs = self._attributes(user, linked=False)
+        user.target = self._target(user, attrs, self.foreign_created, self.foreign_created)
+        user.changes, user.pathless = (("externalId", user.external_id, True),), False
 
     def _plan_change(self, user: _User) -> str:
-        rng = self.rng
-        if rng.random() < 0.3:
+        if self.rng.random() < 0.3:
             return "none"  # a change of an attribute that is not mapped: Entra skips it
-        kinds, weights = zip(*_UPDATE_KINDS)
-        kind = rng.choices(kinds, weights)[0]
-        if kind == "card":
-            user.card_number = str(rng.randrange(10**9, 10**10))
-            user.card_code = "".join(rng.choices(_CODE_CHARS, k=8))
-            user.patch = self._card_patch(user)
+        user.attrs = b""
+        kind = self._weighted(_UPDATE_KINDS)
+        if kind == "card":  # a re-registered card: the secrets arrive in a path-less value object
+            user.card_number, user.card_code = self._card()
+            user.changes = ((f"{UNIFLOW}:cardNumber", user.card_number, False),
+                            (f"{UNIFLOW}:cardRegistrationCode", user.card_code, False))
+            user.pathless = True
         else:
-            user.patch = self._patch_body(self._change(user, kind))
+            user.changes, user.pathless = self._change(user, kind), False
         return "update"
 
-    def _change(self, user: _User, kind: str) -> list[tuple[str, Any, bool]]:
-        rng = self.rng
+    def _change(self, user: _User, kind: str) -> tuple[tuple[str, Any, bool], ...]:
         if kind == "rename":
-            user.family = rng.choice(_LAST)[0]
-            return [("displayName", f"{user.given} {user.family}", False),
-                    ("name.familyName", user.family, False)]
+            user.family = self._pick(_LAST)[0]
+            return (("displayName", f"{user.given} {user.family}", False),
+                    ("name.familyName", user.family, False))
         if kind in ("title", "reorg"):
-            added, user.title = user.title is None, rng.choice(_TITLES)
-            changes = [("title", user.title, added)]
+            added, user.title = user.title is None, self._pick(_TITLES)
             if kind == "title":
-                return changes
-            user.department = rng.choice(_DEPARTMENTS)
-            return changes + [(f"{ENTERPRISE}:department", user.department, False)]
+                return (("title", user.title, added),)
+            user.department = self._pick(_DEPARTMENTS)
+            return (("title", user.title, added),
+                    (f"{ENTERPRISE}:department", user.department, False))
         if kind == "department":
-            user.department = rng.choice(_DEPARTMENTS)
-            return [(f"{ENTERPRISE}:department", user.department, False)]
+            user.department = self._pick(_DEPARTMENTS)
+            return ((f"{ENTERPRISE}:department", user.department, False),)
         if kind == "phone":
-            added, user.phone = user.phone is None, f"+1 425 555 {rng.randrange(10000):04d}"
-            return [(_PHONE_PATH, user.phone, added)]
+            added, user.phone = user.phone is None, self._phone()
+            return ((_PHONE_PATH, user.phone, added),)
         if kind == "address":
-            user.street = f"{rng.randint(1, 299)} {rng.choice(_STREETS)}"
-            return [('addresses[type eq "work"].streetAddress', user.street, False)]
+            user.street = self._street()
+            return (('addresses[type eq "work"].streetAddress', user.street, False),)
         if kind == "email":
-            user.email = f"{user.given[0].lower()}.{user.user_name}"
-            return [(_EMAIL_PATH, user.email, False)]
-        user.pin = f"{rng.randrange(10**4):04d}"
-        return [(f"{UNIFLOW}:pin", user.pin, False)]
+            user.email = f"{user.local_username}@{DOMAIN}"
+            return ((_EMAIL_PATH, user.email, False),)
+        user.pin = self._digits(4)
+        return ((f"{UNIFLOW}:pin", user.pin, False),)
 
-    def _patch_body(self, changes: list[tuple[str, Any, bool]]) -> dict[str, Any]:
-        if not self.flag:
+    def _patch_body(self, changes: tuple[tuple[str, Any, bool], ...], pathless: bool
+                    ) -> dict[str, Any]:
+        if pathless and not self.flag:  # the extension as a nested object
+            prefix = UNIFLOW + ":"
+            value = {UNIFLOW: {p.removeprefix(prefix): v for p, v, _ in changes}}
+            ops: list[dict[str, Any]] = [{"op": "Replace", "value": value}]
+        elif not self.flag:
             ops = [{"op": "Add" if added else "Replace", "path": path, "value": value}
                    for path, value, added in changes]
-        elif len(changes) == 1:
+        elif len(changes) == 1 and not pathless:
             path, value, added = changes[0]
             ops = [{"op": "add" if added else "replace", "path": path, "value": value}]
         else:  # aadOptscim062020: emails keep a path op, the rest go in one path-less replace
@@ -804,17 +836,6 @@ class _Simulator:
             ops.append({"op": "replace",
                         "value": {p: v for p, v, _ in changes if p != _EMAIL_PATH}})
         return {"schemas": [PATCH_OP], "Operations": ops}
-
-    def _card_patch(self, user: _User) -> dict[str, Any]:
-        # a re-registered card arrives as a path-less replace: the secrets sit in a value object
-        if self.flag:
-            value: dict[str, Any] = {f"{UNIFLOW}:cardNumber": user.card_number,
-                                     f"{UNIFLOW}:cardRegistrationCode": user.card_code}
-        else:
-            value = {UNIFLOW: {"cardNumber": user.card_number,
-                               "cardRegistrationCode": user.card_code}}
-        op = "replace" if self.flag else "Replace"
-        return {"schemas": [PATCH_OP], "Operations": [{"op": op, "value": value}]}
 
     def _state_patch(self, active: bool) -> dict[str, Any]:
         if self.flag:
@@ -833,7 +854,32 @@ class _Simulator:
         if minute != self.minute:
             self.minute = minute
             self.prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-        return f"{self.prefix}{rest // 1000:02d}.{rest % 1000:03d}Z"
+        return self.prefix + self.seconds[rest]
+
+    def _pick(self, options: tuple[Any, ...]) -> Any:
+        return options[int(self.rng.random() * len(options))]
+
+    def _weighted(self, table: tuple[tuple[str, int], ...]) -> str:
+        point = self.rng.random() * 100  # every table's weights add up to 100
+        for kind, weight in table:
+            point -= weight
+            if point < 0:
+                return kind
+        return table[-1][0]
+
+    def _digits(self, n: int) -> str:
+        return f"{int(self.rng.random() * 10**n):0{n}d}"
+
+    def _street(self) -> str:
+        return f"{1 + int(self.rng.random() * 299)} {self._pick(_STREETS)}"
+
+    def _phone(self) -> str:
+        return f"+1 425 555 {self._digits(4)}"
+
+    def _card(self) -> tuple[str, str]:
+        bits, chars = self.rng.getrandbits(40), _BASE32
+        code = "".join(chars[(bits >> shift) & 31] for shift in range(0, 40, 5))
+        return "1" + self._digits(9), code
 
     def _duration(self, low: int, high: int) -> float:
         return (low * 10 + int(self.rng.random() * (high - low) * 10)) / 10
@@ -843,25 +889,14 @@ class _Simulator:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
     def _token(self) -> str:
-        # looks like a uniFLOW secret token (a JWT); the ingester must redact it
-        def b64(raw: bytes) -> str:
-            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        header = b64(b'{"alg":"HS256","typ":"JWT"}')
-        payload = b64(orjson.dumps({"iss": "https://login.uniflowonline.example/",
-                                    "tid": self._guid(), "scope": "scim.provisioning",
-                                    "iat": 1793000000}))
-        return f"{header}.{payload}.{b64(self.rng.randbytes(32))}"
+        # an opaque secret token like the one uniFLOW shows once; the ingester must redact it
+        return base64.urlsafe_b64encode(self.rng.randbytes(48)).decode()
 
 
-def _first_change(patch: dict[str, Any]) -> tuple[str, Any]:
-    op = patch["Operations"][0]
-    if "path" in op:
-        return op["path"], op["value"]
-    key, value = next(iter(op["value"].items()))
-    if isinstance(value, dict):
-        inner, value = next(iter(value.items()))
-        key = f"{key}:{inner}"
-    return key, value
+@cache
+def _seconds() -> tuple[str, ...]:
+    """Every "SS.mmmZ" of a minute, by millisecond: formatting a timestamp is then a lookup."""
+    return tuple(f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60000))
 
 
 def _binomial(rng: random.Random, n: int, p: float) -> int:

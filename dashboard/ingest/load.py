@@ -21,11 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 from ..models import Exchange as ExchangeRow
 from ..models import IngestRun, Job, Reject, to_us
 from ..settings import IngestSettings
+from ..analysis.incremental import BatchAnalyzer
 from . import codec
 from .classify import classify
 from .parse import parse_line
 from .redact import RedactionRules, redact, redact_body, redact_text
-from .records import Exchange, ParseProblem
+from .records import Classified, Exchange, ParseProblem
 from .resolve import UserResolver
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class _Loader:
         self.source = source[:500]
         self.options = options
         self.resolvers: dict[int, UserResolver] = {}
+        self.analyzer = BatchAnalyzer()
         dialect = engine.dialect.name
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
         with engine.begin() as conn:
@@ -133,18 +135,33 @@ class _Loader:
             if job_id is None:
                 problems.append(ParseProblem(line_no, reason, raw.decode("utf-8", "replace")[:2000]))
                 continue
-            clean = redact(item, self.options.rules)
+            clean = redact(item, self.options.rules, hint=raw)
             parsed.append((clean, (job_id, _dedupe_key(clean))))
         with self.engine.begin() as conn:
             fresh = self._new_keys(conn, parsed)
             duplicates = 0
+            todo: list[tuple[Exchange, tuple[int, int], Classified]] = []
             for exchange, key in parsed:
                 if key not in fresh or key in rows:
                     duplicates += 1
                     continue
-                rows[key] = self._row(conn, exchange, *key)
+                rows[key] = {}
+                found = classify(exchange, guid_lookups_are_tests=self.options.guid_lookups_are_tests)
+                todo.append((exchange, key, found))
+            for job_id in {key[0] for _e, key, _f in todo}:
+                self._resolver(job_id).prefetch(conn, (f for _e, k, f in todo if k[0] == job_id))
+            for exchange, key, found in todo:
+                rows[key] = self._row(conn, exchange, found, *key)
             if rows:
-                conn.execute(self._insert_ignoring(_exchanges), list(rows.values()))
+                new_rows = list(rows.values())
+                self.analyzer.before_insert(conn, new_rows)
+                inserted = conn.execute(
+                    self._insert_ignoring(_exchanges).returning(_exchanges.c.id, _exchanges.c.dedupe, _exchanges.c.job_id),
+                    new_rows,
+                )
+                for exchange_id, dedupe, job_id in inserted:
+                    rows[(job_id, dedupe)]["id"] = exchange_id
+                self.analyzer.after_insert(conn, [row for row in new_rows if "id" in row])
             self._save_problems(conn, problems)
             result.lines += len(batch)
             result.accepted += len(rows)
@@ -195,11 +212,13 @@ class _Loader:
                 existing.update((job_id, key) for (key,) in found)
         return keys - existing
 
-    def _row(self, conn: Connection, exchange: Exchange, job_id: int, dedupe: int) -> dict:
-        found = classify(exchange, guid_lookups_are_tests=self.options.guid_lookups_are_tests)
+    def _resolver(self, job_id: int) -> UserResolver:
         resolver = self.resolvers.get(job_id)
         if resolver is None:
-            resolver = self.resolvers[job_id] = UserResolver(conn, job_id)
+            resolver = self.resolvers[job_id] = UserResolver(job_id)
+        return resolver
+
+    def _row(self, conn: Connection, exchange: Exchange, found: Classified, job_id: int, dedupe: int) -> dict:
         error = found.error
         return {
             "job_id": job_id,
@@ -210,7 +229,7 @@ class _Loader:
             "status": exchange.status,
             "failed": found.failed,
             "duration_ms": exchange.duration_ms,
-            "user_id": resolver.resolve(conn, found),
+            "user_id": self._resolver(job_id).resolve(conn, found),
             "request_id": exchange.request_id[:200] if exchange.request_id else None,
             "cycle_key": exchange.cycle_id[:200] if exchange.cycle_id else None,
             "scim_type": error.scim_type if error else None,

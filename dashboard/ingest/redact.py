@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -29,6 +29,7 @@ class RedactionRules:
         {"access_token", "token", "code", "client_secret", "password", "sig", "signature"}
     )
     mask_keep: int = 4
+    _kinds: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def build(
@@ -45,16 +46,28 @@ class RedactionRules:
 DEFAULT_RULES = RedactionRules()
 
 
-def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES) -> Exchange:
-    """The exchange with every secret header, query parameter and attribute value replaced."""
+def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES, *, hint: bytes | str | None = None) -> Exchange:
+    """The exchange with every secret header, query parameter and attribute value replaced.
+
+    `hint`, the raw line, lets bodies that cannot hold a secret skip the walk: when no secret
+    attribute name occurs anywhere in the line, no body value can be one.
+    """
+    bodies = hint is None or _may_hold_secret(hint, rules)
     return replace(
         exchange,
         query=redact_query(exchange.query, rules),
         request_headers=redact_headers(exchange.request_headers, rules),
-        request_body=redact_body(exchange.request_body, rules),
-        response_body=redact_body(exchange.response_body, rules),
+        request_body=redact_body(exchange.request_body, rules) if bodies else exchange.request_body,
+        response_body=redact_body(exchange.response_body, rules) if bodies else exchange.response_body,
         extra=redact_body(exchange.extra, rules) if exchange.extra else exchange.extra,
     )
+
+
+def _may_hold_secret(raw: bytes | str, rules: RedactionRules) -> bool:
+    text = raw.lower() if isinstance(raw, str) else raw.decode("utf-8", "replace").lower()
+    if "\\u" in text:
+        return True  # an escaped character could spell a name; walk the bodies
+    return any(name in text for name in rules.attributes | rules.masked)
 
 
 def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dict[str, Any] | None:
@@ -86,21 +99,35 @@ def redact_body(body: Any, rules: RedactionRules) -> Any:
 
 def _redact_object(obj: dict[str, Any], rules: RedactionRules) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    path_kind = _secret_kind(obj.get("path"), rules) if isinstance(obj.get("path"), str) else None
+    path = obj.get("path")
+    path_kind = _secret_kind(path, rules) if isinstance(path, str) else None
     for key, value in obj.items():
-        kind = _secret_kind(key, rules) if isinstance(key, str) else None
+        kind = _secret_kind(key, rules)
         if kind is None and key == "value" and path_kind is not None:
             kind = path_kind  # a PatchOp whose path names a secret: {"path": "...:pin", "value": ...}
-        if kind == "redact":
+        if kind is None:
+            out[key] = _redact_object(value, rules) if isinstance(value, dict) else (
+                [redact_body(item, rules) for item in value] if isinstance(value, list) else value
+            )
+        elif kind == "redact":
             out[key] = REDACTED if value is not None else None
-        elif kind == "mask":
-            out[key] = _mask(value, rules)
         else:
-            out[key] = redact_body(value, rules)
+            out[key] = _mask(value, rules)
     return out
 
 
 def _secret_kind(name: str, rules: RedactionRules) -> str | None:
+    kinds = rules._kinds
+    try:
+        return kinds[name]
+    except KeyError:
+        kind = _secret_kind_uncached(name, rules)
+        if len(kinds) < 100_000:  # names are attribute names; a flood of distinct keys is not cached
+            kinds[name] = kind
+        return kind
+
+
+def _secret_kind_uncached(name: str, rules: RedactionRules) -> str | None:
     leaf = _leaf(name)
     if leaf in rules.attributes:
         return "redact"

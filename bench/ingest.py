@@ -1,0 +1,133 @@
+"""Benchmark: `flask ingest` against a naive floor measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--lines 1000000] [--users 100000]
+
+(a) floor: decode every line with orjson and insert the same columns, with the bodies and
+    headers as JSON text, through plain sqlite3.executemany into a table with the equivalent
+    indexes (unique dedupe key per job, job+time, user+time), same pragmas, same batch size.
+(b) ours: `flask --app app ingest FILE --job bench` as a real process into a fresh SQLite file.
+Prints records/s of both, the ratio b/a, the peak RSS of (b) (the process and its workers),
+and database bytes per record against the raw log. Figures only; nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+
+def generate(lines: int, users: int) -> Path:
+    from dashboard.simulate import SimConfig, write_log
+
+    path = OUT / f"sim-{lines}-{users}.jsonl"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    config = SimConfig(users=users, cycles=10_000, seed=7, job="bench", max_lines=lines)
+    with open(path.with_suffix(".tmp"), "wb") as out:
+        write_log(config, out)
+    path.with_suffix(".tmp").rename(path)
+    print(f"generated {lines:,} lines in {time.perf_counter() - started:.1f} s -> {path}")
+    return path
+
+
+def floor(log: Path, db_path: Path, batch: int = 2000) -> tuple[float, int]:
+    db_path.unlink(missing_ok=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE exchange (id INTEGER PRIMARY KEY, job_id INTEGER, dedupe INTEGER, ts TEXT, method TEXT,"
+        " path TEXT, query TEXT, status INTEGER, duration_ms REAL, request_id TEXT, client TEXT, user_name TEXT,"
+        " request_headers TEXT, request_body TEXT, response_body TEXT)"
+    )
+    conn.execute("CREATE UNIQUE INDEX uq ON exchange (job_id, dedupe)")
+    conn.execute("CREATE INDEX ix_ts ON exchange (job_id, ts)")
+    conn.execute("CREATE INDEX ix_user ON exchange (user_name, ts)")
+    started = time.perf_counter()
+    rows = []
+    count = 0
+    dumps = orjson.dumps
+    with open(log, "rb") as source:
+        for raw in source:
+            d = orjson.loads(raw)
+            body = d.get("request_body")
+            key = int.from_bytes(hashlib.blake2b(d["request_id"].encode(), digest_size=8).digest(), "big", signed=True)
+            rows.append((
+                1, key, d["ts"], d["method"], d["path"], d.get("query"), d["status"], d.get("duration_ms"),
+                d.get("request_id"), d.get("client"), body.get("userName") if isinstance(body, dict) else None,
+                dumps(d.get("request_headers")), dumps(body), dumps(d.get("response_body")),
+            ))
+            if len(rows) >= batch:
+                with conn:
+                    conn.executemany("INSERT INTO exchange VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                count += len(rows)
+                rows = []
+    with conn:
+        conn.executemany("INSERT INTO exchange VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    count += len(rows)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return count / (time.perf_counter() - started), count
+
+
+def ours(log: Path, db_path: Path) -> tuple[float, int, str]:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_path}", DASHBOARD_CONFIG=str(ROOT / "tests/data/empty.toml"),
+               DASHBOARD_SECRET_KEY="bench")
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    subprocess.run([*flask, "init-db"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([*flask, "job", "add", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
+    started = time.perf_counter()
+    proc = subprocess.Popen([*flask, "ingest", str(log), "--job", "bench", "--no-progress"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    if status != 0:
+        raise SystemExit(f"ingest failed ({status}): {proc.stderr.read().decode() if proc.stderr else ''}")
+    accepted = int(out.split(" accepted")[0].rsplit(" ", 1)[-1])
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    rss_mb = usage.ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return accepted / elapsed, accepted, f"{rss_mb:.0f} MB (largest process of the run: {children:.0f} MB)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=100_000)
+    args = parser.parse_args()
+    log = generate(args.lines, args.users)
+    raw_size = log.stat().st_size
+    floor_db, our_db = OUT / "floor.db", OUT / "ours.db"
+    a, count_a = floor(log, floor_db)
+    b, count_b, rss = ours(log, our_db)
+    our_size = our_db.stat().st_size
+    print(f"log: {count_a:,} lines, {raw_size / 1e6:,.1f} MB")
+    print(f"(a) floor, orjson + sqlite3.executemany: {a:,.0f} records/s, db {floor_db.stat().st_size / 1e6:,.1f} MB")
+    print(f"(b) flask ingest:                        {b:,.0f} records/s ({count_b:,} accepted)")
+    print(f"b/a = {b / a:.2f}   (target >= 1.0)")
+    print(f"peak RSS of (b): {rss}   (target <= 200 MB)")
+    print(f"database: {our_size / 1e6:,.1f} MB, {our_size / max(count_b, 1):,.0f} bytes/record, "
+          f"{our_size / raw_size:.0%} of the raw log   (target <= 40%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Analysis: cycles, per-user outcomes, error signatures, health and quarantine."""
