@@ -39,7 +39,7 @@ def settings() -> Settings:
 
 
 def ingest_options(*, only_job: bool = False) -> IngestOptions:
-    return options_from(settings().ingest, only_job=only_job)
+    return options_from(settings().ingest, only_job=only_job, cycles=settings().cycles)
 
 
 def _job_or_exit(name: str) -> Job:

@@ -14,7 +14,7 @@ from .simulate import SimConfig, simulate_lines
 DEMO_JOBS = (
     # name, display name, simulator knobs
     ("uniflow-prod", "uniFLOW Online (production)", {}),
-    ("uniflow-emea", "uniFLOW Online (EMEA)", {"auth_outage": 2}),  # last cycles: token rejected
+    ("uniflow-emea", "uniFLOW Online (EMEA)", {"auth_outage": 1}),  # last cycle: token rejected
     ("uniflow-lab", "uniFLOW Online (lab)", {"silent": True}),  # stopped sending: stalled
 )
 
@@ -43,9 +43,10 @@ def load_demo(engine: Engine, *, users: int, cycles: int, options: IngestOptions
 
 
 def _config(name: str, *, users: int, cycles: int, seed: int, now: datetime, auth_outage: int = 0, silent: bool = False) -> SimConfig:
-    # A cycle of this size takes a few minutes and is followed by ~40 quiet minutes; quarantine
-    # back-off after an outage adds 6 h. Start early enough for the last cycle to end near now.
-    span = timedelta(minutes=45) * cycles + (timedelta(hours=6) if auth_outage else timedelta(0))
+    # A cycle of this size takes a few minutes and is followed by ~40 quiet minutes. The outage
+    # is the last cycle, so no quarantine back-off gap follows it. Start early enough for the
+    # last cycle to end near now.
+    span = timedelta(minutes=45) * cycles
     if silent:
         span += timedelta(hours=3)
     start = (now - span).replace(second=0, microsecond=0)

@@ -1,6 +1,7 @@
 """Provisioning jobs and their ingest tokens: create, find, list, revoke."""
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -59,6 +60,7 @@ def sync_jobs(configured: Iterable[JobSettings]) -> None:
         job.target_system = spec.target_system
         job.notification_recipients = ",".join(spec.notification_recipients)
         job.scope_size = spec.scope_size
+        job.quarantine_overrides = json.dumps(spec.quarantine or {})
         db.session.add(job)
     db.session.commit()
 

@@ -42,6 +42,24 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class CycleSettings:
+    gap_minutes: int = 15  # quiet time that ends an inferred cycle (docs/analysis.md)
+    interval_minutes: int = 40  # Entra's time between cycles
+    stall_grace_minutes: int = 20  # silence beyond interval + grace: the job is stalled
+
+
+@dataclass(frozen=True)
+class QuarantineSettings:
+    min_failures: int = 5000
+    failure_proportion: float = 0.40
+    total_failures: int = 40_000
+    absolute_failures: int = 60_000
+    deletion_threshold: int = 500
+    credential_share: float = 0.5
+    disable_after_days: int = 28
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     enabled: bool = True
 
@@ -54,6 +72,7 @@ class JobSettings:
     target_system: str = "uniFLOW Online"
     notification_recipients: tuple[str, ...] = ()
     scope_size: int | None = None
+    quarantine: dict[str, Any] | None = None  # keys of [quarantine] overridden for this job
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    cycles: CycleSettings = field(default_factory=CycleSettings)
+    quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     jobs: tuple[JobSettings, ...] = ()
     testing: bool = False
@@ -70,9 +91,16 @@ _TABLES = {
     "app": AppSettings,
     "database": DatabaseSettings,
     "ingest": IngestSettings,
+    "cycles": CycleSettings,
+    "quarantine": QuarantineSettings,
     "scheduler": SchedulerSettings,
 }
-_POSITIVE = {"ingest.batch_size", "ingest.push_max_bytes", "jobs.scope_size"}
+_POSITIVE = {
+    "ingest.batch_size", "ingest.push_max_bytes", "jobs.scope_size", "cycles.gap_minutes",
+    "cycles.interval_minutes", "quarantine.min_failures", "quarantine.total_failures",
+    "quarantine.absolute_failures", "quarantine.deletion_threshold", "quarantine.disable_after_days",
+}
+_SHARES = {"quarantine.failure_proportion", "quarantine.credential_share"}
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Settings:
@@ -146,6 +174,19 @@ def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
 def _check(key: str, annotation: Any, value: Any) -> Any:
     kind = str(annotation)
     generic_key = key.split("[")[0] + ("." + key.rsplit(".", 1)[-1] if "[" in key else "")
+    if kind.startswith("dict"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table")
+        _build(QuarantineSettings, value, key)  # validates each key and value
+        return dict(value)
+    if "quarantine." in key:
+        generic_key = "quarantine." + key.rsplit(".", 1)[-1]
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number")
+        if generic_key in _SHARES and not 0 < value <= 1:
+            raise ConfigError(f"{key} must be a share between 0 and 1, e.g. 0.4")
+        return float(value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false")
@@ -153,7 +194,9 @@ def _check(key: str, annotation: Any, value: Any) -> Any:
     if kind.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} must be an integer")
-        if (generic_key in _POSITIVE or key.endswith("mask_keep")) and value < (0 if key.endswith("mask_keep") else 1):
+        if (generic_key in _POSITIVE or key.endswith("mask_keep") or key.endswith("stall_grace_minutes")) and value < (
+            0 if key.endswith(("mask_keep", "stall_grace_minutes")) else 1
+        ):
             raise ConfigError(f"{key} must be a positive integer")
         return value
     if kind.startswith("tuple"):

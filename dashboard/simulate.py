@@ -1,8 +1,11 @@
-"""Generate a deterministic, realistic v1 SCIM request log of Entra provisioning uniFLOW Online.
+"""Simulate Entra provisioning uniFLOW Online: a v1 SCIM request log plus its ground truth.
 
-The output follows docs `scim-request-log-v1.md`; the ground truth says what each cycle did, so the
-analysis code can be checked against it. Same `SimConfig` -> byte-identical output
-(one `random.Random(seed)` drives everything).
+The lines follow `scim-request-log-v1.md`; the ground truth says what each cycle did, so the
+analysis code can be checked against it. Same `SimConfig` -> byte-identical output (one
+`random.Random(seed)` drives everything). Keys of a line, in order: ts, method, path, query (GET
+only), status, duration_ms, request_id (`with_request_ids`), client, job, cycle_id
+(`with_cycle_ids`), request_headers (authorization, accept, content-type on POST/PATCH),
+request_body (POST/PATCH), response_body (absent on a 204, null on status 0).
 
 Cycles
     Index 0 is "initial", every later index "incremental". A cycle starts with Entra's connection
@@ -29,11 +32,12 @@ Per-user request sequences (`{base}` = `base_path`; lookups are
     token, `pin` and `cardRegistrationCode` in POST bodies, resources, PATCH path forms
     (`urn:...:uniFLOWOnline:2.0:User:pin`) and path-less value objects (card re-registration).
 
-Incremental cycles touch, in this order: every user with a failed operation from an earlier cycle
-(retried: lookup + that operation), then shuffled: changed users (`change_rate` per active user; 30 %
-are redundant -> "none"), leavers (`leave_rate` per active user -> disable), the deletion storm,
-hard deletes (`delete_rate` x initial users, taken from disabled users), joiners (`join_rate` x
-initial users; one in five re-enables a disabled user when there is one, the rest are new users).
+Incremental cycles touch, in this order: every user with a failed operation from an earlier
+cycle (retried: lookup + that operation), then shuffled: changed users (`change_rate` per active
+user; 30 % are redundant -> "none"), leavers (`leave_rate` per active user -> disable), the
+deletion storm (clamped to the active users left), hard deletes (`delete_rate` x initial users,
+taken from disabled users), joiners (`join_rate` x initial users; one in five re-enables a
+disabled user when there is one, the rest are new users).
 
 Failures (`failure_rate` per touched user and cycle) answer SCIM Errors with user-specific details:
 create 409 uniqueness / 400 invalidValue / 500 / 429 / 0; update 400 / 404 / 500 / 429 / 0;
@@ -41,8 +45,8 @@ disable and enable 404 / 500 / 429 / 0; delete 500 / 429 / 0. 429, 500 and 0 hit
 about 30 % of cases (then nothing else is sent). Status 0 has a null response body. 409 and 400
 persist for a few cycles, the others usually clear on the next retry. In an auth-outage cycle every
 request (the connection test, lookups, DELETEs) answers 401; in a lookup-404 cycle every lookup
-(the connection test too) answers 404 "Resource not found"; either way the user's operation is not
-sent, the user fails and is retried in the next cycle.
+(the connection test too) answers 404 "Resource not found" (a DELETE by id is no lookup and goes
+through). The write after a failed lookup is not sent; the user fails and is retried next cycle.
 
 Ground truth, per cycle and user (a user appears at most once per cycle)
     operation  the write that was sent in the cycle: create (POST), update (PATCH of attributes,
@@ -52,8 +56,8 @@ Ground truth, per cycle and user (a user appears at most once per cycle)
                skipped (lookup found the user, nothing to write)
     status     the status of the user's last request in the cycle
     attempts   consecutive cycles in which this user's pending operation has been tried (1 = first)
-    counts     per bucket create / update / disable / delete / other (enable and none), the number of
-               success / failure / skipped users
+    counts     per bucket create / update / disable / delete / other (enable and none), the
+               number of success / failure / skipped users
 `requests` counts lines including the connection test. With `max_lines` the output stops exactly
 after that many lines (a prefix of the unlimited output); the cut cycle has `"truncated": true`
 and leaves out the user whose requests were cut.
@@ -142,6 +146,8 @@ class SimConfig:
             raise ValueError("start must be timezone-aware")
         if self.max_lines is not None and self.max_lines < 0:
             raise ValueError("max_lines must not be negative")
+        if self.deletion_storm_size < 0:
+            raise ValueError("deletion_storm_size must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +264,7 @@ def simulate_lines(config: SimConfig) -> tuple[Iterator[bytes], GroundTruth]:
 
 
 def write_log(config: SimConfig, out: IO[bytes]) -> GroundTruth:
+    """Write the JSON lines to `out` in chunks; return the complete ground truth."""
     lines, truth = simulate_lines(config)
     chunk: list[bytes] = []
     for line in lines:
@@ -304,6 +311,7 @@ _EMPTY_LIST = orjson.Fragment(orjson.dumps(
 _FOUND_HEAD = b'{"schemas":["' + LIST_RESPONSE.encode() + b'"],"totalResults":1,"Resources":['
 _FOUND_TAIL = b'],"startIndex":1,"itemsPerPage":20}'
 _RESOURCE_HEAD = orjson.dumps({"schemas": [CORE, ENTERPRISE, UNIFLOW]})[:-1] + b","
+_POST_TAIL = b',"active":true,"meta":{"resourceType":"User"}}'
 _AUTH_ERROR = _error(401, AUTH_DETAIL)
 _LOOKUP_404 = _error(404, "Resource not found")
 
@@ -317,6 +325,7 @@ _FAILURES = {
 }
 _FAILURES["adopt"] = _FAILURES["update"]
 _FAILURES["enable"] = _FAILURES["disable"]
+_OMIT = object()  # no response_body field at all (a 204), unlike None (no response: status 0)
 _TRANSIENT = frozenset({"500", "429", "0"})
 _OPERATION = {"create": Operation.CREATE, "update": Operation.UPDATE, "adopt": Operation.UPDATE,
               "disable": Operation.DISABLE, "enable": Operation.ENABLE,
@@ -328,7 +337,8 @@ _FIRST = (("Ryan", "ryan"), ("Emma", "emma"), ("Liam", "liam"), ("Olivia", "oliv
           ("Łukasz", "lukasz"), ("Aiko", "aiko"), ("Priya", "priya"), ("Omar", "omar"),
           ("Fatima", "fatima"), ("Chen", "chen"), ("Hannah", "hannah"), ("Jonas", "jonas"),
           ("Léa", "lea"), ("Marta", "marta"), ("Kwame", "kwame"), ("Ingrid", "ingrid"),
-          ("Diego", "diego"), ("Yuki", "yuki"), ("Anna", "anna"), ("Ben", "ben"), ("Clara", "clara"))
+          ("Diego", "diego"), ("Yuki", "yuki"), ("Anna", "anna"), ("Ben", "ben"),
+          ("Clara", "clara"))
 _LAST = (("Kim", "kim"), ("Smith", "smith"), ("Müller", "mueller"), ("O'Brien", "obrien"),
          ("Nguyễn", "nguyen"), ("Garcia", "garcia"), ("Rossi", "rossi"), ("Jansen", "jansen"),
          ("Kowalski", "kowalski"), ("Tanaka", "tanaka"), ("Patel", "patel"), ("Haddad", "haddad"),
@@ -450,7 +460,9 @@ class _Simulator:
                 users[name] = outcome  # type: ignore[assignment]
         ended_ms = self.last_ms
         if truncated:
-            ended_ms = _ms_of(last_line) if last_line else started_ms
+            ended_ms = _ms_of(last_line)
+        elif self.line_no == first_line:  # nothing to do and no connection test: no lines at all
+            ended_ms = self.last_ms = started_ms
         self.truth.cycles.append(CycleTruth(
             index, self.cycle_id, "initial" if index == 0 else "incremental", _at(started_ms),
             _at(ended_ms), self.line_no - first_line, self.cfg.connection_test, test_status,
@@ -570,7 +582,7 @@ class _Simulator:
         return result
 
     def _failed(self, user: _User, op: str, sent: Operation, status: int) -> UserOutcome:
-        user.pending = "create" if op == "adopt" else op
+        user.pending = op
         self.pending[user.index] = user
         self._file(user)
         return self._outcome(Outcome.FAILED, sent, status, user.attempts)
@@ -621,7 +633,7 @@ class _Simulator:
     def _post(self, user: _User, kind: str | None) -> tuple[bytes, int]:
         ts = self._tick()
         attrs = self._attributes(user)
-        body = orjson.Fragment(_RESOURCE_HEAD + attrs + b',"active":true,"meta":{"resourceType":"User"}}')
+        body = orjson.Fragment(_RESOURCE_HEAD + attrs + _POST_TAIL)
         if kind is None:
             user.id = user.id or self._guid()
             user.created_ts, user.target_active, user.state = ts, True, "active"
@@ -679,7 +691,8 @@ class _Simulator:
         if kind == "0":
             return None
         if kind == "429":
-            return _error(429, f"Too many requests. Retry after {self.rng.randint(1, 60)} seconds.")
+            seconds = self.rng.randint(1, 60)
+            return _error(429, f"Too many requests. Retry after {seconds} seconds.")
         return _error(500, f"An unexpected error occurred. Reference: {self._guid()}")
 
     def _invalid_detail(self, user: _User, op: str) -> str:
@@ -696,8 +709,8 @@ class _Simulator:
         return f"Attribute '{ENTERPRISE}:department' value '{user.department}' is not a cost center"
 
     def _dump(self, ts: str, method: str, path: str, status: int, duration: float, *,
-              query: str | None = None, request_body: Any = None, response_body: Any = ...
-              ) -> bytes:
+              query: str | None = None, request_body: Any = None,
+              response_body: Any = _OMIT) -> bytes:
         line: dict[str, Any] = {"ts": ts, "method": method, "path": path}
         if query is not None:
             line["query"] = query
@@ -709,10 +722,11 @@ class _Simulator:
         line["job"] = self.cfg.job
         if self.cfg.with_cycle_ids:
             line["cycle_id"] = self.cycle_id
-        line["request_headers"] = self.write_headers if request_body else self.read_headers
+        line["request_headers"] = (self.read_headers if request_body is None
+                                   else self.write_headers)
         if request_body is not None:
             line["request_body"] = request_body
-        if response_body is not ...:
+        if response_body is not _OMIT:
             line["response_body"] = response_body
         self.generated += 1
         return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
@@ -764,10 +778,12 @@ class _Simulator:
         return attrs
 
     def _target(self, user: _User, attrs: bytes, created: str, modified: str) -> bytes:
-        active = b'true' if user.target_active else b'false'
-        meta = f'"meta":{{"resourceType":"User","created":"{created}","lastModified":"{modified}"}}}}'
-        return (_RESOURCE_HEAD + b'"id":"' + user.id.encode() + b'",' + attrs  # type: ignore[union-attr]
-                + b',"active":' + active + b"," + meta.encode())
+        """The resource as the target stores it: serialised once, reused by every answer."""
+        active = "true" if user.target_active else "false"
+        tail = f'"id":"{user.id}",'
+        meta = f'"resourceType":"User","created":"{created}","lastModified":"{modified}"'
+        return (_RESOURCE_HEAD + tail.encode() + attrs
+                + f',"active":{active},"meta":{{{meta}}}}}'.encode())
 
     def _prepare_adopt(self, user: _User) -> None:
         # a target account with this userName exists but was never linked: no externalId

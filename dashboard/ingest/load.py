@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..models import Exchange as ExchangeRow
 from ..models import IngestRun, Job, Reject, to_us
-from ..settings import IngestSettings
+from ..settings import CycleSettings, IngestSettings
 from ..analysis.incremental import BatchAnalyzer
 from . import codec
 from .classify import classify
@@ -55,11 +55,13 @@ class IngestOptions:
     batch_size: int = 2000
     guid_lookups_are_tests: bool = True
     only_job: bool = False  # HTTP push: a token is for one job, lines naming another are rejected
+    gap_us: int = 15 * 60 * 1_000_000  # quiet time that ends an inferred cycle
 
 
-def options_from(config: IngestSettings, *, only_job: bool = False) -> IngestOptions:
-    """Ingest options from the `[ingest]` settings."""
+def options_from(config: IngestSettings, *, only_job: bool = False, cycles: CycleSettings | None = None) -> IngestOptions:
+    """Ingest options from the `[ingest]` (and `[cycles]`) settings."""
     return IngestOptions(
+        gap_us=(cycles or CycleSettings()).gap_minutes * 60 * 1_000_000,
         rules=RedactionRules.build(
             attributes=list(config.redact_attributes),
             masked=list(config.mask_attributes),
@@ -111,7 +113,7 @@ class _Loader:
         self.source = source[:500]
         self.options = options
         self.resolvers: dict[int, UserResolver] = {}
-        self.analyzer = BatchAnalyzer()
+        self.analyzer = BatchAnalyzer(options.gap_us)
         dialect = engine.dialect.name
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
         with engine.begin() as conn:

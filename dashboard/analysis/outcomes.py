@@ -1,0 +1,127 @@
+"""Fold one user's exchanges in one cycle into a summary, and read its outcome from it.
+
+The fold is commutative and associative (latest-by-(time, id), sums, min/max), so batches may
+arrive in any order and two cycles that turn out to be one can be merged summary by summary.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+WRITES = {"create", "update", "disable", "enable", "delete"}
+BUCKETS = ("create", "update", "disable", "delete", "other")  # the matrix's rows
+OUTCOMES = ("success", "failure", "skipped")
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the fold needs of one exchange."""
+
+    id: int
+    ts_us: int
+    operation: str
+    status: int
+
+    @property
+    def bad(self) -> bool:
+        """Answered with an error or not at all (a lookup's 404 included: nothing happened)."""
+        return self.status == 0 or self.status >= 400
+
+
+@dataclass(frozen=True)
+class Mark:
+    ts_us: int
+    id: int
+    operation: str
+    status: int
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.ts_us, self.id)
+
+
+@dataclass(frozen=True)
+class Summary:
+    first_us: int
+    last_us: int
+    requests: int
+    writes: int  # attempts of a write in the cycle
+    failures: int
+    lookups: int
+    last: Mark
+    last_write: Mark | None = None
+    last_failure: Mark | None = None
+
+    @classmethod
+    def of(cls, fact: Fact) -> Summary:
+        mark = Mark(fact.ts_us, fact.id, fact.operation, fact.status)
+        return cls(
+            first_us=fact.ts_us,
+            last_us=fact.ts_us,
+            requests=1,
+            writes=1 if fact.operation in WRITES else 0,
+            failures=1 if fact.bad else 0,
+            lookups=1 if fact.operation == "lookup" else 0,
+            last=mark,
+            last_write=mark if fact.operation in WRITES else None,
+            last_failure=mark if fact.bad else None,
+        )
+
+    def merge(self, other: Summary) -> Summary:
+        return Summary(
+            first_us=min(self.first_us, other.first_us),
+            last_us=max(self.last_us, other.last_us),
+            requests=self.requests + other.requests,
+            writes=self.writes + other.writes,
+            failures=self.failures + other.failures,
+            lookups=self.lookups + other.lookups,
+            last=_latest(self.last, other.last),  # type: ignore[arg-type]
+            last_write=_latest(self.last_write, other.last_write),
+            last_failure=_latest(self.last_failure, other.last_failure),
+        )
+
+    @property
+    def outcome(self) -> Outcome:
+        """failure when the user's last request failed; success when a write succeeded and
+        the last request did not fail; skipped when only lookups found nothing to change."""
+        if self.last.status == 0 or self.last.status >= 400:
+            return Outcome.FAILURE
+        if self.last_write is not None and 200 <= self.last_write.status < 400:
+            return Outcome.SUCCESS
+        return Outcome.SKIPPED
+
+    @property
+    def operation(self) -> str:
+        """The write the user's cycle was about (create, update, ...), or "none"."""
+        return self.last_write.operation if self.last_write is not None else "none"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Summary:
+        marks = {k: (Mark(**data[k]) if data.get(k) else None) for k in ("last", "last_write", "last_failure")}
+        return cls(**{**data, **marks})
+
+
+def bucket_of(operation: str) -> str:
+    """The matrix row of a user's operation: enable and none count under "other"."""
+    return operation if operation in BUCKETS else "other"
+
+
+def _latest(a: Mark | None, b: Mark | None) -> Mark | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a.order >= b.order else b
+
+
+def empty_counts() -> dict[str, dict[str, int]]:
+    return {bucket: {outcome: 0 for outcome in OUTCOMES} for bucket in BUCKETS}
