@@ -30,6 +30,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         TESTING=settings.testing,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # Secure cookies need HTTPS; the local dev server (http://127.0.0.1) cannot set them.
+        SESSION_COOKIE_SECURE=settings.app.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command

@@ -24,13 +24,16 @@ from .models import Exchange, IngestToken, Job, Reject
 from .settings import Settings
 
 job_group = AppGroup("job", help="Provisioning jobs.")
+user_group = AppGroup("user", help="Accounts that sign in to the dashboard.")
 token_group = AppGroup("token", help="Ingest tokens for HTTP push.")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(job_group)
     app.cli.add_command(token_group)
-    for command in (init_db_command, ingest_command, rejects_command, export_command, simulate_command, demo_command):
+    app.cli.add_command(user_group)
+    for command in (init_db_command, ingest_command, rejects_command, export_command, simulate_command, demo_command,
+                    report_command, recompute_command):
         app.cli.add_command(command)
 
 
@@ -52,9 +55,15 @@ def _job_or_exit(name: str) -> Job:
 @click.command("init-db")
 def init_db_command() -> None:
     """Create the database or upgrade it to the newest schema; add the configured jobs."""
+    from .accounts import ensure_first_admin
+
     upgrade_schema(current_app._get_current_object())  # type: ignore[attr-defined]
     sync_jobs(settings().jobs)
     click.echo("database is at the newest schema")
+    first = ensure_first_admin()
+    if first:
+        click.echo(f"created the first admin account: {first[0]}\n"
+                   f"one-time password (shown once; add your own accounts with `flask user add`): {first[1]}")
 
 
 @job_group.command("add")
@@ -290,3 +299,69 @@ def demo_command(users: int, cycles: int) -> None:
 
     loaded = load_demo(db.engine, users=users, cycles=cycles, options=ingest_options())
     click.echo(loaded)
+
+
+@user_group.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "support", "viewer"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(email: str, role: str, password_stdin: bool) -> None:
+    """Add an account; the password comes from a prompt (or stdin) and is stored hashed (Argon2)."""
+    from .accounts import AccountError, add_account
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        add_account(email, role, password)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"added {role} {email.lower()}")
+
+
+@user_group.command("token")
+@click.argument("email")
+def user_token(email: str) -> None:
+    """Create a personal API token for the JSON API (shown once, stored hashed)."""
+    from .accounts import create_api_token
+    from .models import Account
+
+    account = db.session.scalar(select(Account).where(Account.email == email.lower()))
+    if account is None:
+        raise click.UsageError(f"no account {email}")
+    click.echo(create_api_token(account))
+
+
+@click.command("report")
+@click.option("--job", "job_name", required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--cycles", type=click.IntRange(1, 100), default=5)
+@click.option("--at", default=None, help="Replay: the report as it stood at this RFC 3339 time.")
+def report_command(job_name: str, fmt: str, cycles: int, at: str | None) -> None:
+    """The job's latest cycles, health, failing users and signatures (now, or as of --at)."""
+    import orjson
+
+    from . import overview
+    from .reporting import render_text
+
+    job = _job_or_exit(job_name)
+    moment = _time(at, "--at")
+    data = overview.report(db.session, job, current_app.extensions["clock"](), settings(), cycles=cycles, at=moment)
+    if fmt == "json":
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_text(data))
+
+
+@click.command("recompute")
+@click.option("--job", "job_name", required=True)
+def recompute_command(job_name: str) -> None:
+    """Rebuild the job's cycles, user outcomes, signatures and health from its stored exchanges."""
+    from .analysis.rebuild import rebuild
+
+    job = _job_or_exit(job_name)
+    started = time.monotonic()
+    count = rebuild(db.engine, job.id, gap_us=settings().cycles.gap_minutes * 60 * 1_000_000)
+    elapsed = time.monotonic() - started
+    click.echo(f"recomputed {count} exchanges in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} records/s)")

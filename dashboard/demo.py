@@ -46,7 +46,7 @@ def _config(name: str, *, users: int, cycles: int, seed: int, now: datetime, aut
     # A cycle of this size takes a few minutes and is followed by ~40 quiet minutes. The outage
     # is the last cycle, so no quarantine back-off gap follows it. Start early enough for the
     # last cycle to end near now.
-    span = timedelta(minutes=45) * cycles
+    span = timedelta(minutes=40) * (cycles - 1) + timedelta(minutes=5)
     if silent:
         span += timedelta(hours=3)
     start = (now - span).replace(second=0, microsecond=0)

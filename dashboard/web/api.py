@@ -1,13 +1,20 @@
 """JSON API: log push for shippers (Fluent Bit, Vector) under /api/v1."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from datetime import datetime
+from typing import Any
 
 import orjson
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from sqlalchemy import select
 
+from .. import overview
 from ..db import db
 from ..ingest.load import ingest_lines
+from ..ingest.parse import LineError, parse_ts
 from ..jobs import job_for_token
+from ..models import Cycle, Exchange, Job
+from .auth import requires
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -60,3 +67,129 @@ def _numbered(body: bytes):  # type: ignore[no-untyped-def]
             return
     for number, line in enumerate(body.split(b"\n"), start=1):
         yield number, line
+
+
+# -- reads (accounts: session cookie or a personal API token) ---------------------------------------
+
+
+def now() -> datetime:
+    return current_app.extensions["clock"]()
+
+
+def settings():  # type: ignore[no-untyped-def]
+    return current_app.extensions["dashboard"]
+
+
+def _job(name: str) -> Job:
+    job = db.session.scalar(select(Job).where(Job.name == name))
+    if job is None:
+        abort(404, description=f"no job named '{name}'")
+    return job
+
+
+def _int_arg(name: str, default: int | None, *, low: int = 1, high: int = 1000) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, description=f"query parameter '{name}' must be an integer")
+    if not low <= value <= high:
+        abort(400, description=f"query parameter '{name}' must be between {low} and {high}")
+    return value
+
+
+@bp.get("/jobs")
+@requires("viewer")
+def jobs() -> Any:
+    rows = db.session.scalars(select(Job).order_by(Job.name)).all()
+    return jsonify(jobs=[{"name": j.name, "title": j.title, "source": j.source_system, "target": j.target_system,
+                          "scope_size": j.scope_size} for j in rows])
+
+
+@bp.get("/jobs/<job_name>/health")
+@requires("viewer")
+def health(job_name: str) -> Any:
+    return jsonify(overview.health_json(db.session, _job(job_name), now(), settings()))
+
+
+@bp.get("/jobs/<job_name>/cycles/current")
+@requires("viewer")
+def current_cycle(job_name: str) -> Any:
+    return jsonify(cycle=overview.current_cycle(db.session, _job(job_name), now(), settings()))
+
+
+@bp.get("/jobs/<job_name>/cycles")
+@requires("viewer")
+def cycles(job_name: str) -> Any:
+    job = _job(job_name)
+    limit = _int_arg("limit", 50, high=500)
+    before = _int_arg("before", None, low=0, high=2**62)
+    rows = overview.list_cycles(db.session, job, now(), settings(), limit=limit or 50, before=before)
+    return jsonify(cycles=rows, next_before=_us(rows[-1]["started_at"]) if len(rows) == limit else None)
+
+
+def _us(iso: str) -> int:
+    from ..models import to_us
+
+    return to_us(parse_ts(iso))
+
+
+@bp.get("/jobs/<job_name>/cycles/<int:cycle_id>")
+@requires("support")
+def cycle_detail(job_name: str, cycle_id: int) -> Any:
+    job = _job(job_name)
+    cycle = db.session.get(Cycle, cycle_id)
+    if cycle is None or cycle.job_id != job.id:
+        abort(404, description=f"no cycle {cycle_id} in job '{job_name}'")
+    return jsonify(overview.cycle_detail(db.session, job, cycle, now(), settings()))
+
+
+@bp.get("/jobs/<job_name>/users")
+@requires("support")
+def users(job_name: str) -> Any:
+    state = request.args.get("state") or None
+    if state and state not in ("in_sync", "failing", "disabled", "deleted", "never_provisioned", "unknown"):
+        abort(400, description="query parameter 'state' must be in_sync, failing, disabled, deleted or never_provisioned")
+    return jsonify(overview.list_users(db.session, _job(job_name), state=state, limit=_int_arg("limit", 100) or 100,
+                                       after=_int_arg("after", None, low=0, high=2**62), search=request.args.get("q")))
+
+
+@bp.get("/jobs/<job_name>/users/<path:key>/timeline")
+@requires("support")
+def user_timeline(job_name: str, key: str) -> Any:
+    job = _job(job_name)
+    user = overview.find_user(db.session, job, key)
+    if user is None:
+        abort(404, description=f"no user '{key}' in job '{job_name}'")
+    return jsonify(overview.user_timeline(db.session, job, user))
+
+
+@bp.get("/jobs/<job_name>/signatures")
+@requires("support")
+def signatures(job_name: str) -> Any:
+    return jsonify(signatures=overview.list_signatures(db.session, _job(job_name), limit=_int_arg("limit", 50) or 50))
+
+
+@bp.get("/jobs/<job_name>/exchanges/<int:exchange_id>")
+@requires("support")
+def exchange(job_name: str, exchange_id: int) -> Any:
+    job = _job(job_name)
+    row = db.session.get(Exchange, exchange_id)
+    if row is None or row.job_id != job.id:
+        abort(404, description=f"no exchange {exchange_id} in job '{job_name}'")
+    return jsonify(overview.exchange_json(db.session, row))
+
+
+@bp.get("/jobs/<job_name>/report")
+@requires("support")
+def report(job_name: str) -> Any:
+    at = None
+    if request.args.get("at"):
+        try:
+            at = parse_ts(request.args["at"])
+        except LineError:
+            abort(400, description="query parameter 'at' must be RFC 3339 with a zone, e.g. 2026-11-28T03:00:00Z")
+    return jsonify(overview.report(db.session, _job(job_name), now(), settings(),
+                                   cycles=_int_arg("cycles", 5, high=100) or 5, at=at))

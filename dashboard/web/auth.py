@@ -1,0 +1,113 @@
+"""Sign-in, roles, and the guard every page and API route goes through."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired
+
+from ..accounts import account_for_api_token, authenticate, role_allows
+from ..db import db
+from ..models import Account
+
+bp = Blueprint("auth", __name__)
+_FAILURES: dict[str, deque[float]] = defaultdict(deque)
+THROTTLE_WINDOW_S = 15 * 60
+THROTTLE_MAX = 5
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+def requires(role: str) -> Callable:
+    """Route decorator: signed in (session, or an API token on /api/) with at least `role`."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            account: Account | None = g.get("account")
+            if account is None:
+                if request.path.startswith("/api/"):
+                    return _json_error("sign in or send Authorization: Bearer <API token>", 401)
+                return redirect(url_for("auth.login", next=request.full_path))
+            if not role_allows(account.role, role):
+                if request.path.startswith("/api/"):
+                    return _json_error(f"this needs the {role} role", 403)
+                abort(403)
+            return view(*args, **kwargs)
+
+        guarded.required_role = role  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
+
+
+def load_account() -> None:
+    g.account = None
+    header = request.headers.get("Authorization", "")
+    if request.path.startswith("/api/") and header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        if token.startswith("pma_"):
+            g.account = account_for_api_token(token)
+        return
+    account_id = session.get("aid")
+    if account_id is not None:
+        account = db.session.get(Account, account_id)
+        if account is not None and account.active and session.get("pw") == account.password_hash[-16:]:
+            g.account = account
+        else:
+            session.clear()
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    if form.validate_on_submit():
+        keys = (f"ip:{request.remote_addr}", f"email:{form.email.data.strip().lower()}")
+        if any(_throttled(key) for key in keys):
+            flash("Too many failed sign-ins. Wait 15 minutes and try again.", "error")
+            return render_template("auth/login.html", form=form), 429
+        account = authenticate(form.email.data, form.password.data)
+        if account is None:
+            for key in keys:
+                _FAILURES[key].append(time.monotonic())
+            flash("Wrong email or password.", "error")
+            return render_template("auth/login.html", form=form), 401
+        session.clear()
+        session.permanent = True
+        session["aid"] = account.id
+        session["pw"] = account.password_hash[-16:]  # a password change signs out other sessions
+        target = request.args.get("next") or ""
+        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.overview"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    # POST with the CSRF token (checked by CSRFProtect): a link cannot sign anyone out.
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+def _throttled(key: str) -> bool:
+    window = _FAILURES[key]
+    now = time.monotonic()
+    while window and now - window[0] > THROTTLE_WINDOW_S:
+        window.popleft()
+    return len(window) >= current_app.config.get("LOGIN_THROTTLE_MAX", THROTTLE_MAX)
+
+
+def _json_error(message: str, status: int) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
