@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 
 _NORMALISERS = (
-    (re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+"), "<email>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<id>"),
-    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
     (re.compile(r"'[^']*'"), "'<value>'"),
     (re.compile(r'"[^"]*"'), '"<value>"'),
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "<email>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<id>"),
+    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
     (re.compile(r"\b(?=[\w-]*\d)[\w-]+\b"), "<n>"),  # numbers and ids such as id-4711 or u123
 )
 
