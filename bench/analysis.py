@@ -1,0 +1,187 @@
+"""Benchmark: incremental analysis and the JSON reads on a large database.
+
+    .venv/bin/python bench/analysis.py [--lines 1000000] [--users 100000] [--skip-recompute]
+
+(a) ingesting 1,000 more exchanges into a database that holds `--lines` exchanges, against
+(b) ingesting the same 1,000 into an empty database, in the same run: a/b (target <= 2).
+(c) the JSON of health, current cycle and cycle list, served through the WSGI app in process:
+    median of 30 requests each (target <= 50 ms).
+(d) `recompute` of the whole job, in records/s.
+The big database is built once with `flask ingest` and cached under bench/out/.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+EXTRA = 1000
+
+
+def generate(lines: int, users: int) -> tuple[Path, list[bytes]]:
+    from dashboard.simulate import SimConfig, simulate_lines
+
+    path = OUT / f"analysis-{lines}-{users}.jsonl"
+    stream, _truth = simulate_lines(SimConfig(users=users, cycles=10_000, seed=7, job="bench", max_lines=lines + EXTRA))
+    extra: list[bytes] = []
+    OUT.mkdir(parents=True, exist_ok=True)
+    write = not path.exists()
+    with open(path.with_suffix(".tmp"), "wb") if write else open(os.devnull, "wb") as out:
+        for n, line in enumerate(stream):
+            if n < lines:
+                out.write(line)
+            else:
+                extra.append(line)
+    if write:
+        path.with_suffix(".tmp").rename(path)
+    return path, extra
+
+
+def env_for(db: Path) -> dict[str, str]:
+    return dict(os.environ, DATABASE_URL=f"sqlite:///{db}", DASHBOARD_CONFIG=str(ROOT / "tests/data/empty.toml"),
+                DASHBOARD_SECRET_KEY="bench", DASHBOARD_LOG_LEVEL="WARNING")
+
+
+def flask(args: list[str], db: Path) -> None:
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=env_for(db), check=True,
+                   capture_output=True)
+
+
+def build(log: Path, lines: int) -> Path:
+    db = OUT / f"analysis-{lines}.db"
+    if db.exists():
+        return db
+    tmp = db.with_suffix(".building")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(tmp) + suffix).unlink(missing_ok=True)
+    flask(["init-db"], tmp)
+    flask(["job", "add", "bench"], tmp)
+    started = time.perf_counter()
+    flask(["ingest", str(log), "--job", "bench", "--no-progress"], tmp)
+    print(f"built the {lines:,}-exchange database in {time.perf_counter() - started:.0f} s")
+    import sqlite3
+
+    conn = sqlite3.connect(tmp)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    tmp.rename(db)
+    return db
+
+
+def empty_db() -> Path:
+    db = OUT / "analysis-empty.db"
+    if not db.exists():
+        flask(["init-db"], db)
+        flask(["job", "add", "bench"], db)
+    return db
+
+
+def in_process(db: Path):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from dashboard import create_app
+    from dashboard.settings import load_settings
+
+    settings = load_settings(env=env_for(db))
+    return create_app(replace(settings, scheduler=replace(settings.scheduler, enabled=False)))
+
+
+def time_increment(source: Path, extra: list[bytes], runs: int = 3) -> float:
+    from dashboard.cli import ingest_options
+    from dashboard.db import db
+    from dashboard.ingest.load import ingest_lines
+    from dashboard.jobs import get_job
+
+    times = []
+    for _ in range(runs):
+        scratch = OUT / "scratch.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(scratch) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(source, scratch)
+        app = in_process(scratch)
+        with app.app_context():
+            job = get_job("bench")
+            options = ingest_options()
+            started = time.perf_counter()
+            ingest_lines(db.engine, job, enumerate(extra, start=1), source="bench", via="cli", options=options)
+            times.append(time.perf_counter() - started)
+            db.engine.dispose()
+    return statistics.median(times)
+
+
+def time_reads(source: Path) -> dict[str, float]:
+    from dashboard.accounts import add_account, create_api_token
+    from dashboard.db import db
+
+    scratch = OUT / "scratch.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(scratch) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(source, scratch)
+    app = in_process(scratch)
+    with app.app_context():
+        token = create_api_token(add_account("bench@example.com", "support", "bench-password"))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    results = {}
+    for name, url in (("health", "/api/v1/jobs/bench/health"), ("current cycle", "/api/v1/jobs/bench/cycles/current"),
+                      ("cycle list", "/api/v1/jobs/bench/cycles")):
+        client.get(url, headers=headers)  # the first read judges the completed cycles once
+        samples = []
+        for _ in range(30):
+            started = time.perf_counter()
+            response = client.get(url, headers=headers)
+            samples.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.data
+        results[name] = statistics.median(samples) * 1000
+    with app.app_context():
+        db.engine.dispose()
+    return results
+
+
+def time_recompute(source: Path) -> tuple[int, float]:
+    from dashboard.analysis.rebuild import rebuild
+    from dashboard.db import db
+    from dashboard.jobs import get_job
+
+    scratch = OUT / "scratch.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(scratch) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(source, scratch)
+    app = in_process(scratch)
+    with app.app_context():
+        job = get_job("bench")
+        started = time.perf_counter()
+        count = rebuild(db.engine, job.id, gap_us=15 * 60 * 1_000_000)
+        return count, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--skip-recompute", action="store_true")
+    args = parser.parse_args()
+    log, extra = generate(args.lines, args.users)
+    big = build(log, args.lines)
+    a = time_increment(big, extra)
+    b = time_increment(empty_db(), extra)
+    print(f"(a) +{EXTRA:,} exchanges into {args.lines:,}: {a * 1000:,.0f} ms")
+    print(f"(b) the same {EXTRA:,} into an empty database: {b * 1000:,.0f} ms")
+    print(f"a/b = {a / b:.2f}   (target <= 2)")
+    for name, ms in time_reads(big).items():
+        print(f"(c) {name} JSON, median of 30: {ms:,.1f} ms   (target <= 50 ms)")
+    if not args.skip_recompute:
+        count, seconds = time_recompute(big)
+        print(f"(d) recompute: {count:,} exchanges in {seconds:,.1f} s = {count / seconds:,.0f} records/s")
+
+
+if __name__ == "__main__":
+    main()
