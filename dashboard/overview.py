@@ -259,7 +259,7 @@ def progress(session: Session, job: Job, cycle: Cycle, data: dict[str, Any], now
         percent = min(99.0, 100.0 * processed / expected)
     else:
         percent = None
-    elapsed = max((to_us(now) if running else cycle.ended_us) - cycle.started_us, 0) / US
+    elapsed = max(cycle.ended_us - cycle.started_us, 0) / US
     eta = None
     if running and expected and processed and processed < expected and elapsed > 0:
         eta = format_ts(from_us(to_us(now) + int((expected - processed) / (processed / elapsed) * US)))
@@ -271,6 +271,9 @@ def progress(session: Session, job: Job, cycle: Cycle, data: dict[str, Any], now
         "elapsed_s": round(elapsed, 1),
         "eta": eta,
         "few_changes": data["kind"] == "incremental" and processed < 50,
+        # seconds since the cycle's last exchange: a running cycle that has gone quiet is
+        # probably done; it counts as completed once the quiet lasts the cycle gap
+        "quiet_s": round(max(to_us(now) - cycle.ended_us, 0) / US, 1) if running else 0,
     }
 
 

@@ -65,6 +65,61 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    interval_minutes: int = 40  # a cycle report per job this often (Entra's interval)
+    recipients: tuple[str, ...] = ()  # get every job's report (admin version), besides subscriptions
+
+
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = ""  # empty: no delivery; messages wait in the outbox
+    port: int = 587
+    security: str = "starttls"  # starttls, tls (implicit, usually port 465) or none
+    username: str = ""
+    password: str = field(default="", repr=False)  # env DASHBOARD_SMTP_PASSWORD; never logged
+    from_address: str = "provisioning-monitor@localhost"
+    timeout_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if self.security not in SMTP_SECURITY:
+            raise ConfigError("smtp.security must be one of starttls, tls, none")
+        if not 0 < self.port < 65536:
+            raise ConfigError("smtp.port must be between 1 and 65535")
+        if self.timeout_seconds < 1:
+            raise ConfigError("smtp.timeout_seconds must be a positive integer")
+        if "@" not in self.from_address:
+            raise ConfigError("smtp.from_address must be an email address")
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    reminder_hours: int = 24  # a still-open problem is mailed again after this long
+    digest_hour: int = 7  # UTC hour after which the daily digest goes out
+    top_signatures: int = 5  # error signatures shown in an email
+    retry_base_seconds: int = 60  # first retry of a failed delivery; doubles each attempt
+    retry_max_minutes: int = 60  # ... up to this; a message is never dropped
+
+    def __post_init__(self) -> None:
+        for name in ("reminder_hours", "top_signatures", "retry_base_seconds", "retry_max_minutes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"notifications.{name} must be a positive integer")
+        if not 0 <= self.digest_hour <= 23:
+            raise ConfigError("notifications.digest_hour must be an hour between 0 and 23 (UTC)")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    days: int = 90  # whole cycles that ended longer ago are pruned daily, with their exchanges
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ConfigError("retention.days must be a positive integer")
+
+
+@dataclass(frozen=True)
 class JobSettings:
     name: str
     display_name: str = ""
@@ -83,6 +138,10 @@ class Settings:
     cycles: CycleSettings = field(default_factory=CycleSettings)
     quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     jobs: tuple[JobSettings, ...] = ()
     testing: bool = False
 
@@ -94,11 +153,16 @@ _TABLES = {
     "cycles": CycleSettings,
     "quarantine": QuarantineSettings,
     "scheduler": SchedulerSettings,
+    "reports": ReportSettings,
+    "smtp": SmtpSettings,
+    "notifications": NotificationSettings,
+    "retention": RetentionSettings,
 }
 _POSITIVE = {
     "ingest.batch_size", "ingest.push_max_bytes", "jobs.scope_size", "cycles.gap_minutes",
     "cycles.interval_minutes", "quarantine.min_failures", "quarantine.total_failures",
     "quarantine.absolute_failures", "quarantine.deletion_threshold", "quarantine.disable_after_days",
+    "reports.interval_minutes",
 }
 _SHARES = {"quarantine.failure_proportion", "quarantine.credential_share"}
 
@@ -153,6 +217,8 @@ def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("DASHBOARD_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
         settings = replace(settings, app=replace(settings.app, log_level=level))
+    if env.get("DASHBOARD_SMTP_PASSWORD"):
+        settings = replace(settings, smtp=replace(settings.smtp, password=env["DASHBOARD_SMTP_PASSWORD"]))
     return settings
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -30,6 +30,7 @@ class RedactionRules:
     )
     mask_keep: int = 4
     _kinds: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _headers: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def build(
@@ -50,28 +51,78 @@ def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES, *, hint: b
     """The exchange with every secret header, query parameter and attribute value replaced.
 
     `hint`, the raw line, lets bodies that cannot hold a secret skip the walk: when no secret
-    attribute name occurs anywhere in the line, no body value can be one.
+    attribute name occurs anywhere in the line, no body value can be one. Parts without a secret
+    are shared with `exchange`, not copied; the exchange itself is returned when nothing changed.
     """
     bodies = hint is None or _may_hold_secret(hint, rules)
-    return replace(
-        exchange,
-        query=redact_query(exchange.query, rules),
-        request_headers=redact_headers(exchange.request_headers, rules),
-        request_body=redact_body(exchange.request_body, rules) if bodies else exchange.request_body,
-        response_body=redact_body(exchange.response_body, rules) if bodies else exchange.response_body,
-        extra=redact_body(exchange.extra, rules) if exchange.extra else exchange.extra,
+    query = redact_query(exchange.query, rules)
+    headers = redact_headers(exchange.request_headers, rules)
+    request_body = exchange.request_body
+    response_body = exchange.response_body
+    if bodies:
+        request_body = redact_body(request_body, rules)
+        response_body = redact_body(response_body, rules)
+    extra = redact_body(exchange.extra, rules) if exchange.extra else exchange.extra
+    if (
+        query is exchange.query and headers is exchange.request_headers and extra is exchange.extra
+        and request_body is exchange.request_body and response_body is exchange.response_body
+    ):
+        return exchange
+    return Exchange(
+        exchange.ts, exchange.method, exchange.path, exchange.status, query, exchange.duration_ms,
+        exchange.request_id, exchange.client, exchange.job, exchange.cycle_id, headers, request_body,
+        response_body, extra,
     )
 
 
 def _may_hold_secret(raw: bytes | str, rules: RedactionRules) -> bool:
+    """False only when no value in the JSON text `raw` can be a secret attribute's.
+
+    A name matches by its leaf (see `_leaf`), which holds the secret name as a substring of the
+    lower-cased text unless a JSON escape spells it, or a `[...]` filter removed from its middle
+    joins its pieces ("pi[x]n"): a ']' followed by a character that can continue a name.
+    """
     text = raw.lower() if isinstance(raw, str) else raw.decode("utf-8", "replace").lower()
     if "\\u" in text:
         return True  # an escaped character could spell a name; walk the bodies
-    return any(name in text for name in rules.attributes | rules.masked)
+    names, joined = _names_of(rules)
+    if any(name in text for name in names):
+        return True
+    return "]" in text and joined.search(text) is not None
+
+
+_NAME_SETS: dict[tuple[frozenset[str], frozenset[str]], tuple[tuple[str, ...], re.Pattern[str]]] = {}
+
+
+def _names_of(rules: RedactionRules) -> tuple[tuple[str, ...], re.Pattern[str]]:
+    key = (rules.attributes, rules.masked)
+    found = _NAME_SETS.get(key)
+    if found is None:
+        names = tuple(sorted(rules.attributes | rules.masked))
+        # After ']' only a character no name holds ends the name's piece there: JSON syntax,
+        # white space, and the separators a leaf is cut at.
+        stops = set('"\\],}[:. \t\r\n') - set("".join(names))
+        joined = re.compile("\\][^" + "".join(re.escape(c) for c in sorted(stops)) + "]") if stops else re.compile("\\]")
+        found = _NAME_SETS[key] = (names, joined)
+    return found
 
 
 def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dict[str, Any] | None:
+    """`headers` with secret values replaced; the same dict when none is secret."""
     if not headers:
+        return headers
+    cache = rules._headers
+    secret = False
+    for name in headers:
+        known = cache.get(name)
+        if known is None:
+            known = _is_secret_header(name, rules)
+            if len(cache) < 10_000:
+                cache[name] = known
+        if known:
+            secret = True
+            break
+    if not secret:
         return headers
     return {
         name: (REDACTED if _is_secret_header(name, rules) else value)
@@ -82,6 +133,11 @@ def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dic
 def redact_query(query: str | None, rules: RedactionRules) -> str | None:
     if not query or "=" not in query:
         return query
+    if "%" not in query and "+" not in query and query.isascii():
+        # Nothing to decode: a key is secret only if its text occurs in the query as it is.
+        lowered = query.lower()
+        if "token" not in lowered and "secret" not in lowered and not any(k in lowered for k in rules.query_keys):
+            return query
     pairs = parse_qsl(query, keep_blank_values=True)
     if not any(_is_secret_query_key(k, rules) for k, _ in pairs):
         return query  # keep the original encoding when nothing is secret
@@ -89,31 +145,63 @@ def redact_query(query: str | None, rules: RedactionRules) -> str | None:
 
 
 def redact_body(body: Any, rules: RedactionRules) -> Any:
-    """A copy of a JSON value with secret attributes replaced, including PatchOp forms."""
+    """A JSON value with secret attributes replaced, including PatchOp forms.
+
+    Containers without a secret are returned as they are (shared, not copied); the others are
+    copied along the way down to each secret.
+    """
     if isinstance(body, dict):
-        return _redact_object(body, rules)
+        return _redact_object(body, rules, rules._kinds)
     if isinstance(body, list):
-        return [redact_body(item, rules) for item in body]
+        return _redact_list(body, rules, rules._kinds)
     return body
 
 
-def _redact_object(obj: dict[str, Any], rules: RedactionRules) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+_MISSING = object()
+
+
+def _redact_list(items: list[Any], rules: RedactionRules, kinds: dict[str, str | None]) -> list[Any]:
+    out = None
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            new = _redact_object(item, rules, kinds)
+        elif isinstance(item, list):
+            new = _redact_list(item, rules, kinds)
+        else:
+            continue
+        if new is not item:
+            if out is None:
+                out = list(items)
+            out[index] = new
+    return items if out is None else out
+
+
+def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, str | None]) -> dict[str, Any]:
+    out = None
     path = obj.get("path")
     path_kind = _secret_kind(path, rules) if isinstance(path, str) else None
     for key, value in obj.items():
-        kind = _secret_kind(key, rules)
+        kind = kinds.get(key, _MISSING)
+        if kind is _MISSING:
+            kind = _secret_kind(key, rules)
         if kind is None and key == "value" and path_kind is not None:
             kind = path_kind  # a PatchOp whose path names a secret: {"path": "...:pin", "value": ...}
         if kind is None:
-            out[key] = _redact_object(value, rules) if isinstance(value, dict) else (
-                [redact_body(item, rules) for item in value] if isinstance(value, list) else value
-            )
+            if isinstance(value, dict):
+                new = _redact_object(value, rules, kinds)
+            elif isinstance(value, list):
+                new = _redact_list(value, rules, kinds)
+            else:
+                continue
         elif kind == "redact":
-            out[key] = REDACTED if value is not None else None
+            new = REDACTED if value is not None else None
         else:
-            out[key] = _mask(value, rules)
-    return out
+            new = _mask(value, rules)
+        if new is not value:
+            if out is None:
+                out = dict(obj)
+            out[key] = new
+    return obj if out is None else out
 
 
 def _secret_kind(name: str, rules: RedactionRules) -> str | None:

@@ -10,8 +10,14 @@ from werkzeug.exceptions import HTTPException
 from ..db import db
 
 csrf = CSRFProtect()
+# Plotly.js inserts two <style> elements (one empty, one with its modebar rules); they are
+# allowed by hash, nothing else inline is. A Plotly upgrade that changes them fails the browser
+# test that watches for CSP violations: update the hashes then.
+PLOTLY_STYLE_HASHES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"
+)
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' " + PLOTLY_STYLE_HASHES + "; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'"
 )

@@ -1,33 +1,83 @@
-"""HTML pages: the overview of all jobs and a job's page."""
+"""HTML pages: overview, job, logs, exchange, users, timeline, cycles, diagnostics."""
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
-from flask import Blueprint, abort, current_app, render_template
+import plotly
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_file, stream_with_context
 from sqlalchemy import select
 
-from .. import overview
+from .. import logs, overview
+from ..accounts import role_allows
+from ..analysis.health import next_attempt_us
 from ..db import db
-from ..models import Job
+from ..analysis.outcomes import BUCKETS, OUTCOMES
+from ..exporting import format_ts
+from ..models import Cycle, Exchange, Job, ScimUser, from_us, to_us
+from . import charts
 from .auth import requires
 
 bp = Blueprint("pages", __name__)
 URGENCY = {"disabled": 0, "quarantined": 1, "stalled": 2, "warning": 3, "unknown": 4, "healthy": 5}
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def _now():  # type: ignore[no-untyped-def]
+def _now() -> datetime:
     return current_app.extensions["clock"]()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    return current_app.extensions["dashboard"]
+
+
+def _job(name: str) -> Job:
+    job = db.session.scalar(select(Job).where(Job.name == name))
+    if job is None:
+        abort(404, description=f"No job named {name}.")
+    return job
+
+
+def _can(role: str) -> bool:
+    return g.account is not None and role_allows(g.account.role, role)
+
+
+@bp.record_once
+def _globals(state: Any) -> None:
+    # Globals, not a context processor: imported macros see them too.
+    state.app.jinja_env.globals["can"] = _can
+    state.app.jinja_env.filters["urldecode_short"] = _urldecode_short
+
+
+def _urldecode_short(query: str, limit: int = 90) -> str:
+    text = unquote_plus(query)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@bp.get("/assets/plotly.min.js")
+@requires("viewer")
+def plotly_js() -> Response:
+    """Plotly's JavaScript from the installed package: no CDN."""
+    response = send_file(PLOTLY_JS, mimetype="text/javascript", max_age=86400)
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 @bp.get("/")
 @requires("viewer")
-def overview_page() -> Any:
-    settings = current_app.extensions["dashboard"]
+def overview_page() -> str:
     rows = []
     for job in db.session.scalars(select(Job).order_by(Job.name)):
-        health = overview.health_json(db.session, job, _now(), settings)
-        current = overview.current_cycle(db.session, job, _now(), settings)
-        rows.append({"job": job, "health": health, "cycle": current})
+        cycles = overview.list_cycles(db.session, job, _now(), _settings(), limit=12)
+        rows.append({
+            "job": job,
+            "health": overview.health_json(db.session, job, _now(), _settings()),
+            "cycle": overview.current_cycle(db.session, job, _now(), _settings()),
+            "trend": charts.trend_figure(cycles) if len(cycles) > 1 else None,
+        })
     rows.sort(key=lambda r: (URGENCY.get(r["health"]["state"], 9), r["job"].name))
     return render_template("pages/overview.html", rows=rows)
 
@@ -37,17 +87,138 @@ bp.add_url_rule("/", endpoint="overview", view_func=overview_page)
 
 @bp.get("/jobs/<job_name>")
 @requires("viewer")
-def job_page(job_name: str) -> Any:
-    settings = current_app.extensions["dashboard"]
-    job = db.session.scalar(select(Job).where(Job.name == job_name))
-    if job is None:
-        abort(404, description=f"No job named {job_name}.")
+def job_page(job_name: str) -> str:
+    job = _job(job_name)
+    cycles = overview.list_cycles(db.session, job, _now(), _settings(), limit=30)
+    signatures = overview.list_signatures(db.session, job, limit=10) if _can("support") else []
+    figures = {"outcomes": charts.outcomes_figure(cycles), "rate": charts.rate_and_duration_figure(cycles)}
+    if signatures:
+        figures["signatures"] = charts.signatures_figure(signatures)
     return render_template(
-        "pages/job.html",
-        job=job,
-        health=overview.health_json(db.session, job, _now(), settings),
-        cycle=overview.current_cycle(db.session, job, _now(), settings),
-        cycles=overview.list_cycles(db.session, job, _now(), settings, limit=20),
-        signatures=overview.list_signatures(db.session, job, limit=10),
-        failing=overview.failing_users(db.session, job, limit=20),
+        "pages/job.html", job=job, cycles=cycles[:15], signatures=signatures, figures=figures,
+        health=overview.health_json(db.session, job, _now(), _settings()),
+        cycle=overview.current_cycle(db.session, job, _now(), _settings()),
+        failing=overview.failing_users(db.session, job, limit=20) if _can("support") else [],
     )
+
+
+@bp.get("/jobs/<job_name>/logs")
+@requires("support")
+def logs_page(job_name: str) -> tuple[str, int] | str:
+    job = _job(job_name)
+    try:
+        f = logs.LogFilter.from_args(request.args)
+        result = logs.page(db.session, job, f, cursor=request.args.get("after") or None)
+    except logs.FilterError as exc:
+        return render_template("pages/logs.html", job=job, error=str(exc), result=None, f=logs.LogFilter(),
+                               operations=logs.OPERATIONS, cycles=logs.cycles_of(db.session, job)), 400
+    return render_template("pages/logs.html", job=job, result=result, f=f, error=None,
+                           operations=logs.OPERATIONS, cycles=logs.cycles_of(db.session, job))
+
+
+@bp.get("/jobs/<job_name>/logs/export.<fmt>")
+@requires("support")
+def logs_export(job_name: str, fmt: str) -> Response:
+    job = _job(job_name)
+    if fmt not in ("csv", "jsonl"):
+        abort(404)
+    try:
+        f = logs.LogFilter.from_args(request.args)
+    except logs.FilterError as exc:
+        abort(400, description=str(exc))
+    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+    if fmt == "csv":
+        body = stream_with_context(logs.export_csv(db.session, job, f))
+        mimetype = "text/csv"
+    else:
+        body = stream_with_context(logs.export_json(db.session, job, f))
+        mimetype = "application/x-ndjson"
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{job.name}-logs-{stamp}.{fmt}"'
+    return response
+
+
+@bp.get("/jobs/<job_name>/exchanges/<int:exchange_id>")
+@requires("support")
+def exchange_page(job_name: str, exchange_id: int) -> str:
+    job = _job(job_name)
+    row = db.session.get(Exchange, exchange_id)
+    if row is None or row.job_id != job.id:
+        abort(404, description=f"No exchange {exchange_id} in {job.name}.")
+    exchange = overview.exchange_json(db.session, row)
+    siblings = []
+    if row.user_id and row.cycle_id:
+        siblings = [overview.exchange_brief(e) for e in db.session.scalars(
+            select(Exchange).where(Exchange.cycle_id == row.cycle_id, Exchange.user_id == row.user_id)
+            .order_by(Exchange.ts_us).limit(50))]
+    user = db.session.get(ScimUser, row.user_id) if row.user_id else None
+    return render_template("pages/exchange.html", job=job, e=exchange, siblings=siblings, user=user,
+                           pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
+
+
+@bp.get("/jobs/<job_name>/users")
+@requires("support")
+def users_page(job_name: str) -> str:
+    job = _job(job_name)
+    state = request.args.get("state") or None
+    if state and state not in ("in_sync", "failing", "disabled", "deleted", "never_provisioned", "unknown"):
+        abort(400, description="state must be in_sync, failing, disabled, deleted or never_provisioned")
+    after = request.args.get("after")
+    result = overview.list_users(db.session, job, state=state, search=request.args.get("q") or None,
+                                 after=int(after) if after and after.isdigit() else None, limit=100)
+    return render_template("pages/users.html", job=job, result=result, state=state, q=request.args.get("q", ""))
+
+
+@bp.get("/jobs/<job_name>/users/<path:key>")
+@requires("support")
+def user_page(job_name: str, key: str) -> str:
+    job = _job(job_name)
+    user = overview.find_user(db.session, job, key)
+    if user is None:
+        abort(404, description=f"No user {key} in {job.name}.")
+    return render_template("pages/user.html", job=job, timeline=overview.user_timeline(db.session, job, user),
+                           pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
+
+
+@bp.get("/jobs/<job_name>/cycles")
+@requires("viewer")
+def cycles_page(job_name: str) -> str:
+    job = _job(job_name)
+    before = request.args.get("before")
+    cycles = overview.list_cycles(db.session, job, _now(), _settings(), limit=50,
+                                  before=int(before) if before and before.isdigit() else None)
+    next_before = to_us(datetime.fromisoformat(cycles[-1]["started_at"].replace("Z", "+00:00"))) if len(cycles) == 50 else None
+    return render_template("pages/cycles.html", job=job, cycles=cycles, next_before=next_before)
+
+
+@bp.get("/jobs/<job_name>/cycles/<int:cycle_id>")
+@requires("support")
+def cycle_page(job_name: str, cycle_id: int) -> str:
+    job = _job(job_name)
+    cycle = db.session.get(Cycle, cycle_id)
+    if cycle is None or cycle.job_id != job.id:
+        abort(404, description=f"No cycle {cycle_id} in {job.name}.")
+    detail = overview.cycle_detail(db.session, job, cycle, _now(), _settings())
+    return render_template("pages/cycle.html", job=job, c=detail, buckets=BUCKETS, outcomes=OUTCOMES)
+
+
+@bp.get("/jobs/<job_name>/diagnostics")
+@requires("support")
+def diagnostics_page(job_name: str) -> str:
+    """For support staff: why the job is in this state, the evidence, what Entra does next."""
+    job = _job(job_name)
+    health = overview.health_json(db.session, job, _now(), _settings())
+    schedule = []
+    if health.get("quarantine_series_began"):
+        began = to_us(datetime.fromisoformat(health["quarantine_series_began"].replace("Z", "+00:00")))
+        timing = overview.timing_for(job, _settings())
+        moment = began
+        for _ in range(5):
+            moment = next_attempt_us(began, moment, timing)
+            schedule.append(format_ts(from_us(moment)))
+    signatures = overview.list_signatures(db.session, job, limit=10)
+    samples = {s["id"]: overview.exchange_json(db.session, db.session.get(Exchange, s["sample_exchange_id"]))
+               for s in signatures if s["sample_exchange_id"] and db.session.get(Exchange, s["sample_exchange_id"])}
+    return render_template("pages/diagnostics.html", job=job, health=health, schedule=schedule,
+                           signatures=signatures, samples=samples,
+                           pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
