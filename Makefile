@@ -19,7 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/flask init-db
 	$(BIN)/flask demo
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	DASHBOARD_LIVE_DEMO=1 $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP)
 	scripts/test.sh $(PYTEST_ARGS)

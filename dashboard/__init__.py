@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import sys
 from pathlib import Path
 
 from flask import Flask
@@ -42,7 +44,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     cli.init_app(app)
     web.init_app(app)
+    if settings.app.demo_data and os.environ.get("DASHBOARD_LIVE_DEMO") == "1" and _serving():
+        from .demo import start_live_feeder
+
+        start_live_feeder(app)
     return app
+
+
+def _serving() -> bool:
+    """True in the process that serves HTTP (`flask run`), not in other CLI commands or tests.
+
+    With the reloader, only its child serves (WERKZEUG_RUN_MAIN)."""
+    if "run" not in sys.argv[1:]:
+        return False
+    return os.environ.get("FLASK_DEBUG") not in ("1", "true") or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
 def _database_url(url: str) -> str:

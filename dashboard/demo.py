@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -59,3 +61,64 @@ def _config(name: str, *, users: int, cycles: int, seed: int, now: datetime, aut
         auth_outage_cycles=tuple(range(cycles - auth_outage, cycles)) if auth_outage else (),
         silent_after_cycle=cycles // 2 if silent else None,
     )
+
+
+LIVE_JOB = ("uniflow-rollout", "uniFLOW Online (rollout, live demo)")
+
+
+def start_live_feeder(app, *, users: int = 3000, requests_per_second: float = 25.0):  # type: ignore[no-untyped-def]
+    """Feed a simulated job in real time in a background thread, so the progress bar moves.
+
+    The simulator's timeline starts now; each line is ingested when the clock reaches its
+    timestamp (an initial cycle of `users` users takes users * 2 / requests_per_second seconds,
+    then incremental cycles follow about every 40 minutes). Used by `make run` only.
+    """
+    import logging
+    import threading
+    import time
+
+    from .cli import ingest_options
+    from .db import db
+    from .models import to_us
+
+    log = logging.getLogger(__name__)
+
+    def run() -> None:
+        with app.app_context():
+            session = db.session
+            job = session.scalar(select(Job).where(Job.name == LIVE_JOB[0]))
+            if job is None:
+                job = Job(name=LIVE_JOB[0], display_name=LIVE_JOB[1], scope_size=users)
+                session.add(job)
+                session.commit()
+            start = datetime.now(UTC)
+            config = SimConfig(users=users, cycles=500, seed=int(start.timestamp()), job=job.name, start=start,
+                               requests_per_second=requests_per_second, failure_rate=0.04)
+            lines, _truth = simulate_lines(config)
+            options = ingest_options()
+            batch: list[bytes] = []
+            number = 0
+            for line in lines:
+                ts_us = to_us(datetime.fromisoformat(orjson.loads(line)["ts"].replace("Z", "+00:00")))
+                wait = ts_us / 1e6 - time.time()
+                if wait > 0.5 and batch:
+                    number = _feed(db, job, batch, number, options)
+                    batch = []
+                if wait > 0:
+                    time.sleep(min(wait, 60.0))
+                    while ts_us / 1e6 > time.time():
+                        time.sleep(min(ts_us / 1e6 - time.time(), 60.0))
+                batch.append(line)
+                if len(batch) >= 50:
+                    number = _feed(db, job, batch, number, options)
+                    batch = []
+            log.info("live demo feeder finished")
+
+    thread = threading.Thread(target=run, name="live-demo-feeder", daemon=True)
+    thread.start()
+    return thread
+
+
+def _feed(db, job: Job, batch: list[bytes], number: int, options: IngestOptions) -> int:  # type: ignore[no-untyped-def]
+    ingest_lines(db.engine, job, enumerate(batch, start=number + 1), source="live demo", via="demo", options=options)
+    return number + len(batch)

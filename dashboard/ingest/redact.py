@@ -78,32 +78,63 @@ def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES, *, hint: b
 def _may_hold_secret(raw: bytes | str, rules: RedactionRules) -> bool:
     """False only when no value in the JSON text `raw` can be a secret attribute's.
 
-    A name matches by its leaf (see `_leaf`), which holds the secret name as a substring of the
-    lower-cased text unless a JSON escape spells it, or a `[...]` filter removed from its middle
-    joins its pieces ("pi[x]n"): a ']' followed by a character that can continue a name.
+    A key or PatchOp path matches by its leaf (see `_leaf`), which holds the secret name as a
+    substring of the lower-cased text, unless an escape spells part of it (`\\u0069`), or a
+    `[...]` filter removed from its middle joins the pieces ("pi[x]n" -> "pin"), which shows as a
+    ']' followed by a character that can continue a name.
     """
+    names = _names_of(rules)
+    if isinstance(raw, bytes) and names.ascii and b"\xc4\xb0" not in raw and b"\xe2\x84\xaa" not in raw:
+        # Lower-casing the bytes changes only ASCII letters; of the other characters only
+        # U+0130 and U+212A (excluded above) lower-case to an ASCII letter, so for ASCII names
+        # this finds every occurrence that lower-casing the decoded text would.
+        data = raw.lower()
+        if b"\\u" in data or (names.escapable and b"\\" in data):
+            return True
+        if any(name in data for name in names.as_bytes):
+            return True
+        return b"]" in data and names.joined_bytes.search(data) is not None
     text = raw.lower() if isinstance(raw, str) else raw.decode("utf-8", "replace").lower()
-    if "\\u" in text:
+    if "\\u" in text or (names.escapable and "\\" in text):
         return True  # an escaped character could spell a name; walk the bodies
-    names, joined = _names_of(rules)
-    if any(name in text for name in names):
+    if any(name in text for name in names.as_text):
         return True
-    return "]" in text and joined.search(text) is not None
+    return "]" in text and names.joined.search(text) is not None
 
 
-_NAME_SETS: dict[tuple[frozenset[str], frozenset[str]], tuple[tuple[str, ...], re.Pattern[str]]] = {}
+@dataclass(frozen=True)
+class _Names:
+    as_text: tuple[str, ...]
+    as_bytes: tuple[bytes, ...]
+    ascii: bool
+    joined: re.Pattern[str]  # a ']' followed by a character that can continue a name
+    joined_bytes: re.Pattern[bytes]
+    escapable: bool  # an escape other than \\u can spell a character of a name
+    query_words: tuple[str, ...]  # a secret query key holds one of these
 
 
-def _names_of(rules: RedactionRules) -> tuple[tuple[str, ...], re.Pattern[str]]:
-    key = (rules.attributes, rules.masked)
+_NAME_SETS: dict[tuple[frozenset[str], ...], _Names] = {}
+
+
+def _names_of(rules: RedactionRules) -> _Names:
+    key = (rules.attributes, rules.masked, rules.query_keys)
     found = _NAME_SETS.get(key)
     if found is None:
         names = tuple(sorted(rules.attributes | rules.masked))
-        # After ']' only a character no name holds ends the name's piece there: JSON syntax,
-        # white space, and the separators a leaf is cut at.
-        stops = set('"\\],}[:. \t\r\n') - set("".join(names))
-        joined = re.compile("\\][^" + "".join(re.escape(c) for c in sorted(stops)) + "]") if stops else re.compile("\\]")
-        found = _NAME_SETS[key] = (names, joined)
+        held = set("".join(names))
+        # after ']', a character that no name holds cannot continue one
+        stops = "".join(sorted(set('"\\],}[:. \t\r\n') - held))
+        joined = "\\][^" + re.escape(stops) + "]" if stops else "\\]"
+        words = {"token", "secret"} | set(rules.query_keys)
+        found = _NAME_SETS[key] = _Names(
+            as_text=names,
+            as_bytes=tuple(n.encode() for n in names),
+            ascii=all(n.isascii() for n in names),
+            joined=re.compile(joined),
+            joined_bytes=re.compile(joined.encode()),
+            escapable=bool(held & set('/"\\\b\f\n\r\t')),
+            query_words=tuple(sorted(w for w in words if not any(o != w and o in w for o in words))),
+        )
     return found
 
 
@@ -136,7 +167,7 @@ def redact_query(query: str | None, rules: RedactionRules) -> str | None:
     if "%" not in query and "+" not in query and query.isascii():
         # Nothing to decode: a key is secret only if its text occurs in the query as it is.
         lowered = query.lower()
-        if "token" not in lowered and "secret" not in lowered and not any(k in lowered for k in rules.query_keys):
+        if not any(word in lowered for word in _names_of(rules).query_words):
             return query
     pairs = parse_qsl(query, keep_blank_values=True)
     if not any(_is_secret_query_key(k, rules) for k, _ in pairs):

@@ -1,0 +1,91 @@
+"""Hand an email to someone who delivers it: SMTP for real, a list in memory for tests and dev."""
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Protocol
+
+from ..settings import SmtpSettings
+
+
+@dataclass(frozen=True)
+class Message:
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str = ""  # kept across retries, so a mail client can tell a duplicate
+
+
+class Mailer(Protocol):
+    def send(self, message: Message) -> str:
+        """Deliver or raise (smtplib.SMTPException, OSError); returns the server's answer."""
+
+
+class SmtpMailer:
+    """One connection per message: a failure never leaves a half-used session behind."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def send(self, message: Message) -> str:
+        s = self.settings
+        mime = build_mime(message, s.from_address)
+        with self._connect() as smtp:
+            if s.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if s.username:
+                smtp.login(s.username, s.password)
+            code, answer = smtp.mail(s.from_address)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, answer, s.from_address)
+            code, answer = smtp.rcpt(message.to)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({message.to: (code, answer)})
+            code, answer = smtp.data(mime.as_bytes())  # raises SMTPDataError unless 250
+            return f"{code} {answer.decode('utf-8', 'replace')}"
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds,
+                                                  context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+        smtp.ehlo()
+        return smtp
+
+
+@dataclass
+class MemoryMailer:
+    """Keeps what it was given (Django's mail.outbox); `failures` raise on the next sends."""
+
+    outbox: list[Message] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    def send(self, message: Message) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.outbox.append(message)
+        return "250 kept in memory"
+
+
+def build_mime(message: Message, from_address: str) -> EmailMessage:
+    mime = EmailMessage()
+    mime["From"] = from_address
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = formatdate(usegmt=True)
+    mime["Message-ID"] = message.message_id or make_msgid(domain=domain_of(from_address))
+    mime["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a monitor
+    mime.set_content(message.text)
+    mime.add_alternative(message.html, subtype="html")
+    return mime
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(">").strip() or "localhost"
