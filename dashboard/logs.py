@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from .exporting import format_ts, line_of
@@ -102,7 +102,8 @@ def _query(job: Job, f: LogFilter):  # type: ignore[no-untyped-def]
     if f.cycle is not None:
         query = query.where(Exchange.cycle_id == f.cycle)
     if f.outcome == "failure":
-        query = query.where(or_(Exchange.failed, Exchange.status == 0, Exchange.status >= 400))
+        # exactly the partial index's condition, so the database can use it
+        query = query.where(text("(status = 0 OR status >= 400)"))  # parenthesised: it is one term
     elif f.outcome == "success":
         query = query.where(Exchange.status > 0, Exchange.status < 400)
     elif f.outcome == "skipped":

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
@@ -135,8 +136,16 @@ class Exchange(db.Model):
         UniqueConstraint("job_id", "dedupe"),
         Index("ix_exchange_job_ts", "job_id", "ts_us"),
         Index("ix_exchange_user_ts", "user_id", "ts_us"),
-        Index("ix_exchange_cycle", "cycle_id", "user_id"),
+        Index("ix_exchange_cycle_ts", "cycle_id", "ts_us"),
         Index("ix_exchange_sig", "sig_id"),
+        # One index per logs filter, so each filtered page reads only its own rows. Failures are
+        # a few percent of the traffic: a partial index keeps that one small.
+        Index("ix_exchange_job_operation_ts", "job_id", "operation", "ts_us"),
+        Index("ix_exchange_job_status_ts", "job_id", "status", "ts_us"),
+        Index(
+            "ix_exchange_job_failures_ts", "job_id", "ts_us",
+            sqlite_where=text("status = 0 OR status >= 400"), postgresql_where=text("status = 0 OR status >= 400"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

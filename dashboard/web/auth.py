@@ -5,6 +5,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlsplit
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
@@ -85,8 +86,7 @@ def login() -> Any:
         session.permanent = True
         session["aid"] = account.id
         session["pw"] = account.password_hash[-16:]  # a password change signs out other sessions
-        target = request.args.get("next") or ""
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.overview"))
+        return redirect(_local_target(request.args.get("next")) or url_for("pages.overview"))
     return render_template("auth/login.html", form=form)
 
 
@@ -95,6 +95,19 @@ def logout() -> Response:
     # POST with the CSRF token (checked by CSRFProtect): a link cannot sign anyone out.
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+def _local_target(target: str | None) -> str | None:
+    """`next` only when it is a path on this site: no scheme, no host, no control characters
+    (a tab or newline would be stripped by the browser and turn "/\t/evil.com" into "//evil.com")."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(c in target for c in "\\\t\r\n") or any(ord(c) < 32 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 def _throttled(key: str) -> bool:

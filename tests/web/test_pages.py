@@ -102,27 +102,42 @@ def test_it_renders_a_job_without_traffic(app, client):  # type: ignore[no-untyp
     assert 'role="progressbar"' not in response.get_data(as_text=True)
 
 
-def test_it_escapes_a_user_name_that_is_markup(app, client, settings):  # type: ignore[no-untyped-def]
-    # A create that fails with 409 leaves the user failing: the job page lists it for support.
-    load(settings, "uniflow-prod", [
+def failing_create(user_name: str) -> list[bytes]:
+    """A lookup that finds nothing and a create that fails with 409: the user is failing."""
+    return [
         orjson.dumps({"ts": "2026-11-28T08:00:00Z", "method": "GET", "path": "/scim/v2/Users",
-                      "query": f'filter=userName eq "{SCRIPT}"', "status": 200, "request_id": "x1",
+                      "query": f'filter=userName eq "{user_name}"', "status": 200, "request_id": "x1",
                       "response_body": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
                                         "totalResults": 0, "Resources": []}}),
         orjson.dumps({"ts": "2026-11-28T08:00:01Z", "method": "POST", "path": "/scim/v2/Users", "status": 409,
                       "request_id": "x2",
                       "request_body": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                       "userName": SCRIPT, "externalId": "markup"},
+                                       "userName": user_name, "externalId": "x-1"},
                       "response_body": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409",
-                                        "scimType": "uniqueness", "detail": f"User '{SCRIPT}' already exists"}}),
-    ])
+                                        "scimType": "uniqueness", "detail": f"User '{user_name}' already exists"}}),
+    ]
+
+
+def test_it_escapes_a_user_name_that_is_markup(app, client, settings):  # type: ignore[no-untyped-def]
+    load(settings, "uniflow-prod", failing_create(SCRIPT))
     set_clock(app, START + timedelta(minutes=30))
-    signed_in(client, "support")
+    signed_in(client, "support")  # failing users are listed for support
 
     html = client.get("/jobs/uniflow-prod").get_data(as_text=True)
 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert SCRIPT not in html
+
+
+@pytest.mark.parametrize(("role", "shown"), [("viewer", False), ("support", True)])
+def test_it_shows_failing_users_to_support_only(app, client, settings, role, shown):  # type: ignore[no-untyped-def]
+    load(settings, "uniflow-prod", failing_create("clara.wang@contoso.com"))
+    set_clock(app, START + timedelta(minutes=30))
+    signed_in(client, role)
+
+    html = client.get("/jobs/uniflow-prod").get_data(as_text=True)
+
+    assert ("clara.wang@contoso.com" in html) is shown
 
 
 def test_it_answers_404_for_an_unknown_job(client):  # type: ignore[no-untyped-def]

@@ -158,7 +158,9 @@ def test_it_diffs_a_cycle_with_the_previous_one(api, truth):  # type: ignore[no-
 def test_it_lists_a_cycles_error_signatures(api, truth):  # type: ignore[no-untyped-def]
     outage = get(api, f"/cycles/{cycle_ids(api)[3]}")
 
-    assert [(s["status"], s["action"]["code"]) for s in outage["signatures"]] == [(401, "EncounteredQuarantineException")]
+    assert [(s["status"], s["action"]["code"]) for s in outage["signatures"]] == [
+        (401, "EncounteredQuarantineException"),
+    ]
     assert outage["signatures"][0]["in_cycle"] == {"exchanges": truth.cycles[3].requests,
                                                    "users": len(truth.cycles[3].users)}
 

@@ -1,0 +1,231 @@
+"""The pages in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+Screenshots of each page land in test-artifacts/ for a person to look at. In CI a missing
+browser is an error, never a skip.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from werkzeug.serving import make_server
+
+from dashboard.accounts import add_account
+from dashboard.db import db
+from dashboard.ingest.load import ingest_lines, options_from
+from dashboard.jobs import get_job
+from dashboard.simulate import SimConfig, simulate_lines
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "browser-password-1"
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (apt-get install chromium)")
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); runs in CI", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+
+class Clock:
+    """The app's clock, moved by the test (no sleeping until a cycle is old enough)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(app):  # type: ignore[no-untyped-def]
+    """The app served on 127.0.0.1 in a thread, with a controllable clock and a support account."""
+    clock = Clock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    app.extensions["clock"] = clock
+    add_account("support@example.com", "support", PASSWORD)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", clock
+    server.shutdown()
+
+
+@pytest.fixture
+def page(browser: Browser, site) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.problems = problems  # type: ignore[attr-defined]
+    yield page
+    context.close()
+    assert problems == [], f"console errors or dialogs: {problems}"
+
+
+def sign_in(page: Page, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=email]", "support@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def feed(settings, lines: list[bytes], start: int = 0) -> None:  # type: ignore[no-untyped-def]
+    options = options_from(settings.ingest, cycles=settings.cycles)
+    ingest_lines(db.engine, get_job("uniflow-prod"), [(start + i + 1, line) for i, line in enumerate(lines)],
+                 source="browser-test", via="cli", options=options)
+
+
+def ts_of(line: bytes) -> datetime:
+    return datetime.fromisoformat(orjson.loads(line)["ts"].replace("Z", "+00:00"))
+
+
+def test_it_signs_in_and_shows_the_overview_and_job_page(page, site, settings):  # type: ignore[no-untyped-def]
+    base, clock = site
+    lines = list(simulate_lines(SimConfig(users=40, cycles=4, seed=2, job="uniflow-prod", auth_outage_cycles=(3,)))[0])
+    feed(settings, lines)
+    clock.now = ts_of(lines[-1]) + timedelta(minutes=30)
+
+    sign_in(page, base)
+    shot(page, "overview")
+    assert page.locator("article.job h2").first.inner_text().startswith("uniFLOW production")
+    assert "quarantined" in page.locator("article.job .badge").first.inner_text()
+
+    page.click("text=uniFLOW production")
+    page.wait_for_selector("#chart-outcomes .main-svg")  # Plotly drew the chart
+    shot(page, "job")
+    assert "EncounteredQuarantineException" in page.locator("section.health").inner_text()
+    assert page.locator(".progress .bar").get_attribute("aria-valuenow") == "100.0"
+
+
+def test_it_moves_the_progress_bar_while_a_cycle_is_ingested(page, site, settings, app):  # type: ignore[no-untyped-def]
+    base, clock = site
+    job = get_job("uniflow-prod")
+    job.scope_size = 200
+    db.session.commit()
+    lines = list(simulate_lines(SimConfig(users=200, cycles=1, seed=9, job="uniflow-prod", failure_rate=0.0))[0])
+    feed(settings, lines[:100])
+    clock.now = ts_of(lines[99]) + timedelta(seconds=1)
+    sign_in(page, base)
+    page.goto(base + "/jobs/uniflow-prod")
+    first = float(page.locator(".progress .bar").get_attribute("aria-valuenow"))
+
+    feed(settings, lines[100:300], start=100)
+    clock.now = ts_of(lines[299]) + timedelta(seconds=1)
+    second = first
+    for _ in range(40):  # the page polls every 2 s; no reload. (wait_for_function would eval: CSP forbids it)
+        page.wait_for_timeout(250)
+        second = float(page.locator(".progress .bar").get_attribute("aria-valuenow"))
+        if second > first:
+            break
+
+    shot(page, "progress-moving")
+    assert 0 < first < second < 100
+    assert "running" in page.locator(".progress .state").inner_text()
+
+
+def test_it_filters_logs_to_failures_opens_a_detail_and_exports_csv(page, site, settings):  # type: ignore[no-untyped-def]
+    base, clock = site
+    lines = list(simulate_lines(SimConfig(users=40, cycles=3, seed=4, job="uniflow-prod", failure_rate=0.2))[0])
+    feed(settings, lines)
+    clock.now = ts_of(lines[-1]) + timedelta(minutes=30)
+    sign_in(page, base)
+
+    page.goto(base + "/jobs/uniflow-prod/logs")
+    page.select_option("select[name=outcome]", "failure")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**outcome=failure**")
+    shot(page, "logs-failures")
+    statuses = page.locator("table.logs tbody tr td:nth-child(5)").all_inner_texts()
+    assert statuses and all(s == "no response" or int(s) >= 400 for s in statuses)
+
+    with page.expect_download(timeout=15_000) as download:
+        page.click("p.exports a:text-is('CSV')", timeout=5_000)
+    csv_text = Path(download.value.path()).read_text()
+    assert csv_text.splitlines()[0].startswith("ts,method,path")
+    assert len(csv_text.splitlines()) == len(statuses) + 1 or len(statuses) == 50
+
+    page.locator("table.logs tbody tr td:first-child a").first.click()
+    page.wait_for_selector("h2:text('Response')")
+    shot(page, "exchange-detail")
+    body = page.content()
+    assert "Recommended action" in body
+    assert "[REDACTED]" in body  # the bearer token
+
+
+def test_it_answers_why_a_user_failed_on_their_timeline(page, site, settings):  # type: ignore[no-untyped-def]
+    base, clock = site
+    lines = list(simulate_lines(SimConfig(users=40, cycles=4, seed=2, job="uniflow-prod", auth_outage_cycles=(3,)))[0])
+    feed(settings, lines)
+    clock.now = ts_of(lines[-1]) + timedelta(minutes=30)
+    sign_in(page, base)
+
+    page.goto(base + "/jobs/uniflow-prod/users?state=failing")
+    page.locator("table tbody tr td:first-child a").first.click()
+    page.wait_for_selector("ol.timeline")
+    shot(page, "user-timeline")
+
+    assert page.locator("ol.timeline li.outcome-failure").count() >= 1
+    assert "Credentials rejected" in page.locator("ol.timeline").inner_text()
+
+
+def test_it_renders_a_hostile_username_as_text(page, site, settings):  # type: ignore[no-untyped-def]
+    base, clock = site
+    hostile = "<script>alert(1)</script>"
+    line = orjson.dumps({"ts": "2026-11-28T11:00:00Z", "method": "POST", "path": "/scim/v2/Users", "status": 409,
+                         "request_body": {"userName": hostile},
+                         "response_body": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409",
+                                           "detail": "User '<img src=x onerror=alert(2)>' exists"}})
+    feed(settings, [line])
+    clock.now = datetime(2026, 11, 28, 11, 30, tzinfo=UTC)
+    sign_in(page, base)
+
+    for path in ("/jobs/uniflow-prod/logs", "/jobs/uniflow-prod/users", "/jobs/uniflow-prod"):
+        page.goto(base + path)
+        page.wait_for_load_state("networkidle")
+    page.goto(base + "/jobs/uniflow-prod/logs")
+    shot(page, "hostile-username")
+
+    assert hostile in page.locator("table.logs").inner_text()  # shown as text; the dialog handler saw nothing
+
+
+def test_it_fits_a_phone_screen(browser, site, settings):  # type: ignore[no-untyped-def]
+    base, clock = site
+    lines = list(simulate_lines(SimConfig(users=30, cycles=3, seed=5, job="uniflow-prod"))[0])
+    feed(settings, lines)
+    clock.now = ts_of(lines[-1]) + timedelta(minutes=30)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, base)
+    page.goto(base + "/jobs/uniflow-prod")
+    page.wait_for_selector("#chart-outcomes .main-svg")
+    shot(page, "job-phone")
+
+    width = page.evaluate("document.documentElement.scrollWidth")
+    context.close()
+    assert width <= 390  # nothing forces sideways scrolling of the page (tables scroll inside their card)
