@@ -147,7 +147,7 @@ def time_reads(source: Path) -> dict[str, float]:
 
 
 def time_recompute(source: Path) -> tuple[int, float]:
-    from dashboard.analysis.rebuild import rebuild
+    from dashboard.rebuild import rebuild
     from dashboard.db import db
     from dashboard.jobs import get_job
 

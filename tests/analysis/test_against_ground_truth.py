@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from dashboard import overview
-from dashboard.analysis.rebuild import rebuild
+from dashboard.rebuild import rebuild
 from dashboard.db import db
 from dashboard.ingest.load import ingest_lines, options_from
 from dashboard.jobs import get_job

@@ -11,11 +11,11 @@ import orjson
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from ..models import Cycle, Exchange, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
-from .cycles import CycleIndex, Span
-from .outcomes import Fact, Summary, bucket_of, empty_counts
-from .signatures import is_signature_worthy, signature_of
-from .users import CycleOutcome, user_state
+from .models import Cycle, Exchange, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
+from .analysis.cycles import CycleIndex, Span
+from .analysis.outcomes import Fact, Summary, bucket_of, empty_counts
+from .analysis.signatures import is_signature_worthy, signature_of
+from .analysis.users import CycleOutcome, user_state
 
 _cycles = Cycle.__table__
 _user_cycles = UserCycle.__table__

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Engine
 
-from ..models import Cycle, Exchange, HealthTransition, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
+from .models import Cycle, Exchange, HealthTransition, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
 from .incremental import BatchAnalyzer
 
 _e = Exchange.__table__
