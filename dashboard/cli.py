@@ -35,6 +35,11 @@ def init_app(app: Flask) -> None:
     for command in (init_db_command, ingest_command, rejects_command, export_command, simulate_command, demo_command,
                     report_command, recompute_command):
         app.cli.add_command(command)
+    from .notify.commands import notify_group
+    from .scheduler import scheduler_command
+
+    app.cli.add_command(notify_group)
+    app.cli.add_command(scheduler_command)
 
 
 def settings() -> Settings:
@@ -358,7 +363,7 @@ def report_command(job_name: str, fmt: str, cycles: int, at: str | None) -> None
 @click.option("--job", "job_name", required=True)
 def recompute_command(job_name: str) -> None:
     """Rebuild the job's cycles, user outcomes, signatures and health from its stored exchanges."""
-    from .analysis.rebuild import rebuild
+    from .rebuild import rebuild
 
     job = _job_or_exit(job_name)
     started = time.monotonic()

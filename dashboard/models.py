@@ -213,7 +213,7 @@ class IngestRun(db.Model):
 class Cycle(db.Model):
     """A provisioning cycle of a job: explicit (`key`, the log's cycle_id) or inferred from gaps.
 
-    Counters are kept current batch by batch (analysis.incremental); `counts` is the operation x
+    Counters are kept current batch by batch (dashboard/incremental.py); `counts` is the operation x
     outcome matrix of its users as JSON: {"create": {"success": n, "failure": n, "skipped": n}, ...}.
     """
 

@@ -33,9 +33,12 @@ def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Clas
     for targets whose matching attribute really holds GUIDs.
     """
     resource, resource_id = split_path(exchange.path)
-    operation = operation_of(exchange, resource, resource_id)
-    user_name, external_id = _identity(exchange, operation)
-    if operation is Operation.LOOKUP and guid_lookups_are_tests and _is_test_lookup(exchange):
+    # A lookup's filter is read once here and handed on (the helpers below would each re-read it).
+    filter_text = _filter_of(exchange) if resource == "users" and exchange.method == "GET" and not resource_id else None
+    operation = _operation(exchange, resource, resource_id, filter_text)
+    terms = _terms(filter_text or "") if operation is Operation.LOOKUP else None
+    user_name, external_id = _identity(exchange, operation, terms)
+    if operation is Operation.LOOKUP and guid_lookups_are_tests and _is_test_lookup(exchange, terms):
         operation = Operation.CONNECTION_TEST
     if operation is Operation.CONNECTION_TEST:
         user_name = external_id = None  # a probe for a random value: it concerns no user
@@ -44,12 +47,12 @@ def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Clas
         scim_id = _response_id(exchange)
     failed = is_failure(exchange, operation)
     return Classified(
-        operation=operation,
-        failed=failed,
-        user_name=user_name if resource == "users" else None,
-        external_id=external_id if resource == "users" else None,
-        scim_id=scim_id,
-        error=scim_error_of(exchange) if (failed or exchange.status >= 400) else None,
+        operation,
+        failed,
+        user_name if resource == "users" else None,
+        external_id if resource == "users" else None,
+        scim_id,
+        scim_error_of(exchange) if (failed or exchange.status >= 400) else None,
     )
 
 
@@ -68,6 +71,11 @@ def split_path(path: str) -> tuple[str | None, str | None]:
 
 
 def operation_of(exchange: Exchange, resource: str | None, resource_id: str | None) -> Operation:
+    filter_text = _filter_of(exchange) if resource == "users" and exchange.method == "GET" and not resource_id else None
+    return _operation(exchange, resource, resource_id, filter_text)
+
+
+def _operation(exchange: Exchange, resource: str | None, resource_id: str | None, filter_text: str | None) -> Operation:
     method = exchange.method
     if resource == "discovery":
         return Operation.CONNECTION_TEST
@@ -75,7 +83,7 @@ def operation_of(exchange: Exchange, resource: str | None, resource_id: str | No
         if method == "GET":
             if resource_id:
                 return Operation.READ
-            return Operation.LOOKUP if _filter_of(exchange) else Operation.OTHER
+            return Operation.LOOKUP if filter_text else Operation.OTHER
         if method == "POST" and not resource_id:
             return Operation.CREATE
         if method in ("PATCH", "PUT") and resource_id:
@@ -178,7 +186,10 @@ def _filter_of(exchange: Exchange) -> str | None:
 
 def filter_terms(exchange: Exchange) -> dict[str, str]:
     """The `attr eq "value"` terms of a lookup's filter, attribute names lower-cased."""
-    text = _filter_of(exchange) or ""
+    return _terms(_filter_of(exchange) or "")
+
+
+def _terms(text: str) -> dict[str, str]:
     terms: dict[str, str] = {}
     for match in _FILTER_TERM.finditer(text):
         value = match.group("q")
@@ -187,14 +198,15 @@ def filter_terms(exchange: Exchange) -> dict[str, str]:
     return terms
 
 
-def _identity(exchange: Exchange, operation: Operation) -> tuple[str | None, str | None]:
+def _identity(exchange: Exchange, operation: Operation, terms: dict[str, str] | None) -> tuple[str | None, str | None]:
     user_name = external_id = None
     if operation in (Operation.CREATE, Operation.UPDATE) and isinstance(exchange.request_body, dict):
         if exchange.method in ("POST", "PUT"):
             user_name = _str(exchange.request_body.get("userName"))
             external_id = _str(exchange.request_body.get("externalId"))
     elif operation is Operation.LOOKUP:
-        terms = filter_terms(exchange)
+        if terms is None:
+            terms = filter_terms(exchange)
         user_name = terms.get("username")
         external_id = terms.get("externalid")
     if user_name is None and external_id is None:
@@ -221,8 +233,9 @@ def _single_resource(body: Any) -> dict[str, Any] | None:
     return body if ("id" in body or "userName" in body) else None
 
 
-def _is_test_lookup(exchange: Exchange) -> bool:
-    terms = filter_terms(exchange)
+def _is_test_lookup(exchange: Exchange, terms: dict[str, str] | None = None) -> bool:
+    if terms is None:
+        terms = filter_terms(exchange)
     if "placeholder" in terms:
         return True
     if len(terms) != 1:

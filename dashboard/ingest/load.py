@@ -7,11 +7,13 @@ completes it (duplicates are recognised by their dedupe key and skipped).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 
 import orjson
 from sqlalchemy import insert, select, update
@@ -21,12 +23,16 @@ from sqlalchemy.engine import Connection, Engine
 from ..models import Exchange as ExchangeRow
 from ..models import IngestRun, Job, Reject, to_us
 from ..settings import CycleSettings, IngestSettings
-from ..analysis.incremental import BatchAnalyzer
+from ..incremental import BatchAnalyzer
 from . import codec
 from .classify import classify
-from .parse import parse_line
-from .redact import RedactionRules, redact, redact_body, redact_text
-from .records import Classified, Exchange, ParseProblem
+from .prepare import (
+    DEFERRED_LEN, P_BLOB, P_CYCLE_KEY, P_DEDUPE, P_DURATION_MS, P_ERROR_DETAIL, P_EXTERNAL_ID, P_FAILED, P_JOB_ID,
+    P_METHOD, P_OPERATION, P_REQUEST_ID, P_SCIM_ID, P_SCIM_TYPE, P_STATUS, P_TS_US, P_USER_NAME, Preparer, Workers,
+    blob_of, dedupe_key, stable_hash,
+)
+from .redact import RedactionRules, redact_body, redact_text
+from .records import ParseProblem
 from .resolve import UserResolver
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,14 @@ _exchanges = ExchangeRow.__table__
 _rejects = Reject.__table__
 _runs = IngestRun.__table__
 PROBLEMS_KEPT = 1000  # problems returned to the caller; all of them are stored
+# Worker processes prepare the lines of an input only once it has proved this long: below, their
+# start-up would cost more than they save. An HTTP push never uses them.
+PARALLEL_AFTER_LINES = 4_000
+_SQLITE_VARIABLES = 32_000  # bound parameters per statement (SQLite allows 32766 since 3.32)
+# SQLite page cache for a large input (KiB; SQLite's default is 2 MB): each insert updates a
+# dozen indexes at random places (the dedupe key is a hash), and finds far more of their pages
+# in a larger cache. Set on the connection while such an input is loaded, then restored.
+LARGE_INPUT_CACHE_KIB = 32_768
 
 
 @dataclass
@@ -56,11 +70,13 @@ class IngestOptions:
     guid_lookups_are_tests: bool = True
     only_job: bool = False  # HTTP push: a token is for one job, lines naming another are rejected
     gap_us: int = 15 * 60 * 1_000_000  # quiet time that ends an inferred cycle
+    workers: int = 0  # processes that prepare the lines of a large input (0: all in this process)
 
 
 def options_from(config: IngestSettings, *, only_job: bool = False, cycles: CycleSettings | None = None) -> IngestOptions:
     """Ingest options from the `[ingest]` (and `[cycles]`) settings."""
     return IngestOptions(
+        workers=config.workers,
         gap_us=(cycles or CycleSettings()).gap_minutes * 60 * 1_000_000,
         rules=RedactionRules.build(
             attributes=list(config.redact_attributes),
@@ -90,20 +106,62 @@ def ingest_lines(
     """Ingest numbered raw lines for `job` (lines naming another known job go to that job)."""
     loader = _Loader(engine, job, source=source, via=via, options=options)
     result = IngestResult()
-    batch: list[tuple[int, bytes]] = []
-    for numbered in lines:
-        batch.append(numbered)
-        if len(batch) >= options.batch_size:
-            loader.load_batch(batch, result)
-            batch = []
-            if progress:
-                progress(result.lines)
-    if batch:
-        loader.load_batch(batch, result)
+    size = options.batch_size
+    try:
+        with closing(_prepared_batches(iter(lines), loader.preparer, options, parallel=via != "push")) as batches:
+            for batch, count in batches:
+                loader.load_batch(batch, count, result)
+                if progress and count >= size:
+                    progress(result.lines)
+                if result.lines >= PARALLEL_AFTER_LINES:
+                    loader.large = True
+    finally:
+        loader.restore()
     loader.finish()
     if progress:
         progress(result.lines)
     return result
+
+
+def _prepared_batches(
+    lines: Iterator[tuple[int, bytes]], preparer: Preparer, options: IngestOptions, *, parallel: bool
+) -> Iterator[tuple[list, int]]:
+    """(prepared items, number of lines) per batch of `options.batch_size` lines.
+
+    The first lines are prepared here; once the input has proved large, worker processes (if
+    configured) prepare the rest while the caller writes the batch before.
+    """
+    size = options.batch_size
+    done = 0
+    workers = _worker_count(options) if parallel else 0
+    while True:
+        batch = list(islice(lines, size))
+        if not batch:
+            return
+        yield preparer.prepare(batch), len(batch)
+        done += len(batch)
+        if workers and done >= PARALLEL_AFTER_LINES and len(batch) == size:
+            break
+    try:
+        pool = Workers(preparer, workers, ahead_lines=2 * workers * max(size, 1000))
+    except OSError as exc:  # no interpreter to start (embedded Python): carry on here
+        log.warning("ingest: could not start worker processes (%s); preparing lines in-process", exc)
+        while batch := list(islice(lines, size)):
+            yield preparer.prepare(batch), len(batch)
+        return
+    with pool:
+        items = pool.prepare(lines)
+        while batch := list(islice(items, size)):
+            yield batch, len(batch)
+
+
+def _worker_count(options: IngestOptions) -> int:
+    # One of the processors this process may use stays with the loader (and the database).
+    try:
+        processors = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        processors = os.cpu_count() or 1
+    return max(0, min(options.workers, processors - 1))
 
 
 class _Loader:
@@ -121,51 +179,74 @@ class _Loader:
             self.run_id = conn.execute(
                 insert(_runs).values(job_id=job.id, source=self.source, via=via, started_at=_now())
             ).inserted_primary_key[0]
+        self.preparer = Preparer(
+            rules=options.rules, guid_lookups_are_tests=options.guid_lookups_are_tests, job_id=job.id,
+            job_name=job.name, jobs=dict(self.jobs), only_job=options.only_job,
+        )
+        self._sqlite = dialect == "sqlite"
+        self.large = False  # the input has proved large: see LARGE_INPUT_CACHE_KIB
+        self._cache_size: int | None = None  # the connection's own, while ours is set
 
-    def load_batch(self, batch: list[tuple[int, bytes]], result: IngestResult) -> None:
+    def load_batch(self, batch: list, count: int, result: IngestResult) -> None:
+        """Store one batch of `count` lines, prepared (see prepare.py), in one transaction."""
         rows: dict[tuple[int, int], dict] = {}
         problems: list[ParseProblem] = []
-        parsed: list[tuple[Exchange, tuple[int, int]]] = []
-        for line_no, raw in batch:
-            item = parse_line(line_no, raw)
+        parsed: list[tuple] = []
+        for item in batch:
             if item is None:
                 continue
-            if isinstance(item, ParseProblem):
+            if item.__class__ is ParseProblem:
                 problems.append(item)
                 continue
-            job_id, reason = self._job_of(item)
-            if job_id is None:
-                problems.append(ParseProblem(line_no, reason, raw.decode("utf-8", "replace")[:2000]))
-                continue
-            clean = redact(item, self.options.rules, hint=raw)
-            parsed.append((clean, (job_id, _dedupe_key(clean))))
+            parsed.append(item)
         with self.engine.begin() as conn:
+            if self.large and self._sqlite:
+                if self._cache_size is None:
+                    self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+                conn.exec_driver_sql(f"PRAGMA cache_size = -{LARGE_INPUT_CACHE_KIB}")
             fresh = self._new_keys(conn, parsed)
             duplicates = 0
-            todo: list[tuple[Exchange, tuple[int, int], Classified]] = []
-            for exchange, key in parsed:
+            todo: list[tuple] = []
+            for item in parsed:
+                key = (item[P_JOB_ID], item[P_DEDUPE])
                 if key not in fresh or key in rows:
                     duplicates += 1
                     continue
                 rows[key] = {}
-                found = classify(exchange, guid_lookups_are_tests=self.options.guid_lookups_are_tests)
-                todo.append((exchange, key, found))
-            for job_id in {key[0] for _e, key, _f in todo}:
-                self._resolver(job_id).prefetch(conn, (f for _e, k, f in todo if k[0] == job_id))
-            for exchange, key, found in todo:
-                rows[key] = self._row(conn, exchange, found, *key)
+                if len(item) == DEFERRED_LEN:
+                    item = self._finish_deferred(item)
+                todo.append(item)
+            for job_id in {item[P_JOB_ID] for item in todo}:
+                self._resolver(job_id).prefetch_names(
+                    conn, ((i[P_USER_NAME], i[P_EXTERNAL_ID], i[P_SCIM_ID]) for i in todo if i[P_JOB_ID] == job_id)
+                )
+            resolvers = self.resolvers
+            for item in todo:
+                job_id = item[P_JOB_ID]
+                rows[(job_id, item[P_DEDUPE])] = {
+                    "job_id": job_id,
+                    "dedupe": item[P_DEDUPE],
+                    "ts_us": item[P_TS_US],
+                    "method": item[P_METHOD],
+                    "operation": item[P_OPERATION],
+                    "status": item[P_STATUS],
+                    "failed": item[P_FAILED],
+                    "duration_ms": item[P_DURATION_MS],
+                    "user_id": resolvers[job_id].resolve_names(conn, item[P_USER_NAME], item[P_EXTERNAL_ID], item[P_SCIM_ID]),
+                    "request_id": item[P_REQUEST_ID],
+                    "cycle_key": item[P_CYCLE_KEY],
+                    "scim_type": item[P_SCIM_TYPE],
+                    "error_detail": item[P_ERROR_DETAIL],
+                    "blob": item[P_BLOB],
+                }
             if rows:
                 new_rows = list(rows.values())
                 self.analyzer.before_insert(conn, new_rows)
-                inserted = conn.execute(
-                    self._insert_ignoring(_exchanges).returning(_exchanges.c.id, _exchanges.c.dedupe, _exchanges.c.job_id),
-                    new_rows,
-                )
-                for exchange_id, dedupe, job_id in inserted:
+                for exchange_id, dedupe, job_id in self._insert_exchanges(conn, new_rows):
                     rows[(job_id, dedupe)]["id"] = exchange_id
                 self.analyzer.after_insert(conn, [row for row in new_rows if "id" in row])
             self._save_problems(conn, problems)
-            result.lines += len(batch)
+            result.lines += count
             result.accepted += len(rows)
             result.duplicates += duplicates
             result.rejected += len(problems)
@@ -173,7 +254,7 @@ class _Loader:
                 update(_runs)
                 .where(_runs.c.id == self.run_id)
                 .values(
-                    lines=_runs.c.lines + len(batch),
+                    lines=_runs.c.lines + count,
                     accepted=_runs.c.accepted + len(rows),
                     duplicates=_runs.c.duplicates + duplicates,
                     rejected=_runs.c.rejected + len(problems),
@@ -183,35 +264,86 @@ class _Loader:
         if room > 0:
             result.problems.extend(problems[:room])
 
+    def _finish_deferred(self, item: tuple) -> tuple:
+        """Classify and pack, here, an exchange whose preparation raised (it raises again here)."""
+        job_id, dedupe, exchange = item
+        found = classify(exchange, guid_lookups_are_tests=self.options.guid_lookups_are_tests)
+        error = found.error
+        return (
+            job_id, dedupe, to_us(exchange.ts), exchange.method, found.operation.value, exchange.status, found.failed,
+            exchange.duration_ms, exchange.request_id[:200] if exchange.request_id else None,
+            exchange.cycle_id[:200] if exchange.cycle_id else None, error.scim_type if error else None,
+            error.detail if error else None, codec.pack(blob_of(exchange)), found.user_name, found.external_id,
+            found.scim_id,
+        )
+
+    def _insert_exchanges(self, conn: Connection, rows: list[dict]) -> Iterable[tuple[int, int, int]]:
+        """Insert the rows, skipping any key that is there already; (id, dedupe, job_id) of each new one."""
+        names = list(rows[0])
+        if self._sqlite and all(name in _exchanges.c for name in names):
+            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row work.
+            found: list[tuple[int, int, int]] = []
+            per = max(1, _SQLITE_VARIABLES // len(names))
+            head = f"INSERT INTO {_exchanges.name} ({', '.join(names)}) VALUES "
+            one = "(" + ", ".join("?" * len(names)) + ")"
+            tail = " ON CONFLICT DO NOTHING RETURNING id, dedupe, job_id"
+            cursor = conn.connection.cursor()
+            try:
+                for start in range(0, len(rows), per):
+                    chunk = rows[start : start + per]
+                    params = [row[name] for row in chunk for name in names]
+                    cursor.execute(head + ", ".join([one] * len(chunk)) + tail, params)
+                    found.extend(cursor.fetchall())
+            finally:
+                cursor.close()
+            return found
+        return conn.execute(
+            self._insert_ignoring(_exchanges).returning(_exchanges.c.id, _exchanges.c.dedupe, _exchanges.c.job_id),
+            rows,
+        )
+
+    def restore(self) -> None:
+        """Give the connection back its own page cache size (SQLite frees what exceeds it)."""
+        if self._cache_size is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
+        except Exception:  # noqa: BLE001 - only a cache size; never hide the ingest's own error
+            log.debug("ingest: could not restore the SQLite cache size", exc_info=True)
+        self._cache_size = None
+
     def finish(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=_now()))
 
-    def _job_of(self, exchange: Exchange) -> tuple[int | None, str]:
-        if not exchange.job or exchange.job == self.job.name:
-            return self.job.id, ""
-        if self.options.only_job:
-            return None, f"field 'job' names '{exchange.job[:100]}', but this token is for job '{self.job.name}'"
-        job_id = self.jobs.get(exchange.job)
-        if job_id is None:
-            return None, f"field 'job' names an unknown job '{exchange.job[:100]}' (add it with `flask job add`)"
-        return job_id, ""
-
-    def _new_keys(self, conn: Connection, parsed: list[tuple[Exchange, tuple[int, int]]]) -> set[tuple[int, int]]:
-        keys = {key for _exchange, key in parsed}
+    def _new_keys(self, conn: Connection, parsed: list[tuple]) -> set[tuple[int, int]]:
+        keys = {(item[P_JOB_ID], item[P_DEDUPE]) for item in parsed}
         existing: set[tuple[int, int]] = set()
         by_job: dict[int, list[int]] = {}
         for job_id, key in keys:
             by_job.setdefault(job_id, []).append(key)
-        for job_id, job_keys in by_job.items():
-            for start in range(0, len(job_keys), 500):
-                chunk = job_keys[start : start + 500]
-                found = conn.execute(
-                    select(_exchanges.c.dedupe).where(
-                        _exchanges.c.job_id == job_id, _exchanges.c.dedupe.in_(chunk)
-                    )
-                )
-                existing.update((job_id, key) for (key,) in found)
+        cursor = conn.connection.cursor() if self._sqlite else None
+        try:
+            for job_id, job_keys in by_job.items():
+                for start in range(0, len(job_keys), 500):
+                    chunk = job_keys[start : start + 500]
+                    if cursor is not None:
+                        cursor.execute(
+                            f"SELECT dedupe FROM {_exchanges.name} WHERE job_id = ? AND dedupe IN ({', '.join('?' * len(chunk))})",
+                            [job_id, *chunk],
+                        )
+                        found = cursor.fetchall()
+                    else:
+                        found = conn.execute(
+                            select(_exchanges.c.dedupe).where(
+                                _exchanges.c.job_id == job_id, _exchanges.c.dedupe.in_(chunk)
+                            )
+                        )
+                    existing.update((job_id, key) for (key,) in found)
+        finally:
+            if cursor is not None:
+                cursor.close()
         return keys - existing
 
     def _resolver(self, job_id: int) -> UserResolver:
@@ -220,32 +352,13 @@ class _Loader:
             resolver = self.resolvers[job_id] = UserResolver(job_id)
         return resolver
 
-    def _row(self, conn: Connection, exchange: Exchange, found: Classified, job_id: int, dedupe: int) -> dict:
-        error = found.error
-        return {
-            "job_id": job_id,
-            "dedupe": dedupe,
-            "ts_us": to_us(exchange.ts),
-            "method": exchange.method,
-            "operation": found.operation.value,
-            "status": exchange.status,
-            "failed": found.failed,
-            "duration_ms": exchange.duration_ms,
-            "user_id": self._resolver(job_id).resolve(conn, found),
-            "request_id": exchange.request_id[:200] if exchange.request_id else None,
-            "cycle_key": exchange.cycle_id[:200] if exchange.cycle_id else None,
-            "scim_type": error.scim_type if error else None,
-            "error_detail": error.detail if error else None,
-            "blob": codec.pack(blob_of(exchange)),
-        }
-
     def _save_problems(self, conn: Connection, problems: list[ParseProblem]) -> None:
         if not problems:
             return
         rows = {}
         for problem in problems:
             raw = redact_raw(problem.raw, self.options.rules)
-            dedupe = _hash(f"{self.source}\0{problem.line_no}\0{raw}".encode())
+            dedupe = stable_hash(f"{self.source}\0{problem.line_no}\0{raw}".encode())
             rows[dedupe] = {
                 "job_id": self.job.id,
                 "dedupe": dedupe,
@@ -263,20 +376,6 @@ class _Loader:
         return self._insert(table).on_conflict_do_nothing()
 
 
-def blob_of(exchange: Exchange) -> dict:
-    """What is kept of an exchange beyond its columns (all of it redacted already)."""
-    blob = {
-        "path": exchange.path,
-        "query": exchange.query,
-        "client": exchange.client,
-        "request_headers": exchange.request_headers,
-        "request_body": exchange.request_body,
-        "response_body": exchange.response_body,
-        "extra": exchange.extra or None,
-    }
-    return {k: v for k, v in blob.items() if v is not None}
-
-
 def redact_raw(raw: str, rules: RedactionRules) -> str:
     """A rejected line as it may be stored: redacted structurally when it is JSON, else by text."""
     try:
@@ -288,22 +387,8 @@ def redact_raw(raw: str, rules: RedactionRules) -> str:
     return redact_text(raw, rules)
 
 
-def _dedupe_key(exchange: Exchange) -> int:
-    if exchange.request_id:
-        return _hash(b"r\0" + exchange.request_id.encode("utf-8", "replace"))
-    content = orjson.dumps(
-        [
-            exchange.ts.isoformat(), exchange.method, exchange.path, exchange.query, exchange.status,
-            exchange.duration_ms, exchange.client, exchange.cycle_id, exchange.request_headers,
-            exchange.request_body, exchange.response_body,
-        ],
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return _hash(b"c\0" + content)
-
-
-def _hash(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+_dedupe_key = dedupe_key  # the names this module had before prepare.py
+_hash = stable_hash
 
 
 def _now() -> datetime:

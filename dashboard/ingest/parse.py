@@ -85,37 +85,66 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
 
 def exchange_from_dict(data: dict[str, Any]) -> Exchange:
     """Validate one decoded record. Raises LineError naming the field."""
-    fields: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in data.items():
-        name = _ALIASES.get(key, key)
-        if name in _KNOWN and name not in fields:
-            fields[name] = value
-        elif key == "url":
-            continue
-        else:
-            extra[key] = value
-    if "url" in data and "path" not in fields:
-        fields["path"], fields["query"] = _split_url(data["url"])
-    for required in ("ts", "method", "path", "status"):
-        if fields.get(required) is None:
+    if _KNOWN.issuperset(data):
+        fields = data  # the common case: only the canonical names, so nothing to sort out
+        extra: dict[str, Any] = {}
+    else:
+        fields = {}
+        extra = {}
+        for key, value in data.items():
+            name = _ALIASES.get(key, key)
+            if name in _KNOWN and name not in fields:
+                fields[name] = value
+            elif key == "url":
+                continue
+            else:
+                extra[key] = value
+        if "url" in data and "path" not in fields:
+            fields["path"], fields["query"] = _split_url(data["url"])
+    get = fields.get
+    ts, method, path, status = get("ts"), get("method"), get("path"), get("status")
+    for required, value in (("ts", ts), ("method", method), ("path", path), ("status", status)):
+        if value is None:
             raise LineError(f"missing required field '{required}'")
+    # Each field is checked in the order of the fields of Exchange (the first error is reported);
+    # the plain cases are recognised inline, anything else goes to the field's validator.
+    stamp = parse_ts(ts)
+    if not (method.__class__ is str and method in METHODS):
+        method = _method(method)
+    path = _text("path", path, required=True)
+    if not (status.__class__ is int and (status == 0 or 100 <= status <= 599)):
+        status = _status(status)
+    query = get("query")
+    if query is not None:
+        query = _text("query", query)
+    duration_ms = get("duration_ms")
+    if not (duration_ms.__class__ is float and 0.0 <= duration_ms < _INF):
+        duration_ms = _number("duration_ms", duration_ms)
+    request_id, client, job, cycle_id = get("request_id"), get("client"), get("job"), get("cycle_id")
+    if request_id is not None:
+        request_id = _text("request_id", request_id)
+    if client is not None:
+        client = _text("client", client)
+    if job is not None:
+        job = _text("job", job)
+    if cycle_id is not None:
+        cycle_id = _text("cycle_id", cycle_id)
+    headers = get("request_headers")
+    if headers is not None:
+        headers = _headers(headers)
+    request_body = get("request_body")
+    if not (request_body is None or request_body.__class__ is dict):
+        request_body = _body("request_body", request_body)
+    response_body = get("response_body")
+    if not (response_body is None or response_body.__class__ is dict):
+        response_body = _body("response_body", response_body)
     return Exchange(
-        ts=parse_ts(fields["ts"]),
-        method=_method(fields["method"]),
-        path=_text("path", fields["path"], required=True),
-        status=_status(fields["status"]),
-        query=_text("query", fields.get("query")),
-        duration_ms=_number("duration_ms", fields.get("duration_ms")),
-        request_id=_text("request_id", fields.get("request_id")),
-        client=_text("client", fields.get("client")),
-        job=_text("job", fields.get("job")),
-        cycle_id=_text("cycle_id", fields.get("cycle_id")),
-        request_headers=_headers(fields.get("request_headers")),
-        request_body=_body("request_body", fields.get("request_body")),
-        response_body=_body("response_body", fields.get("response_body")),
-        extra=extra,
+        stamp, method, path, status, query, duration_ms, request_id, client, job, cycle_id, headers,
+        request_body, response_body, extra,
     )
+
+
+_INF = float("inf")
 
 
 def parse_ts(value: Any) -> datetime:
@@ -127,6 +156,11 @@ def parse_ts(value: Any) -> datetime:
         raise LineError(f"field 'ts' is not RFC 3339 with a zone offset: {value[:40]!r}")
     year, month, day, hour, minute, second, frac, zone = match.groups()
     micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    if zone == "Z" or zone == "z":
+        try:  # UTC already: the same datetime as below, built directly
+            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, UTC)
+        except ValueError:
+            pass  # let fromisoformat word the error
     try:
         stamp = datetime.fromisoformat(
             f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro:06d}"
@@ -217,4 +251,6 @@ def _problem(line_no: int, reason: str, raw: bytes | str) -> ParseProblem:
 
 def decode_query(query: str | None) -> str:
     """A query string with its percent-encoding and '+' spaces undone."""
-    return unquote_plus(query) if query else ""
+    if not query:
+        return ""
+    return unquote_plus(query) if "%" in query or "+" in query else query

@@ -50,18 +50,15 @@ DEFAULT_RULES = RedactionRules()
 def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES, *, hint: bytes | str | None = None) -> Exchange:
     """The exchange with every secret header, query parameter and attribute value replaced.
 
-    `hint`, the raw line, lets bodies that cannot hold a secret skip the walk: when no secret
-    attribute name occurs anywhere in the line, no body value can be one. Parts without a secret
-    are shared with `exchange`, not copied; the exchange itself is returned when nothing changed.
+    Every body is walked whole. (`hint`, the raw line, is accepted for compatibility and unused:
+    searching the line for the secret names cost about as much as the walk it could save.)
+    Parts without a secret are shared with `exchange`, not copied; the exchange itself is
+    returned when nothing changed.
     """
-    bodies = hint is None or _may_hold_secret(hint, rules)
     query = redact_query(exchange.query, rules)
     headers = redact_headers(exchange.request_headers, rules)
-    request_body = exchange.request_body
-    response_body = exchange.response_body
-    if bodies:
-        request_body = redact_body(request_body, rules)
-        response_body = redact_body(response_body, rules)
+    request_body = redact_body(exchange.request_body, rules)
+    response_body = redact_body(exchange.response_body, rules)
     extra = redact_body(exchange.extra, rules) if exchange.extra else exchange.extra
     if (
         query is exchange.query and headers is exchange.request_headers and extra is exchange.extra
@@ -75,66 +72,15 @@ def redact(exchange: Exchange, rules: RedactionRules = DEFAULT_RULES, *, hint: b
     )
 
 
-def _may_hold_secret(raw: bytes | str, rules: RedactionRules) -> bool:
-    """False only when no value in the JSON text `raw` can be a secret attribute's.
-
-    A key or PatchOp path matches by its leaf (see `_leaf`), which holds the secret name as a
-    substring of the lower-cased text, unless an escape spells part of it (`\\u0069`), or a
-    `[...]` filter removed from its middle joins the pieces ("pi[x]n" -> "pin"), which shows as a
-    ']' followed by a character that can continue a name.
-    """
-    names = _names_of(rules)
-    if isinstance(raw, bytes) and names.ascii and b"\xc4\xb0" not in raw and b"\xe2\x84\xaa" not in raw:
-        # Lower-casing the bytes changes only ASCII letters; of the other characters only
-        # U+0130 and U+212A (excluded above) lower-case to an ASCII letter, so for ASCII names
-        # this finds every occurrence that lower-casing the decoded text would.
-        data = raw.lower()
-        if b"\\u" in data or (names.escapable and b"\\" in data):
-            return True
-        if any(name in data for name in names.as_bytes):
-            return True
-        return b"]" in data and names.joined_bytes.search(data) is not None
-    text = raw.lower() if isinstance(raw, str) else raw.decode("utf-8", "replace").lower()
-    if "\\u" in text or (names.escapable and "\\" in text):
-        return True  # an escaped character could spell a name; walk the bodies
-    if any(name in text for name in names.as_text):
-        return True
-    return "]" in text and names.joined.search(text) is not None
+_QUERY_WORDS: dict[frozenset[str], tuple[str, ...]] = {}
 
 
-@dataclass(frozen=True)
-class _Names:
-    as_text: tuple[str, ...]
-    as_bytes: tuple[bytes, ...]
-    ascii: bool
-    joined: re.Pattern[str]  # a ']' followed by a character that can continue a name
-    joined_bytes: re.Pattern[bytes]
-    escapable: bool  # an escape other than \\u can spell a character of a name
-    query_words: tuple[str, ...]  # a secret query key holds one of these
-
-
-_NAME_SETS: dict[tuple[frozenset[str], ...], _Names] = {}
-
-
-def _names_of(rules: RedactionRules) -> _Names:
-    key = (rules.attributes, rules.masked, rules.query_keys)
-    found = _NAME_SETS.get(key)
+def _query_words(rules: RedactionRules) -> tuple[str, ...]:
+    """Words one of which every secret query key holds (lower-cased)."""
+    found = _QUERY_WORDS.get(rules.query_keys)
     if found is None:
-        names = tuple(sorted(rules.attributes | rules.masked))
-        held = set("".join(names))
-        # after ']', a character that no name holds cannot continue one
-        stops = "".join(sorted(set('"\\],}[:. \t\r\n') - held))
-        joined = "\\][^" + re.escape(stops) + "]" if stops else "\\]"
         words = {"token", "secret"} | set(rules.query_keys)
-        found = _NAME_SETS[key] = _Names(
-            as_text=names,
-            as_bytes=tuple(n.encode() for n in names),
-            ascii=all(n.isascii() for n in names),
-            joined=re.compile(joined),
-            joined_bytes=re.compile(joined.encode()),
-            escapable=bool(held & set('/"\\\b\f\n\r\t')),
-            query_words=tuple(sorted(w for w in words if not any(o != w and o in w for o in words))),
-        )
+        found = _QUERY_WORDS[rules.query_keys] = tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
     return found
 
 
@@ -156,7 +102,7 @@ def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dic
     if not secret:
         return headers
     return {
-        name: (REDACTED if _is_secret_header(name, rules) else value)
+        name: (REDACTED if (cache[name] if name in cache else _is_secret_header(name, rules)) else value)
         for name, value in headers.items()
     }
 
@@ -167,7 +113,7 @@ def redact_query(query: str | None, rules: RedactionRules) -> str | None:
     if "%" not in query and "+" not in query and query.isascii():
         # Nothing to decode: a key is secret only if its text occurs in the query as it is.
         lowered = query.lower()
-        if not any(word in lowered for word in _names_of(rules).query_words):
+        if not any(word in lowered for word in _query_words(rules)):
             return query
     pairs = parse_qsl(query, keep_blank_values=True)
     if not any(_is_secret_query_key(k, rules) for k, _ in pairs):

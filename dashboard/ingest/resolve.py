@@ -24,6 +24,20 @@ _FILL = (
     )
 )
 _CHUNK = 300
+# On SQLite, users are inserted and completed through the driver's cursor: these statements run
+# once per user, where SQLAlchemy's per-statement work costs more than SQLite's. The columns
+# with a Python-side default are given it, as an insert through SQLAlchemy would.
+_DEFAULTS = {
+    column.name: column.default.arg
+    for column in _users.columns
+    if column.default is not None and column.default.is_scalar
+}
+_NAMES = ("job_id", "user_name", "name_key", "external_id", "scim_id")
+_SQLITE_INSERT = (
+    f"INSERT INTO {_users.name} ({', '.join(_NAMES + tuple(_DEFAULTS))}) "
+    f"VALUES ({', '.join('?' * (len(_NAMES) + len(_DEFAULTS)))})"
+)
+_SQLITE_FILL = f"UPDATE {_users.name} SET user_name = ?, name_key = ?, external_id = ?, scim_id = ? WHERE id = ?"
 
 
 class UserResolver:
@@ -44,78 +58,120 @@ class UserResolver:
 
     def prefetch(self, conn: Connection, found: Iterable[Classified]) -> None:
         """Load the stored users that any of `found` names and that are not cached yet."""
+        self.prefetch_names(conn, ((item.user_name, item.external_id, item.scim_id) for item in found))
+
+    def prefetch_names(self, conn: Connection, names: Iterable[tuple[str | None, str | None, str | None]]) -> None:
+        """As `prefetch`, for (user_name, external_id, scim_id) triples."""
         wanted: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-        for item in found:
-            for index, (key, cache) in enumerate(
-                ((item.user_name.lower() if item.user_name else None, self.by_name),
-                 (item.external_id, self.by_external),
-                 (item.scim_id, self.by_scim))
-            ):
-                if key and key not in cache and (index, key) not in self._asked:
+        caches = (self.by_name, self.by_external, self.by_scim)
+        asked = self._asked
+        for user_name, external_id, scim_id in names:
+            for index, key in enumerate((user_name.lower() if user_name else None, external_id, scim_id)):
+                if key and key not in caches[index] and (index, key) not in asked:
                     wanted[index].add(key)
-                    self._asked.add((index, key))
+                    asked.add((index, key))
         columns = (_users.c.name_key, _users.c.external_id, _users.c.scim_id)
+        sqlite = conn.dialect.name == "sqlite"
         for column, keys in zip(columns, wanted, strict=True):
             ordered = sorted(keys)
             for start in range(0, len(ordered), _CHUNK):
-                rows = conn.execute(
-                    select(_users.c.id, *columns, _users.c.user_name).where(
-                        _users.c.job_id == self.job_id, column.in_(ordered[start : start + _CHUNK])
-                    )
-                )
+                chunk = ordered[start : start + _CHUNK]
+                if sqlite:
+                    cursor = conn.connection.cursor()
+                    try:
+                        cursor.execute(
+                            f"SELECT id, name_key, external_id, scim_id, user_name FROM {_users.name} "
+                            f"WHERE job_id = ? AND {column.name} IN ({', '.join('?' * len(chunk))})",
+                            [self.job_id, *chunk],
+                        )
+                        rows = cursor.fetchall()
+                    finally:
+                        cursor.close()
+                else:
+                    rows = conn.execute(
+                        select(_users.c.id, *columns, _users.c.user_name).where(
+                            _users.c.job_id == self.job_id, column.in_(chunk)
+                        )
+                    ).all()
                 for user_id, name_key, external_id, scim_id, user_name in rows:
                     self._remember(user_id, name_key, external_id, scim_id, user_name)
 
     def resolve(self, conn: Connection, found: Classified) -> int | None:
         """The user's row id, creating or completing the row; None when nothing names a user."""
-        name_key = found.user_name.lower() if found.user_name else None
+        return self.resolve_names(conn, found.user_name, found.external_id, found.scim_id)
+
+    def resolve_names(
+        self, conn: Connection, user_name: str | None, external_id: str | None, scim_id: str | None
+    ) -> int | None:
+        """As `resolve`, for the names themselves."""
+        name_key = user_name.lower() if user_name else None
         candidates = (
             self.by_name.get(name_key) if name_key else None,
-            self.by_external.get(found.external_id) if found.external_id else None,
-            self.by_scim.get(found.scim_id) if found.scim_id else None,
+            self.by_external.get(external_id) if external_id else None,
+            self.by_scim.get(scim_id) if scim_id else None,
         )
         known = [c for c in candidates if c is not None]
         if not known:
-            if not (name_key or found.external_id or found.scim_id):
+            if not (name_key or external_id or scim_id):
                 return None
-            return self._create(conn, found, name_key)
+            return self._create(conn, user_name, name_key, external_id, scim_id)
         user_id = known[0]
         for other in known[1:]:
             if other != user_id:
                 self._merge(conn, keep=user_id, drop=other)
-        self._complete(conn, user_id, found, name_key)
+        self._complete(conn, user_id, user_name, name_key, external_id, scim_id)
         return user_id
 
-    def _create(self, conn: Connection, found: Classified, name_key: str | None) -> int:
-        result = conn.execute(
-            _INSERT,
-            {
-                "job_id": self.job_id,
-                "user_name": found.user_name,
-                "name_key": name_key,
-                "external_id": found.external_id,
-                "scim_id": found.scim_id,
-            },
-        )
-        user_id = int(result.inserted_primary_key[0])
-        self._remember(user_id, name_key, found.external_id, found.scim_id, found.user_name)
+    def _create(
+        self, conn: Connection, user_name: str | None, name_key: str | None, external_id: str | None, scim_id: str | None
+    ) -> int:
+        if conn.dialect.name == "sqlite":
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(_SQLITE_INSERT, (self.job_id, user_name, name_key, external_id, scim_id, *_DEFAULTS.values()))
+                user_id = int(cursor.lastrowid)  # type: ignore[arg-type]
+            finally:
+                cursor.close()
+        else:
+            result = conn.execute(
+                _INSERT,
+                {
+                    "job_id": self.job_id,
+                    "user_name": user_name,
+                    "name_key": name_key,
+                    "external_id": external_id,
+                    "scim_id": scim_id,
+                },
+            )
+            user_id = int(result.inserted_primary_key[0])
+        self._remember(user_id, name_key, external_id, scim_id, user_name)
         return user_id
 
-    def _complete(self, conn: Connection, user_id: int, found: Classified, name_key: str | None) -> None:
+    def _complete(
+        self, conn: Connection, user_id: int, found_user_name: str | None, name_key: str | None,
+        found_external_id: str | None, found_scim_id: str | None,
+    ) -> None:
         old = self.rows[user_id]
         name, external_id, scim_id, user_name = old
         if name_key and name is None and name_key not in self.by_name:
-            name, user_name = name_key, found.user_name
-        if found.external_id and external_id is None and found.external_id not in self.by_external:
-            external_id = found.external_id
-        if found.scim_id and scim_id != found.scim_id and found.scim_id not in self.by_scim:
-            scim_id = found.scim_id  # a re-created user gets a new id from the target
+            name, user_name = name_key, found_user_name
+        if found_external_id and external_id is None and found_external_id not in self.by_external:
+            external_id = found_external_id
+        if found_scim_id and scim_id != found_scim_id and found_scim_id not in self.by_scim:
+            scim_id = found_scim_id  # a re-created user gets a new id from the target
         if (name, external_id, scim_id, user_name) == old:
             return
-        conn.execute(
-            _FILL,
-            {"uid": user_id, "user_name": user_name, "name_key": name, "external_id": external_id, "scim_id": scim_id},
-        )
+        if conn.dialect.name == "sqlite":
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(_SQLITE_FILL, (user_name, name, external_id, scim_id, user_id))
+            finally:
+                cursor.close()
+        else:
+            conn.execute(
+                _FILL,
+                {"uid": user_id, "user_name": user_name, "name_key": name, "external_id": external_id, "scim_id": scim_id},
+            )
         self._remember(user_id, name, external_id, scim_id, user_name)
 
     def _merge(self, conn: Connection, *, keep: int, drop: int) -> None:
