@@ -1,0 +1,1 @@
+"""Microsoft Entra's own view of provisioning: its provisioning logs and the job's status."""

@@ -1,0 +1,164 @@
+"""Read Graph's synchronizationJob JSON into a JobStatus: what Entra itself says of the job."""
+from __future__ import annotations
+
+from typing import Any
+
+from .records import JobStatus, Progress, Quarantine, Schedule, SyncError, TaskExecution
+from .values import optional_time, parse_iso_duration
+
+
+class JobStatusError(ValueError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not a synchronizationJob or its status: {what}")
+
+
+def parse_job_status(data: Any) -> JobStatus:
+    """A JobStatus from a synchronizationJob (or from its `status` object alone).
+
+    Lenient inside: a field that is missing, empty ("" as in the documented sample) or of the
+    wrong type is None; `0001-01-01T00:00:00Z` (Graph's "never") is None. Raises JobStatusError
+    only when `data` is not an object at all.
+    """
+    if not isinstance(data, dict):
+        raise JobStatusError(type(data).__name__)
+    status = data.get("status")
+    if isinstance(status, dict):
+        job = data
+    elif "code" in data or "quarantine" in data or "lastExecution" in data:
+        job, status = {}, data
+    else:
+        job, status = data, {}
+    return JobStatus(
+        job_id=_str(job.get("id")),
+        template_id=_str(job.get("templateId")),
+        code=_str(status.get("code")),
+        quarantine=_quarantine(status.get("quarantine")),
+        progress=tuple(p for p in (_progress(item) for item in _list(status.get("progress"))) if p is not None),
+        last_execution=_execution(status.get("lastExecution")),
+        last_successful_execution=_execution(status.get("lastSuccessfulExecution")),
+        last_successful_execution_with_exports=_execution(status.get("lastSuccessfulExecutionWithExports")),
+        steady_state_first_achieved_at=optional_time(status.get("steadyStateFirstAchievedTime")),
+        steady_state_last_achieved_at=optional_time(status.get("steadyStateLastAchievedTime")),
+        schedule=_schedule(job.get("schedule")),
+        count_successive_complete_failures=_int(status.get("countSuccessiveCompleteFailures")),
+        escrows_pruned=_bool(status.get("escrowsPruned")),
+        synchronized_entry_counts=_pairs(status.get("synchronizedEntryCountByType"), int),
+        troubleshooting_url=_str(status.get("troubleshootingUrl")),
+        settings=_pairs(job.get("synchronizationJobSettings"), str),
+    )
+
+
+# The quarantine page spells one reason "QuarantineOnDemand"; Graph's enum "QuarantinedOnDemand".
+_REASONS = {"quarantineondemand": "QuarantinedOnDemand"}
+
+
+def _quarantine(value: Any) -> Quarantine | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    reason = _str(value.get("reason"))
+    if reason:
+        reason = _REASONS.get(reason.lower(), reason)
+    return Quarantine(
+        reason=reason,
+        current_began_at=optional_time(value.get("currentBegan")),
+        next_attempt_at=optional_time(value.get("nextAttempt")),
+        series_began_at=optional_time(value.get("seriesBegan")),
+        series_count=_int(value.get("seriesCount")),
+        error=_error(value.get("error")),
+    )
+
+
+def _error(value: Any) -> SyncError | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    error = SyncError(_str(value.get("code")), _str(value.get("message")), _bool(value.get("tenantActionable")))
+    return None if error == SyncError() else error
+
+
+def _progress(value: Any) -> Progress | None:
+    if not isinstance(value, dict):
+        return None
+    return Progress(
+        completed_units=_int(value.get("completedUnits")),
+        total_units=_int(value.get("totalUnits")),
+        units=_str(value.get("units")),
+        observed_at=optional_time(value.get("progressObservationDateTime")),
+    )
+
+
+def _execution(value: Any) -> TaskExecution | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    return TaskExecution(
+        activity_identifier=_str(value.get("activityIdentifier")),
+        state=_str(value.get("state")),
+        began_at=optional_time(value.get("timeBegan")),
+        ended_at=optional_time(value.get("timeEnded")),
+        count_entitled=_int(value.get("countEntitled")),
+        count_entitled_for_provisioning=_int(value.get("countEntitledForProvisioning")),
+        count_escrowed=_int(value.get("countEscrowed")),
+        count_escrowed_raw=_int(value.get("countEscrowedRaw")),
+        count_exported=_int(value.get("countExported")),
+        count_exports=_int(value.get("countExports")),
+        count_imported=_int(value.get("countImported")),
+        count_imported_deltas=_int(value.get("countImportedDeltas")),
+        count_imported_reference_deltas=_int(value.get("countImportedReferenceDeltas")),
+        error=_error(value.get("error")),
+    )
+
+
+def _schedule(value: Any) -> Schedule | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    raw = _str(value.get("interval"))
+    return Schedule(
+        interval=parse_iso_duration(raw),
+        interval_raw=raw,
+        state=_str(value.get("state")),
+        expiration_at=optional_time(value.get("expiration")),
+    )
+
+
+def _str(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    # Int64 fields may come as strings in JSON (OData IEEE754Compatible)
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _pairs(value: Any, kind: type) -> dict[str, Any]:
+    """A stringKeyLongValuePair / keyValuePair list ({"key"|"name", "value"}) as a dict."""
+    out: dict[str, Any] = {}
+    for item in _list(value):
+        if not isinstance(item, dict):
+            continue
+        key = item.get("key", item.get("name"))
+        raw = item.get("value")
+        converted = _int(raw) if kind is int else _str(raw)
+        if key is not None and converted is not None:
+            out[str(key)] = converted
+    return out

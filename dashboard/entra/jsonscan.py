@@ -1,0 +1,85 @@
+"""Read the elements of a damaged JSON array one by one, so that one bad record loses only itself.
+
+Used only when the whole file does not decode (truncated downloads, hand-edited pages). Each
+element is decoded where it starts; after a bad one, reading resumes at the next place where a
+record of the same shape starts (the first key of the good records, e.g. `,{"id":`), so a
+record with an unbalanced quote or bracket does not take its neighbours with it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+RAW_KEEP = 2000
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[\s,]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    number: int  # 1-based position in the array
+    value: Any = None
+    problem: str | None = None  # set when the element could not be decoded
+    raw: str = ""  # the element's text, for a problem (cut to RAW_KEEP characters)
+
+
+def find_array(text: str, key: str | None) -> int | None:
+    """The index just after the `[` of the top-level array, or of the array under "key"."""
+    if key is None:
+        match = re.match(r"\s*\[", text)
+    else:
+        match = re.search(r'"' + re.escape(key) + r'"\s*:\s*\[', text)
+    return match.end() if match else None
+
+
+def iter_array(text: str, pos: int) -> Iterator[Element]:
+    """The elements of the array that starts just before `pos`, never raising."""
+    number = 0
+    resync: re.Pattern[str] | None = None
+    end_of_text = len(text)
+    while True:
+        pos = _SPACE.match(text, pos).end()
+        if pos >= end_of_text:
+            number += 1
+            problem = f"the file ends after record {number - 1}: truncated, the array is not closed"
+            yield Element(number, problem=problem)
+            return
+        if text[pos] == "]":
+            return
+        number += 1
+        try:
+            value, end = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            following = resync.search(text, pos + 1) if resync else None
+            stop = following.start(1) if following else end_of_text
+            raw = text[pos:stop].rstrip().rstrip(",")
+            if following is None and not _closes(text):
+                reason = f"the file ends inside this record: truncated ({exc.msg})"
+            else:
+                reason = f"malformed JSON: {exc.msg} at character {exc.pos - pos + 1} of the record"
+            yield Element(number, problem=reason, raw=raw[:RAW_KEEP])
+            if following is None:
+                return
+            pos = stop
+            continue
+        if resync is None:
+            resync = _resync_pattern(value)
+        yield Element(number, value=value)
+        pos = end
+
+
+def _resync_pattern(value: Any) -> re.Pattern[str] | None:
+    if isinstance(value, dict) and value:
+        first = next(iter(value))
+        return re.compile(r",\s*(\{)\s*" + re.escape(json.dumps(first)) + r"\s*:")
+    if isinstance(value, list):
+        return re.compile(r"\]\s*,\s*(\[)")
+    return None
+
+
+def _closes(text: str) -> bool:
+    tail = text.rstrip()
+    return tail.endswith("]") or tail.endswith("}")
