@@ -399,7 +399,7 @@ def recount_cycle(conn: Connection, cycle_id: int) -> None:
     ):
         counts[bucket_of(operation)][outcome] += 1
         users += 1
-        looked += 1 if orjson.loads(summary).get("lookups") else 0
+        looked += 1 if Summary.from_dict(orjson.loads(summary)).lookups else 0
     conn.execute(update(_cycles).where(_cycles.c.id == cycle_id).values(
         requests=totals[0], failed_requests=totals[1], rejected_credentials=totals[2], lookup_404s=totals[3],
         connection_tests=totals[4], reference_failures=totals[5], duration_ms_total=float(totals[6]),

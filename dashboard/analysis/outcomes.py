@@ -5,7 +5,7 @@ arrive in any order and two cycles that turn out to be one can be merged summary
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 WRITES = {"create", "update", "disable", "enable", "delete"}
@@ -101,13 +101,23 @@ class Summary:
         """The write the user's cycle was about (create, update, ...), or "none"."""
         return self.last_write.operation if self.last_write is not None else "none"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> list:
+        """A compact JSON form (a list: one is stored per user and cycle)."""
+        return [self.first_us, self.last_us, self.requests, self.writes, self.failures, self.lookups,
+                _mark_list(self.last), _mark_list(self.last_write), _mark_list(self.last_failure)]
 
     @classmethod
-    def from_dict(cls, data: dict) -> Summary:
-        marks = {k: (Mark(**data[k]) if data.get(k) else None) for k in ("last", "last_write", "last_failure")}
-        return cls(**{**data, **marks})
+    def from_dict(cls, data: list | dict) -> Summary:
+        if isinstance(data, dict):  # the first, keyed form
+            marks = {k: (Mark(**data[k]) if data.get(k) else None) for k in ("last", "last_write", "last_failure")}
+            return cls(**{**data, **marks})
+        first_us, last_us, requests, writes, failures, lookups, last, last_write, last_failure = data
+        return cls(first_us, last_us, requests, writes, failures, lookups, Mark(*last),
+                   Mark(*last_write) if last_write else None, Mark(*last_failure) if last_failure else None)
+
+
+def _mark_list(mark: Mark | None) -> list | None:
+    return [mark.ts_us, mark.id, mark.operation, mark.status] if mark else None
 
 
 def bucket_of(operation: str) -> str:

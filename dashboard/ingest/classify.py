@@ -22,6 +22,7 @@ _FILTER_TERM = re.compile(
     r'(?P<attr>[A-Za-z][\w:.\-]*)\s+eq\s+(?:"(?P<q>(?:[^"\\]|\\.)*)"|(?P<bare>[^\s)]+))',
     re.IGNORECASE,
 )
+_AMPERSANDS = re.compile(r'&(?=(?:[^"]*"[^"]*")*[^"]*$)')  # an '&' outside double quotes
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
@@ -176,11 +177,11 @@ def scim_error_of(exchange: Exchange) -> ScimError:
 
 
 def _filter_of(exchange: Exchange) -> str | None:
-    query = decode_query(exchange.query)
-    for part in query.split("&"):
+    # split before decoding (an encoded %26 belongs to a value), and never inside quotes
+    for part in _AMPERSANDS.split(exchange.query or ""):
         key, _, value = part.partition("=")
-        if key.strip().lower() == "filter":
-            return value
+        if decode_query(key).strip().lower() == "filter":
+            return decode_query(value)
     return None
 
 

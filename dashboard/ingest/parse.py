@@ -57,7 +57,7 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
             return
         line_no += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            rest = buffered.readline()
+            rest = buffered.readline(MAX_LINE_BYTES)
             while rest and not rest.endswith(b"\n"):
                 rest = buffered.readline(MAX_LINE_BYTES)
         yield line_no, line
@@ -100,7 +100,9 @@ def exchange_from_dict(data: dict[str, Any]) -> Exchange:
             else:
                 extra[key] = value
         if "url" in data and "path" not in fields:
-            fields["path"], fields["query"] = _split_url(data["url"])
+            fields["path"], url_query = _split_url(data["url"])
+            if url_query is not None or fields.get("query") is None:
+                fields["query"] = url_query
     get = fields.get
     ts, method, path, status = get("ts"), get("method"), get("path"), get("status")
     for required, value in (("ts", ts), ("method", method), ("path", path), ("status", status)):
@@ -180,7 +182,7 @@ def _method(value: Any) -> str:
 def _status(value: Any) -> int:
     if isinstance(value, bool):
         raise LineError("field 'status' must be an integer")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -253,4 +255,6 @@ def decode_query(query: str | None) -> str:
     """A query string with its percent-encoding and '+' spaces undone."""
     if not query:
         return ""
+    if " " in query or '"' in query:
+        return query  # written decoded already: a '+' is a plus sign, not a space
     return unquote_plus(query) if "%" in query or "+" in query else query

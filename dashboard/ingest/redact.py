@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 from .records import Exchange
 
 REDACTED = "[REDACTED]"
-_HEADER_WORDS = ("token", "cookie", "secret", "password", "api-key", "apikey", "signature")
+_HEADER_WORDS = ("authorization", "token", "cookie", "secret", "password", "api-key", "apikey", "signature")
 
 
 @dataclass(frozen=True)
@@ -155,13 +155,13 @@ def _redact_list(items: list[Any], rules: RedactionRules, kinds: dict[str, str |
 
 def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, str | None]) -> dict[str, Any]:
     out = None
-    path = obj.get("path")
+    path = obj.get("path") if "path" in obj else next((v for k, v in obj.items() if k.lower() == "path"), None)
     path_kind = _secret_kind(path, rules) if isinstance(path, str) else None
     for key, value in obj.items():
         kind = kinds.get(key, _MISSING)
         if kind is _MISSING:
             kind = _secret_kind(key, rules)
-        if kind is None and key == "value" and path_kind is not None:
+        if kind is None and path_kind is not None and key.lower() == "value":
             kind = path_kind  # a PatchOp whose path names a secret: {"path": "...:pin", "value": ...}
         if kind is None:
             if isinstance(value, dict):
@@ -217,6 +217,7 @@ def _mask(value: Any, rules: RedactionRules) -> Any:
     if isinstance(value, list):
         return [_mask(v, rules) for v in value]
     if isinstance(value, dict):
+        value = redact_body(value, rules)  # its other members may be secrets of their own
         return {k: _mask(v, rules) if k == "value" else v for k, v in value.items()}
     text = str(value)
     keep = rules.mask_keep if len(text) > rules.mask_keep else 0
@@ -247,8 +248,8 @@ def redact_text(text: str, rules: RedactionRules = DEFAULT_RULES) -> str:
         r'("(?:[^"\\]|\\.)*"?|[^,\s}\]]+)',
         re.IGNORECASE,
     )
-    text = pattern.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
     text = re.sub(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+", r"\1 " + REDACTED, text)
+    text = pattern.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
     masked = "|".join(re.escape(n) for n in rules.masked)
     if masked:
         text = re.sub(

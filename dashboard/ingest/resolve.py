@@ -24,6 +24,7 @@ _FILL = (
     )
 )
 _CHUNK = 300
+CACHE_LIMIT = 20_000  # users kept between batches; more are fetched again when a batch names them
 # On SQLite, users are inserted and completed through the driver's cursor: these statements run
 # once per user, where SQLAlchemy's per-statement work costs more than SQLite's. The columns
 # with a Python-side default are given it, as an insert through SQLAlchemy would.
@@ -62,6 +63,9 @@ class UserResolver:
 
     def prefetch_names(self, conn: Connection, names: Iterable[tuple[str | None, str | None, str | None]]) -> None:
         """As `prefetch`, for (user_name, external_id, scim_id) triples."""
+        if len(self.rows) > CACHE_LIMIT:  # bounded memory on any number of users: start afresh
+            for cache in (self.rows, self.by_name, self.by_external, self.by_scim, self._asked):
+                cache.clear()
         wanted: tuple[set[str], set[str], set[str]] = (set(), set(), set())
         caches = (self.by_name, self.by_external, self.by_scim)
         asked = self._asked

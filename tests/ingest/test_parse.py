@@ -127,7 +127,6 @@ def test_it_keeps_the_percent_encoding_of_a_url_query():
     assert exchange.query == "filter=userName+eq+%22ryan%40contoso.com%22"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the url's missing query overwrites the line's own 'query' with None")
 def test_it_keeps_the_query_field_of_a_line_whose_url_has_none():
     line = jsonl_line(path=MISSING, url="/scim/v2/Users", query='filter=userName eq "ryan@contoso.com"')
 
@@ -255,10 +254,6 @@ def test_it_rejects_a_status_that_is_not_0_or_an_http_status(status):
     assert "'status'" in problem.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: '²'.isdigit() is True but int('²') raises; the reason is 'unreadable line (ValueError)'",
-)
 def test_it_names_the_status_field_for_a_digit_like_string_that_is_no_number():
     problem = _problem(jsonl_line(status="²"))
 
@@ -401,11 +396,6 @@ def test_it_goes_on_after_an_oversize_line():
     assert second_no == 2 and _exchange(second).request_id == "after"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_lines skips the rest of an oversize line with an unbounded readline(), "
-    "holding it whole in memory (peak ~2x the line)",
-)
 def test_it_does_not_hold_an_oversize_line_in_memory(monkeypatch):
     monkeypatch.setattr(parse, "MAX_LINE_BYTES", 1024)
     stream = io.BytesIO(b"x" * (8 * 1024 * 1024) + b"\n" + jsonl_line())
