@@ -39,11 +39,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
 
-    from . import cli, db, web
+    from . import cli, db, scheduler, web
 
     db.init_app(app)
     cli.init_app(app)
     web.init_app(app)
+    scheduler.init_app(app)  # last: its jobs use the clock and the database set up above
     if settings.app.demo_data and os.environ.get("DASHBOARD_LIVE_DEMO") == "1" and _serving():
         from .demo import start_live_feeder
 

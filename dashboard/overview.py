@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .analysis.health import (
@@ -112,11 +114,17 @@ def facts_of(session: Session, cycle: Cycle) -> CycleFacts:
 
 def _record(session: Session, job: Job, at_us: int, old: str, new: str, reason: str | None, detail: str,
             evidence: list[int], cycle_id: int | None) -> None:
-    exists = session.scalar(select(HealthTransition.id).where(
-        HealthTransition.job_id == job.id, HealthTransition.at_us == at_us, HealthTransition.new == new))
-    if exists is None:
-        session.add(HealthTransition(job_id=job.id, at_us=at_us, old=old, new=new, reason=reason, detail=detail,
-                                     evidence=json.dumps(evidence), cycle_id=cycle_id))
+    """Insert a transition unless it is there already; concurrent evaluations (a page view and
+    the scheduler) may both try, so the database decides (INSERT ... ON CONFLICT DO NOTHING)."""
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
+    session.flush()
+    session.execute(
+        insert(HealthTransition.__table__).values(
+            job_id=job.id, at_us=at_us, old=old, new=new, reason=reason, detail=detail,
+            evidence=json.dumps(evidence), cycle_id=cycle_id, created_at=datetime.now(UTC),
+        ).on_conflict_do_nothing()
+    )
 
 
 def health_status(session: Session, job: Job, now: datetime, settings: Settings) -> HealthStatus:

@@ -39,6 +39,7 @@ class IngestSettings:
         "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
     )
     guid_lookups_are_connection_tests: bool = True
+    workers: int = 2  # processes preparing the lines of a large input (`flask ingest`); 0: none
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,12 @@ class NotificationSettings:
     reminder_hours: int = 24  # a still-open problem is mailed again after this long
     digest_hour: int = 7  # UTC hour after which the daily digest goes out
     top_signatures: int = 5  # error signatures shown in an email
+    transient_cycles: int = 2  # 429, 5xx and time-outs are mailed once they fail this many cycles in a row
     retry_base_seconds: int = 60  # first retry of a failed delivery; doubles each attempt
     retry_max_minutes: int = 60  # ... up to this; a message is never dropped
 
     def __post_init__(self) -> None:
-        for name in ("reminder_hours", "top_signatures", "retry_base_seconds", "retry_max_minutes"):
+        for name in ("reminder_hours", "top_signatures", "transient_cycles", "retry_base_seconds", "retry_max_minutes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"notifications.{name} must be a positive integer")
         if not 0 <= self.digest_hour <= 23:

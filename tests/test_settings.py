@@ -259,11 +259,6 @@ def test_it_loads_the_commented_job_example_of_config_example_toml(tmp_path):
     assert settings.jobs[0].quarantine == {"min_failures": 50}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.example.toml lacks [reports], [smtp], [notifications], [retention] (STYLE.md sections 1, 3); "
-    "remove this marker once they are documented",
-)
 def test_it_documents_every_key_in_config_example_toml():
     text = _example_text()
     tables = {name: f.default_factory for name, f in Settings.__dataclass_fields__.items() if name not in ("jobs", "testing")}

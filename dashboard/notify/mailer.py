@@ -46,7 +46,10 @@ class SmtpMailer:
             code, answer = smtp.rcpt(message.to)
             if code not in (250, 251):
                 raise smtplib.SMTPRecipientsRefused({message.to: (code, answer)})
-            code, answer = smtp.data(mime.as_bytes())  # raises SMTPDataError unless 250
+            # smtplib fixes line endings of str only; bytes must already end lines in CRLF.
+            code, answer = smtp.data(mime.as_bytes(policy=mime.policy.clone(linesep="\r\n")))
+            if code != 250:  # data() checks the 354 before the message, not the answer after it
+                raise smtplib.SMTPDataError(code, answer)
             return f"{code} {answer.decode('utf-8', 'replace')}"
 
     def _connect(self) -> smtplib.SMTP:

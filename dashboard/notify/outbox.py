@@ -5,7 +5,10 @@ records the result. The crash window: a process that dies after the claim and be
 the result (between SMTP's "250" to DATA and our commit, or during the SMTP conversation)
 leaves the row claimed and unsent. We cannot tell whether the server took it, so the row is
 never resent by itself (that would risk a duplicate): it shows "in doubt" on the notifications
-page, where an admin can send it again (`flask --app app notify retry ID`). Every other failure
+page, where an admin can send it again (`flask --app app notify retry ID`). SMTP itself has one
+more window no client can close: a connection lost after the message was sent but before the
+server's "250" arrived looks like a failure and is retried (the Message-ID stays the same, so a
+mail client can recognise the copy). Every other failure
 (server down, refused, time-out) is recorded and retried with exponential back-off; nothing is
 ever dropped.
 """

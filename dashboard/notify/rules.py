@@ -105,6 +105,19 @@ def plan_signatures(open_keys: set[str], failing: set[str], *, masked: bool, pro
     return opened, open_keys - failing
 
 
+def is_transient(status: int) -> bool:
+    """Throttling, server errors and time-outs: Entra retries them and they usually clear."""
+    return status == 0 or status == 429 or status >= 500
+
+
+def is_worth_telling(*, status: int, cycles: int, transient_cycles: int, covered_by_quarantine: bool) -> bool:
+    """Whether a new failing signature deserves its own email yet: a transient error only once it
+    failed `transient_cycles` cycles in a row; a cause of quarantine is told by the quarantine email."""
+    if covered_by_quarantine:
+        return False
+    return not is_transient(status) or cycles >= transient_cycles
+
+
 def retry_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
     """Exponential back-off after the `attempts`-th failed delivery: base, 2 base, 4 base, ... cap."""
     return min(base * (2 ** min(max(attempts - 1, 0), 30)), cap)

@@ -222,3 +222,59 @@ def diagnostics_page(job_name: str) -> str:
     return render_template("pages/diagnostics.html", job=job, health=health, schedule=schedule,
                            signatures=signatures, samples=samples,
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
+
+
+# -- cycle reports and notifications (dashboard/reports.py, dashboard/notify) ------------------------
+
+
+@bp.get("/reports")
+@requires("support")
+def reports_page() -> str:
+    from ..reports import list_reports
+
+    name = request.args.get("job") or None
+    job = _job(name) if name else None
+    return render_template("pages/reports.html", job=job, rows=list_reports(db.session, job=job, limit=200),
+                           jobs=db.session.scalars(select(Job).order_by(Job.name)).all())
+
+
+@bp.get("/reports/<int:report_id>")
+@requires("support")
+def report_page(report_id: int) -> str:
+    from ..models import ReportRun
+    from ..reports import report_document
+
+    run = db.session.get(ReportRun, report_id)
+    if run is None:
+        abort(404, description=f"No report {report_id}.")
+    return render_template("pages/report.html", run=run, job=db.session.get(Job, run.job_id), r=report_document(run))
+
+
+@bp.get("/notifications")
+@requires("admin")
+def notifications_page() -> str:
+    from ..notify import outbox
+    from ..notify.recipients import all_recipients
+
+    now = _now()
+    jobs = db.session.scalars(select(Job).order_by(Job.name)).all()
+    return render_template(
+        "pages/notifications.html", now=now, counts=outbox.counts(db.session, now),
+        undelivered=outbox.undelivered(db.session), recent=outbox.recent(db.session), in_doubt=outbox.is_in_doubt,
+        recipients=[(job, all_recipients(db.session, job, _settings())) for job in jobs],
+        smtp=_settings().smtp,
+    )
+
+
+@bp.post("/notifications/<int:notification_id>/retry")
+@requires("admin")
+def notification_retry(notification_id: int) -> Response:
+    from flask import flash, redirect, url_for
+
+    from ..notify.outbox import retry_now
+
+    if retry_now(db.session, notification_id, _now()):
+        flash(f"Email {notification_id} will be sent at the next delivery (within a minute).")
+    else:
+        flash(f"Email {notification_id} was sent already or does not exist.", "error")
+    return redirect(url_for("pages.notifications_page"))

@@ -1,0 +1,193 @@
+"""The scheduled work, declared in one list (JOBS) and run by APScheduler 3.x.
+
+Job functions are thin: an app context, the clock, one use case. What matters between runs
+(report due times, what was sent, the outbox, claimed transitions) lives in the database, so the
+in-memory job store loses nothing on a restart. Run one scheduler: `flask --app app scheduler`
+in its own process, or (`[scheduler] enabled = true`) a BackgroundScheduler inside the
+single-process dev server that `make run` starts.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .db import db
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_reports(app: Flask) -> int:
+    from .reports import send_due_reports
+
+    with app.app_context():
+        made = [f"job {r.job_id} cycles {r.first_cycle_id}-{r.last_cycle_id}"
+                for r in send_due_reports(db.session, _now(app), _settings(app))]
+    if made:
+        log.info("cycle reports: %s", ", ".join(made))
+    return len(made)
+
+
+def run_delivery(app: Flask) -> int:
+    from .notify.mailer import SmtpMailer
+    from .notify.outbox import deliver_pending
+
+    settings = _settings(app)
+    mailer = app.extensions.get("mailer") or (SmtpMailer(settings.smtp) if settings.smtp.host else None)
+    if mailer is None:
+        log.debug("smtp.host is not set: emails wait in the outbox")
+        return 0
+    with app.app_context():
+        result = deliver_pending(db.session, mailer, _now(app), settings=settings.notifications)
+    if result.sent or result.failed:
+        log.info("email delivery: %s sent, %s failed (retried later)", result.sent, result.failed)
+    return result.sent
+
+
+def run_health(app: Flask) -> int:
+    from .notify.alerts import evaluate_health
+
+    with app.app_context():
+        return evaluate_health(db.session, _now(app), _settings(app))
+
+
+def run_digests(app: Flask) -> int:
+    from .notify.digest import send_due_digests
+
+    with app.app_context():
+        return send_due_digests(db.session, _now(app), _settings(app))
+
+
+def run_retention(app: Flask) -> str:
+    from .retention import prune
+
+    with app.app_context():
+        result = prune(db.session, _now(app), _settings(app))
+    log.info("retention: pruned %s", result)
+    return str(result)
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    id: str
+    func: Callable[[Flask], Any]
+    trigger: Callable[[Settings], BaseTrigger]
+    misfire_grace_time: int  # seconds a run may start late (busy or suspended machine) and still run
+    run_at_start: bool = True  # due work does not wait a whole interval after a restart
+
+
+JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("cycle-reports", run_reports, lambda s: IntervalTrigger(minutes=s.reports.interval_minutes), 15 * 60),
+    ScheduledJob("deliver-email", run_delivery, lambda s: IntervalTrigger(minutes=1), 60),
+    ScheduledJob("evaluate-health", run_health, lambda s: IntervalTrigger(minutes=1), 60),
+    ScheduledJob("daily-digest", run_digests, lambda s: IntervalTrigger(minutes=10), 10 * 60),
+    ScheduledJob("prune-retention", run_retention, lambda s: CronTrigger(hour=3, minute=30, timezone=UTC), 6 * 3600,
+                 run_at_start=False),
+)
+
+
+def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None = None,
+                    triggers: dict[str, BaseTrigger] | None = None, paused: bool = False) -> BaseScheduler:
+    """Start (for `blocking`: run until stopped) a scheduler with JOBS, or the `only` ones;
+    `triggers` replaces some (tests run the report every second)."""
+    # One worker: the jobs run one after another, never racing each other for the same rows
+    # (coalesce and the grace times absorb a slow run). APScheduler's per-run INFO lines are noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(
+        timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)})
+    for job in JOBS:
+        if only is not None and job.id not in only:
+            continue
+        options: dict[str, Any] = {}
+        if job.run_at_start:
+            options["next_run_time"] = datetime.now(UTC)
+        scheduler.add_job(
+            job.func, (triggers or {}).get(job.id) or job.trigger(_settings(app)), args=[app], id=job.id, name=job.id,
+            replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=job.misfire_grace_time, **options,
+        )
+    scheduler.add_listener(_on_error, EVENT_JOB_ERROR)
+    scheduler.start(paused=paused)
+    return scheduler
+
+
+def init_app(app: Flask) -> None:
+    """Start a BackgroundScheduler in the serving process when `[scheduler] enabled` (not in
+    tests, not in CLI commands other than `run`, not in the reloader's watching parent)."""
+    settings = _settings(app)
+    if not settings.scheduler.enabled or settings.testing or not is_serving_process():
+        return
+    scheduler = start_scheduler(app)
+    app.extensions["scheduler"] = scheduler
+    atexit.register(lambda: scheduler.shutdown(wait=False))
+    log.info("scheduler started in the web process (jobs: %s)", ", ".join(j.id for j in JOBS))
+
+
+def is_serving_process(environ: dict[str, str] | None = None) -> bool:
+    """True in `flask run`'s serving process (the reloader's child, or the only process without a
+    reloader) and under a WSGI server; False for every other `flask` command."""
+    environ = os.environ if environ is None else environ
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True  # a WSGI server (gunicorn, uwsgi) imported app.py: see README, disable it there
+    if ctx.info_name != "run":
+        return False
+    from flask.helpers import get_debug_flag
+
+    reload = ctx.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload or environ.get("WERKZEUG_RUN_MAIN") == "true"
+
+
+@click.command("scheduler")
+@click.option("--once", is_flag=True, help="Run every scheduled job once, now, and exit (e.g. from cron).")
+@click.option("--list", "list_jobs", is_flag=True, help="List the scheduled jobs and exit.")
+@with_appcontext
+def scheduler_command(once: bool, list_jobs: bool) -> None:
+    """Run the scheduler in this process (production: one such process; web workers set
+    [scheduler] enabled = false)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = _settings(app)
+    if list_jobs:
+        for job in JOBS:
+            click.echo(f"{job.id}\t{job.trigger(settings)}")
+        return
+    if once:
+        for job in JOBS:
+            click.echo(f"{job.id}: {job.func(app)}")
+        return
+    click.echo(f"scheduler running: {', '.join(j.id for j in JOBS)} (Ctrl-C stops it)")
+    try:
+        start_scheduler(app, blocking=True)
+    except (KeyboardInterrupt, SystemExit):
+        click.echo("scheduler stopped")
+
+
+def _on_error(event: JobExecutionEvent) -> None:
+    # APScheduler has logged the traceback; the job runs again at its next time.
+    log.error("scheduled job %s failed at %s: %r", event.job_id, event.scheduled_run_time, event.exception)
+
+
+def _now(app: Flask) -> datetime:
+    return app.extensions["clock"]()
+
+
+def _settings(app: Flask) -> Settings:
+    return app.extensions["dashboard"]
