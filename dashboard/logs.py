@@ -128,7 +128,8 @@ def page(session: Session, job: Job, f: LogFilter, *, cursor: str | None = None,
     query = _query(job, f)
     if cursor:
         ts_us, exchange_id = _decode_cursor(cursor)
-        query = query.where(or_(Exchange.ts_us < ts_us, and_(Exchange.ts_us == ts_us, Exchange.id < exchange_id)))
+        # "ts <= t AND (ts < t OR id < i)": the first term lets the index seek straight to the cursor
+        query = query.where(Exchange.ts_us <= ts_us, or_(Exchange.ts_us < ts_us, Exchange.id < exchange_id))
     rows = session.scalars(query.order_by(Exchange.ts_us.desc(), Exchange.id.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -207,7 +208,7 @@ def _batches(session: Session, job: Job, f: LogFilter, batch: int):  # type: ign
     while True:
         q = query
         if last is not None:
-            q = q.where(or_(Exchange.ts_us > last[0], and_(Exchange.ts_us == last[0], Exchange.id > last[1])))
+            q = q.where(Exchange.ts_us >= last[0], or_(Exchange.ts_us > last[0], Exchange.id > last[1]))
         rows = session.scalars(q.order_by(Exchange.ts_us, Exchange.id).limit(batch)).all()
         if not rows:
             return
