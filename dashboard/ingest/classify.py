@@ -178,7 +178,8 @@ def scim_error_of(exchange: Exchange) -> ScimError:
 
 def _filter_of(exchange: Exchange) -> str | None:
     # split before decoding (an encoded %26 belongs to a value), and never inside quotes
-    for part in _AMPERSANDS.split(exchange.query or ""):
+    query = exchange.query or ""
+    for part in _AMPERSANDS.split(query) if "&" in query else (query,):
         key, _, value = part.partition("=")
         if decode_query(key).strip().lower() == "filter":
             return decode_query(value)

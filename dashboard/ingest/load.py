@@ -33,7 +33,7 @@ from .prepare import (
 )
 from .redact import RedactionRules, redact_body, redact_text
 from .records import ParseProblem
-from .resolve import UserResolver
+from .resolve import UserResolver, pad
 
 log = logging.getLogger(__name__)
 _exchanges = ExchangeRow.__table__
@@ -43,7 +43,8 @@ PROBLEMS_KEPT = 1000  # problems returned to the caller; all of them are stored
 # Worker processes prepare the lines of an input only once it has proved this long: below, their
 # start-up would cost more than they save. An HTTP push never uses them.
 PARALLEL_AFTER_LINES = 4_000
-_SQLITE_VARIABLES = 32_000  # bound parameters per statement (SQLite allows 32766 since 3.32)
+_ROWS_PER_INSERT = (500, 50, 5, 1)  # rows per INSERT statement on SQLite (each size a statement)
+_SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 # SQLite page cache for a large input (KiB; SQLite's default is 2 MB): each insert updates a
 # dozen indexes at random places (the dedupe key is a hash), and finds far more of their pages
 # in a larger cache. Set on the connection while such an input is loaded, then restored.
@@ -281,19 +282,24 @@ class _Loader:
         """Insert the rows, skipping any key that is there already; (id, dedupe, job_id) of each new one."""
         names = list(rows[0])
         if self._sqlite and all(name in _exchanges.c for name in names):
-            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row work.
+            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row
+            # work; in a few fixed sizes, so that the driver's statement cache keeps them all.
             found: list[tuple[int, int, int]] = []
-            per = max(1, _SQLITE_VARIABLES // len(names))
             head = f"INSERT INTO {_exchanges.name} ({', '.join(names)}) VALUES "
             one = "(" + ", ".join("?" * len(names)) + ")"
             tail = " ON CONFLICT DO NOTHING RETURNING id, dedupe, job_id"
             cursor = conn.connection.cursor()
             try:
-                for start in range(0, len(rows), per):
+                start = 0
+                while start < len(rows):
+                    per = next(
+                        size for size in _ROWS_PER_INSERT
+                        if size <= len(rows) - start and (size * len(names) <= _SQLITE_VARIABLES or size == 1)
+                    )
                     chunk = rows[start : start + per]
-                    params = [row[name] for row in chunk for name in names]
-                    cursor.execute(head + ", ".join([one] * len(chunk)) + tail, params)
+                    cursor.execute(head + ", ".join([one] * per) + tail, [row[name] for row in chunk for name in names])
                     found.extend(cursor.fetchall())
+                    start += per
             finally:
                 cursor.close()
             return found
@@ -329,9 +335,10 @@ class _Loader:
                 for start in range(0, len(job_keys), 500):
                     chunk = job_keys[start : start + 500]
                     if cursor is not None:
+                        padded = pad(chunk)
                         cursor.execute(
-                            f"SELECT dedupe FROM {_exchanges.name} WHERE job_id = ? AND dedupe IN ({', '.join('?' * len(chunk))})",
-                            [job_id, *chunk],
+                            f"SELECT dedupe FROM {_exchanges.name} WHERE job_id = ? AND dedupe IN ({', '.join('?' * len(padded))})",
+                            [job_id, *padded],
                         )
                         found = cursor.fetchall()
                     else:

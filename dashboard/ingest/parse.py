@@ -15,6 +15,7 @@ from .records import Exchange, ParseProblem
 
 MAX_LINE_BYTES = 1_048_576  # a line longer than 1 MiB is rejected, not parsed
 RAW_KEEP = 2000  # characters of a rejected line that are kept for the rejects list
+READ_BUFFER = 256 << 10  # bytes read from the input at a time
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _KNOWN = frozenset(
@@ -49,7 +50,20 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered), READ_BUFFER)  # type: ignore[arg-type]
+        yield from _lines(buffered)
+        return
+    # Large reads: a read every few lines, each releasing and retaking the GIL, slows the loader
+    # while its worker threads are about (see prepare.py). The wrapper is detached at the end:
+    # closing the stream is its owner's business.
+    wrapper = io.BufferedReader(buffered, READ_BUFFER)  # type: ignore[arg-type]
+    try:
+        yield from _lines(wrapper)
+    finally:
+        wrapper.detach()
+
+
+def _lines(buffered: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
     line_no = 0
     while True:
         line = buffered.readline(MAX_LINE_BYTES + 1)

@@ -31,6 +31,11 @@ class RedactionRules:
     mask_keep: int = 4
     _kinds: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _headers: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _walk: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (to an ingest worker) without the caches: they hold this process's sentinels.
+        return (type(self), (self.attributes, self.masked, self.headers, self.query_keys, self.mask_keep))
 
     @classmethod
     def build(
@@ -128,16 +133,16 @@ def redact_body(body: Any, rules: RedactionRules) -> Any:
     copied along the way down to each secret.
     """
     if isinstance(body, dict):
-        return _redact_object(body, rules, rules._kinds)
+        return _redact_object(body, rules, rules._walk)
     if isinstance(body, list):
-        return _redact_list(body, rules, rules._kinds)
+        return _redact_list(body, rules, rules._walk)
     return body
 
 
 _MISSING = object()
 
 
-def _redact_list(items: list[Any], rules: RedactionRules, kinds: dict[str, str | None]) -> list[Any]:
+def _redact_list(items: list[Any], rules: RedactionRules, kinds: dict[str, Any]) -> list[Any]:
     out = None
     for index, item in enumerate(items):
         if isinstance(item, dict):
@@ -153,16 +158,19 @@ def _redact_list(items: list[Any], rules: RedactionRules, kinds: dict[str, str |
     return items if out is None else out
 
 
-def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, str | None]) -> dict[str, Any]:
+def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, Any]) -> dict[str, Any]:
     out = None
-    path = obj.get("path") if "path" in obj else next((v for k, v in obj.items() if k.lower() == "path"), None)
-    path_kind = _secret_kind(path, rules) if isinstance(path, str) else None
+    path_kind: Any = _MISSING  # found when a "value" member needs it
     for key, value in obj.items():
         kind = kinds.get(key, _MISSING)
         if kind is _MISSING:
-            kind = _secret_kind(key, rules)
-        if kind is None and path_kind is not None and key.lower() == "value":
-            kind = path_kind  # a PatchOp whose path names a secret: {"path": "...:pin", "value": ...}
+            kind = _walk_kind(key, rules)
+        if kind is _VALUE:
+            # a PatchOp whose path names a secret: {"path": "...:pin", "value": ...}
+            if path_kind is _MISSING:
+                path = obj.get("path") if "path" in obj else next((v for k, v in obj.items() if k.lower() == "path"), None)
+                path_kind = _secret_kind(path, rules) if isinstance(path, str) else None
+            kind = path_kind
         if kind is None:
             if isinstance(value, dict):
                 new = _redact_object(value, rules, kinds)
@@ -179,6 +187,20 @@ def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, 
                 out = dict(obj)
             out[key] = new
     return obj if out is None else out
+
+
+_VALUE: Any = object()  # a member kind in the walk: "value", secret when the PatchOp path is
+
+
+def _walk_kind(key: str, rules: RedactionRules) -> str | None:
+    """A member's kind for the walk: its secret kind, else _VALUE for "value" in any case."""
+    kind = _secret_kind(key, rules)
+    if kind is None and key.lower() == "value":
+        kind = _VALUE
+    walk = rules._walk
+    if len(walk) < 100_000:
+        walk[key] = kind
+    return kind
 
 
 def _secret_kind(name: str, rules: RedactionRules) -> str | None:

@@ -41,6 +41,16 @@ _SQLITE_INSERT = (
 _SQLITE_FILL = f"UPDATE {_users.name} SET user_name = ?, name_key = ?, external_id = ?, scim_id = ? WHERE id = ?"
 
 
+def pad(values: list) -> list:
+    """`values` (not empty) lengthened to 10, 100 or a multiple of 100 by repeating the last.
+
+    For `IN (...)` lists sent as SQL text: a few lengths, a few statements in the driver's
+    statement cache (each length is a statement of its own); the repeats change no result.
+    """
+    size = 10 if len(values) <= 10 else 100 if len(values) <= 100 else -(-len(values) // 100) * 100
+    return values + [values[-1]] * (size - len(values))
+
+
 class UserResolver:
     """One job's users as far as ingestion has needed them.
 
@@ -81,12 +91,13 @@ class UserResolver:
             for start in range(0, len(ordered), _CHUNK):
                 chunk = ordered[start : start + _CHUNK]
                 if sqlite:
+                    padded = pad(chunk)
                     cursor = conn.connection.cursor()
                     try:
                         cursor.execute(
                             f"SELECT id, name_key, external_id, scim_id, user_name FROM {_users.name} "
-                            f"WHERE job_id = ? AND {column.name} IN ({', '.join('?' * len(chunk))})",
-                            [self.job_id, *chunk],
+                            f"WHERE job_id = ? AND {column.name} IN ({', '.join('?' * len(padded))})",
+                            [self.job_id, *padded],
                         )
                         rows = cursor.fetchall()
                     finally:
