@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "out"))  # BENCH_OUT: another scratch folder
 sys.path.insert(0, str(ROOT))
 
 
@@ -119,7 +119,7 @@ def main() -> None:
     floor_db, our_db = OUT / "floor.db", OUT / "ours.db"
     a, count_a = floor(log, floor_db)
     b, count_b, rss = ours(log, our_db)
-    our_size = our_db.stat().st_size
+    our_size = sum(Path(str(our_db) + s).stat().st_size for s in ("", "-wal") if Path(str(our_db) + s).exists())
     print(f"log: {count_a:,} lines, {raw_size / 1e6:,.1f} MB")
     print(f"(a) floor, orjson + sqlite3.executemany: {a:,.0f} records/s, db {floor_db.stat().st_size / 1e6:,.1f} MB")
     print(f"(b) flask ingest:                        {b:,.0f} records/s ({count_b:,} accepted)")
