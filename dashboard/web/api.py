@@ -15,6 +15,8 @@ from ..ingest.parse import LineError, parse_ts
 from ..jobs import job_for_token
 from ..models import Cycle, Exchange, Job
 from .auth import requires
+from .common import job_or_404 as _job
+from .common import now, settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -70,21 +72,6 @@ def _numbered(body: bytes):  # type: ignore[no-untyped-def]
 
 
 # -- reads (accounts: session cookie or a personal API token) ---------------------------------------
-
-
-def now() -> datetime:
-    return current_app.extensions["clock"]()
-
-
-def settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["dashboard"]
-
-
-def _job(name: str) -> Job:
-    job = db.session.scalar(select(Job).where(Job.name == name))
-    if job is None:
-        abort(404, description=f"no job named '{name}'")
-    return job
 
 
 def _int_arg(name: str, default: int | None, *, low: int = 1, high: int = 1000) -> int | None:

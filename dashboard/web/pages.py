@@ -20,25 +20,13 @@ from ..exporting import format_ts
 from ..models import Cycle, Exchange, Job, ScimUser, from_us, to_us
 from . import charts
 from .auth import requires
+from .common import job_or_404 as _job
+from .common import now as _now
+from .common import settings as _settings
 
 bp = Blueprint("pages", __name__)
 URGENCY = {"disabled": 0, "quarantined": 1, "stalled": 2, "warning": 3, "unknown": 4, "healthy": 5}
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-def _now() -> datetime:
-    return current_app.extensions["clock"]()
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["dashboard"]
-
-
-def _job(name: str) -> Job:
-    job = db.session.scalar(select(Job).where(Job.name == name))
-    if job is None:
-        abort(404, description=f"No job named {name}.")
-    return job
 
 
 def _can(role: str) -> bool:
