@@ -43,7 +43,6 @@ from .redact import RedactionRules, redact
 (P_JOB_ID, P_DEDUPE, P_TS_US, P_METHOD, P_OPERATION, P_STATUS, P_FAILED, P_DURATION_MS, P_REQUEST_ID,
  P_CYCLE_KEY, P_SCIM_TYPE, P_ERROR_DETAIL, P_BLOB, P_USER_NAME, P_EXTERNAL_ID, P_SCIM_ID) = range(16)
 DEFERRED_LEN = 3
-Prepared = tuple  # see the module docstring
 
 
 @dataclass(frozen=True)
