@@ -157,7 +157,7 @@ def as_bool(value: Any) -> bool | None:
 def scim_error_of(exchange: Exchange) -> ScimError:
     body = exchange.response_body
     if isinstance(body, dict) and (
-        ERROR_SCHEMA in (body.get("schemas") or []) or "detail" in body or "scimType" in body
+        ERROR_SCHEMA in _schemas(body) or "detail" in body or "scimType" in body
     ):
         status = body.get("status")
         try:
@@ -230,7 +230,7 @@ def _single_resource(body: Any) -> dict[str, Any] | None:
     resources = body.get("Resources")
     if isinstance(resources, list):
         return resources[0] if len(resources) == 1 and isinstance(resources[0], dict) else None
-    if ERROR_SCHEMA in (body.get("schemas") or []):
+    if ERROR_SCHEMA in _schemas(body):
         return None
     return body if ("id" in body or "userName" in body) else None
 
@@ -252,3 +252,9 @@ def _is_test_lookup(exchange: Exchange, terms: dict[str, str] | None = None) -> 
 
 def _str(value: Any) -> str | None:
     return value[:512] if isinstance(value, str) and value else None
+
+
+def _schemas(body: dict[str, Any]) -> list[Any]:
+    """The body's `schemas`, or nothing when a target sent something other than a list."""
+    schemas = body.get("schemas")
+    return schemas if isinstance(schemas, list) else []

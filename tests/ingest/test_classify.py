@@ -355,3 +355,15 @@ def test_it_gives_a_success_no_error():
     exchange = _exchange("POST", "/scim/v2/Users", status=201, request_body={"userName": "a"}, response_body={"id": "x"})
 
     assert classify(exchange).error is None
+
+
+@pytest.mark.parametrize("schemas", [42, {"a": 1}, "urn:ietf:params:scim:api:messages:2.0:Error", None, [1, None]])
+def test_it_classifies_a_response_whose_schemas_is_not_a_list_of_strings(schemas):
+    # A target's odd answer must not raise out of classification (it would stop a whole file).
+    exchange = make_exchange(method="POST", path="/scim/v2/Users", status=400,
+                             response_body={"schemas": schemas, "detail": "bad", "status": "400"})
+
+    found = classify(exchange)
+
+    assert found.failed
+    assert found.error is not None and found.error.status == 400
