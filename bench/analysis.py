@@ -94,6 +94,15 @@ def in_process(db: Path):  # type: ignore[no-untyped-def]
     return create_app(replace(settings, scheduler=replace(settings.scheduler, enabled=False)))
 
 
+def scratch_copy(source: Path) -> Path:
+    """A fresh copy of `source` to measure on (each measurement starts from the same database)."""
+    scratch = OUT / "scratch.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(scratch) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(source, scratch)
+    return scratch
+
+
 def time_increment(source: Path, extra: list[bytes], runs: int = 3) -> float:
     from dashboard.cli import ingest_options
     from dashboard.db import db
@@ -102,11 +111,7 @@ def time_increment(source: Path, extra: list[bytes], runs: int = 3) -> float:
 
     times = []
     for _ in range(runs):
-        scratch = OUT / "scratch.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(scratch) + suffix).unlink(missing_ok=True)
-        shutil.copyfile(source, scratch)
-        app = in_process(scratch)
+        app = in_process(scratch_copy(source))
         with app.app_context():
             job = get_job("bench")
             options = ingest_options()
@@ -121,11 +126,7 @@ def time_reads(source: Path) -> dict[str, float]:
     from dashboard.accounts import add_account, create_api_token
     from dashboard.db import db
 
-    scratch = OUT / "scratch.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(scratch) + suffix).unlink(missing_ok=True)
-    shutil.copyfile(source, scratch)
-    app = in_process(scratch)
+    app = in_process(scratch_copy(source))
     with app.app_context():
         token = create_api_token(add_account("bench@example.com", "support", "bench-password"))
     client = app.test_client()
@@ -151,11 +152,7 @@ def time_recompute(source: Path) -> tuple[int, float]:
     from dashboard.db import db
     from dashboard.jobs import get_job
 
-    scratch = OUT / "scratch.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(scratch) + suffix).unlink(missing_ok=True)
-    shutil.copyfile(source, scratch)
-    app = in_process(scratch)
+    app = in_process(scratch_copy(source))
     with app.app_context():
         job = get_job("bench")
         started = time.perf_counter()

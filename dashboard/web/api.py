@@ -16,7 +16,7 @@ from ..jobs import job_for_token
 from ..models import Cycle, Exchange, Job
 from .auth import requires
 from .common import job_or_404 as _job
-from .common import now, settings
+from .common import now, of_job_or_404, settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -127,9 +127,7 @@ def _us(iso: str) -> int:
 @requires("support")
 def cycle_detail(job_name: str, cycle_id: int) -> Any:
     job = _job(job_name)
-    cycle = db.session.get(Cycle, cycle_id)
-    if cycle is None or cycle.job_id != job.id:
-        abort(404, description=f"no cycle {cycle_id} in job '{job_name}'")
+    cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
     return jsonify(overview.cycle_detail(db.session, job, cycle, now(), settings()))
 
 
@@ -163,9 +161,7 @@ def signatures(job_name: str) -> Any:
 @requires("support")
 def exchange(job_name: str, exchange_id: int) -> Any:
     job = _job(job_name)
-    row = db.session.get(Exchange, exchange_id)
-    if row is None or row.job_id != job.id:
-        abort(404, description=f"no exchange {exchange_id} in job '{job_name}'")
+    row = of_job_or_404(Exchange, exchange_id, job, "exchange")
     return jsonify(overview.exchange_json(db.session, row))
 
 

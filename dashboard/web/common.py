@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from flask import abort, current_app
 from sqlalchemy import select
@@ -9,6 +10,8 @@ from sqlalchemy import select
 from ..db import db
 from ..models import Job
 from ..settings import Settings
+
+Row = TypeVar("Row")
 
 
 def now() -> datetime:
@@ -25,3 +28,11 @@ def job_or_404(name: str) -> Job:
     if job is None:
         abort(404, description=f"No job named {name}.")
     return job
+
+
+def of_job_or_404(model: type[Row], row_id: int, job: Job, what: str) -> Row:
+    """A row (cycle, exchange) by id, only when it belongs to `job`: else 404."""
+    row = db.session.get(model, row_id)
+    if row is None or row.job_id != job.id:  # type: ignore[attr-defined]
+        abort(404, description=f"No {what} {row_id} in {job.name}.")
+    return row

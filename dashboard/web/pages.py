@@ -22,6 +22,7 @@ from . import charts
 from .auth import requires
 from .common import job_or_404 as _job
 from .common import now as _now
+from .common import of_job_or_404
 from .common import settings as _settings
 
 bp = Blueprint("pages", __name__)
@@ -130,9 +131,7 @@ def logs_export(job_name: str, fmt: str) -> Response:
 @requires("support")
 def exchange_page(job_name: str, exchange_id: int) -> str:
     job = _job(job_name)
-    row = db.session.get(Exchange, exchange_id)
-    if row is None or row.job_id != job.id:
-        abort(404, description=f"No exchange {exchange_id} in {job.name}.")
+    row = of_job_or_404(Exchange, exchange_id, job, "exchange")
     exchange = overview.exchange_json(db.session, row)
     siblings = []
     if row.user_id and row.cycle_id:
@@ -183,9 +182,7 @@ def cycles_page(job_name: str) -> str:
 @requires("support")
 def cycle_page(job_name: str, cycle_id: int) -> str:
     job = _job(job_name)
-    cycle = db.session.get(Cycle, cycle_id)
-    if cycle is None or cycle.job_id != job.id:
-        abort(404, description=f"No cycle {cycle_id} in {job.name}.")
+    cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
     detail = overview.cycle_detail(db.session, job, cycle, _now(), _settings())
     return render_template("pages/cycle.html", job=job, c=detail, buckets=BUCKETS, outcomes=OUTCOMES)
 
