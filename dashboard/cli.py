@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 
 from .db import db, upgrade_schema
 from .exporting import export_lines
+from .entra import sniff as sniff_formats
+from .entra.parse import FORMATS as entra_formats
 from .ingest.load import IngestOptions, IngestResult, ingest_lines, options_from
 from .ingest.parse import LineError, parse_ts, read_lines
 from .jobs import JobError, add_job, create_token, get_job, revoke_token, sync_jobs
@@ -130,9 +132,14 @@ def token_revoke(token_id: int) -> None:
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--job", "job_name", default=None, help="Job of lines that name none (default: ingest.default_job).")
+@click.option("--format", "fmt", type=click.Choice(sniff_formats.ALL), default=None,
+              help="Input format (default: detected per file). scim: SCIM request log v1; entra-*, log-analytics: "
+                   "Entra provisioning logs; entra-job-status: a Graph synchronizationJob.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def ingest_command(paths: tuple[str, ...], job_name: str | None, progress: bool | None) -> None:
-    """Ingest SCIM request logs (JSON Lines, .gz accepted; '-' is stdin).
+def ingest_command(paths: tuple[str, ...], job_name: str | None, fmt: str | None, progress: bool | None) -> None:
+    """Ingest SCIM request logs (JSON Lines, .gz accepted; '-' is stdin), Entra provisioning logs
+    (Graph pages, portal JSON, the portal's three CSV files, Log Analytics; files or directories)
+    and Entra job status documents.
 
     Exit code 0 when every line was accepted or a duplicate, 1 when any was rejected, 2 on usage errors.
     """
@@ -141,11 +148,20 @@ def ingest_command(paths: tuple[str, ...], job_name: str | None, progress: bool 
         raise click.UsageError("name the job with --job (or set ingest.default_job)")
     job = _job_or_exit(job_name)
     for path in paths:
-        if path != "-" and not Path(path).is_file():
+        if path != "-" and not Path(path).is_file() and not (Path(path).is_dir() and fmt != "scim"):
             raise click.UsageError(f"no such file: {path}")
+    kinds = {path: _format_of(path, fmt) for path in paths}
     show = sys.stderr.isatty() if progress is None else progress
     total = IngestResult()
+    entra = [path for path in paths if kinds[path] not in (sniff_formats.SCIM, sniff_formats.JOB_STATUS)]
+    if entra:
+        _add(total, _ingest_entra(job, entra, fmt if fmt in entra_formats else None, show))
     for path in paths:
+        if kinds[path] == sniff_formats.JOB_STATUS:
+            _add(total, _ingest_job_status(job, path))
+    for path in paths:
+        if kinds[path] != sniff_formats.SCIM:
+            continue
         with ExitStack() as stack:
             stream: IO[bytes] = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))
             size = None if path == "-" else os.path.getsize(path)
@@ -163,14 +179,98 @@ def ingest_command(paths: tuple[str, ...], job_name: str | None, progress: bool 
                        f"(flask --app app rejects --job {job.name})", err=True)
         click.echo(f"{path}: {result.lines} lines: {result.accepted} accepted, "
                    f"{result.duplicates} duplicates, {result.rejected} rejected")
-        total.lines += result.lines
-        total.accepted += result.accepted
-        total.duplicates += result.duplicates
-        total.rejected += result.rejected
+        _add(total, result)
     if len(paths) > 1:
         click.echo(f"total: {total.lines} lines: {total.accepted} accepted, "
                    f"{total.duplicates} duplicates, {total.rejected} rejected")
     sys.exit(total.exit_code)
+
+
+def _add(total: IngestResult, result: IngestResult) -> None:
+    total.lines += result.lines
+    total.accepted += result.accepted
+    total.duplicates += result.duplicates
+    total.rejected += result.rejected
+
+
+def _format_of(path: str, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    if path == "-":
+        return sniff_formats.SCIM  # stdin cannot be read twice: SCIM request logs only
+    if Path(path).is_dir():
+        return "entra-graph"  # Graph page files, or a CSV download: each file is detected by read_paths
+    with open(path, "rb") as stream:
+        found = sniff_formats.sniff(stream.read(65536))
+    if found == sniff_formats.UNKNOWN:
+        # Read as the primary format: a damaged first line is then a reject with its line number,
+        # and the rest of the file is still read.
+        click.echo(f"{path}: not recognised as an Entra export; reading it as a SCIM request log "
+                   f"(pass --format to choose: {', '.join(sniff_formats.ALL)})", err=True)
+        return sniff_formats.SCIM
+    return found
+
+
+def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> IngestResult:
+    """Entra provisioning logs: all the paths in one import, so the CSV download's files join."""
+    from .entra.parse import read_paths
+    from .entra_load import import_events
+
+    options = ingest_options()
+    label = ", ".join(paths)
+    items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
+
+    def bar(records: int) -> None:
+        click.echo(f"\r{label[:60]}: {records:,} records", nl=False, err=True)
+
+    result = import_events(db.engine, job, items, source=label, via="entra", options=options,
+                           progress=bar if show else None)
+    if show:
+        click.echo("", err=True)
+    for problem in result.problems:
+        click.echo(f"{label}: record {problem.line_no}: rejected: {problem.reason}", err=True)
+    if result.rejected > len(result.problems):
+        click.echo(f"{label}: … and {result.rejected - len(result.problems)} more rejected records "
+                   f"(flask --app app rejects --job {job.name})", err=True)
+    click.echo(f"{label}: {result.lines} Entra records: {result.accepted} accepted, "
+               f"{result.duplicates} duplicates, {result.rejected} rejected")
+    return result
+
+
+def _ingest_job_status(job: Job, path: str) -> IngestResult:
+    """A synchronizationJob document (or Graph's list of them): Entra's own view of the job."""
+    import gzip
+
+    import orjson
+
+    from .entra.jobstatus import JobStatusError, parse_job_status
+    from .entra_load import import_job_status
+    from .models import utc_now
+
+    result = IngestResult()
+    data = Path(path).read_bytes()
+    try:
+        document = orjson.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    except (orjson.JSONDecodeError, OSError, EOFError) as exc:
+        click.echo(f"{path}: rejected: not JSON ({exc})", err=True)
+        result.lines = result.rejected = 1
+        return result
+    documents = document.get("value") if isinstance(document, dict) and isinstance(document.get("value"), list) else [document]
+    for number, item in enumerate(documents, 1):
+        result.lines += 1
+        try:
+            status = parse_job_status(item)
+        except JobStatusError as exc:
+            click.echo(f"{path}: job {number}: rejected: {exc}", err=True)
+            result.rejected += 1
+            continue
+        stored = import_job_status(db.engine, job, item, status, source=path, rules=ingest_options().rules, now=utc_now())
+        result.accepted += 1 if stored.stored else 0
+        result.duplicates += 0 if stored.stored else 1
+        quarantine = f", quarantine: {status.quarantine.reason}" if status.quarantine and status.quarantine.reason else ""
+        click.echo(f"{path}: Entra job status {status.code or 'unknown'}{quarantine}"
+                   f" ({'stored' if stored.stored else 'already stored'})")
+    return result
 
 
 class _ProgressLine:

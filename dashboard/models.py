@@ -238,6 +238,11 @@ class Cycle(db.Model):
     looked_up_users: Mapped[int] = mapped_column(Integer, default=0)
     counts: Mapped[str] = mapped_column(Text, default="{}")
     duration_ms_total: Mapped[float] = mapped_column(Float, default=0.0)
+    # Imported Entra provisioning events of the cycle (dashboard/entra_load.py): a cycle with a
+    # key from Entra's cycleId has only these; `requests` counts exchanges only.
+    events: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_events: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    staged_deletes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def started_at(self) -> datetime:
@@ -509,3 +514,97 @@ class DigestRun(db.Model):
     day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC)
     covered_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# -- Microsoft Entra's own view: imported provisioning events, job status, Graph pull state -------
+
+
+class EntraEvent(db.Model):
+    """One Entra provisioning event (a provisioning-log row), redacted, of one of our jobs.
+
+    `dedupe` (dashboard.entra.parse.dedupe_key: Entra's activity id, else change id...) is unique
+    per job, so re-importing, or importing the same records from another export format, is a
+    no-op. `operation` and `status` are the analysis's view (dashboard.entra.facts); `action`
+    and `outcome` are Entra's words. The rest (steps, modified properties, identities, other
+    fields) is one compressed JSON blob.
+    """
+
+    __tablename__ = "entra_event"
+    __table_args__ = (
+        UniqueConstraint("job_id", "dedupe"),
+        Index("ix_entra_event_job_ts", "job_id", "activity_us"),
+        Index("ix_entra_event_user_ts", "user_id", "activity_us"),
+        Index("ix_entra_event_cycle_ts", "cycle_id", "activity_us"),
+        Index("ix_entra_event_job_change", "job_id", "change_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    dedupe: Mapped[int] = mapped_column(BigInteger)
+    activity_us: Mapped[int] = mapped_column(BigInteger)
+    entra_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    change_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cycle_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # Entra's cycleId
+    entra_job_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    action: Mapped[str] = mapped_column(String(20))  # create, update, delete, disable, stagedDelete, other
+    outcome: Mapped[str] = mapped_column(String(10))  # success, failure, skipped, warning
+    operation: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(SmallInteger)  # HTTP-like (entra.facts)
+    failed: Mapped[bool] = mapped_column(Boolean)
+    error_code: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recommended_action: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retry_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_retry_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    external_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("scim_user.id", ondelete="SET NULL"), nullable=True)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycle.id", ondelete="SET NULL"), nullable=True)
+    sig_id: Mapped[int | None] = mapped_column(ForeignKey("signature.id", ondelete="SET NULL"), nullable=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+    @property
+    def activity_at(self) -> datetime:
+        return from_us(self.activity_us)
+
+    def details(self) -> dict[str, Any]:
+        """steps, modified_properties, source, target, service_principal, error_category, extra (redacted)."""
+        return codec.unpack(self.blob)
+
+
+class EntraJobStatus(db.Model):
+    """Entra's synchronizationJob status as imported or pulled: one row per observation."""
+
+    __tablename__ = "entra_job_status"
+    __table_args__ = (
+        UniqueConstraint("job_id", "observed_us", "digest"),
+        Index("ix_entra_job_status_job_observed", "job_id", "observed_us"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    observed_us: Mapped[int] = mapped_column(BigInteger)  # progress observation time, else import time
+    digest: Mapped[int] = mapped_column(BigInteger)  # of the redacted document: the same status twice is one row
+    entra_job_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    code: Mapped[str | None] = mapped_column(String(40), nullable=True)  # Active, Quarantine, Paused, ...
+    quarantine_reason: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    data: Mapped[str] = mapped_column(Text)  # the redacted synchronizationJob JSON
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class EntraPullState(db.Model):
+    """Where the scheduled Graph pull of a job stands: its watermark and its last result."""
+
+    __tablename__ = "entra_pull_state"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    watermark: Mapped[str] = mapped_column(Text, default="{}")  # {"activity_at": iso, "seen_ids": [...]}
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_records: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -24,7 +24,7 @@ from .analysis.outcomes import BUCKETS, OUTCOMES, Fact, Summary, bucket_of, empt
 from .analysis.signatures import recommended_action
 from .exporting import format_ts
 from .models import (
-    Cycle, Exchange, HealthTransition, Job, JobAnalysis, ScimUser, Signature, UserCycle, from_us, to_us,
+    Cycle, EntraEvent, Exchange, HealthTransition, Job, JobAnalysis, ScimUser, Signature, UserCycle, from_us, to_us,
 )
 from .settings import Settings
 
@@ -99,14 +99,21 @@ def facts_of(session: Session, cycle: Cycle) -> CycleFacts:
     succeeded = sum(counts.get(b, {}).get("success", 0) for b in BUCKETS)
     failed = sum(counts.get(b, {}).get("failure", 0) for b in BUCKETS)
     deletes = sum(counts.get(b, {}).get(o, 0) for b in ("delete", "disable") for o in ("success", "failure"))
+    deletes += cycle.staged_deletes or 0  # held back by Entra's accidental-deletion prevention: they count [ACC]
     evidence: tuple[int, ...] = ()
     if cycle.rejected_credentials or cycle.lookup_404s or failed:
         evidence = tuple(session.scalars(
             select(Exchange.id).where(Exchange.cycle_id == cycle.id, Exchange.failed | (Exchange.status == 404))
             .order_by(Exchange.ts_us).limit(5)
         ).all())
+        if len(evidence) < 5 and cycle.failed_events:  # Entra events: negated ids (entra_load.evidence_ref)
+            evidence += tuple(-event_id for event_id in session.scalars(
+                select(EntraEvent.id).where(EntraEvent.cycle_id == cycle.id, EntraEvent.failed)
+                .order_by(EntraEvent.activity_us).limit(5 - len(evidence))
+            ))
     return CycleFacts(
-        id=cycle.id, started_us=cycle.started_us, ended_us=cycle.ended_us, requests=cycle.requests,
+        id=cycle.id, started_us=cycle.started_us, ended_us=cycle.ended_us,
+        requests=cycle.requests + (cycle.events or 0),
         rejected_credentials=cycle.rejected_credentials, lookup_404s=cycle.lookup_404s, succeeded=succeeded,
         failed=failed, reference_failures=cycle.reference_failures, deletes=deletes, evidence=evidence,
     )
@@ -217,6 +224,10 @@ def cycle_json(session: Session, job: Job, cycle: Cycle, now: datetime, settings
         "duration_s": round((cycle.ended_us - cycle.started_us) / US, 3),
         "requests": cycle.requests,
         "failed_requests": cycle.failed_requests,
+        "entra_events": cycle.events or 0,
+        "failed_entra_events": cycle.failed_events or 0,
+        "staged_deletes": cycle.staged_deletes or 0,
+        "source": _cycle_source(cycle),
         "users": cycle.users,
         "counts": counts,
         "totals": totals,
@@ -225,6 +236,13 @@ def cycle_json(session: Session, job: Job, cycle: Cycle, now: datetime, settings
         "lookup_404s": cycle.lookup_404s,
         "reference_failures": cycle.reference_failures,
     }
+
+
+def _cycle_source(cycle: Cycle) -> str:
+    """Which traffic a cycle was seen in: "scim" (request log), "entra" (provisioning logs) or "both"."""
+    if cycle.events and cycle.requests:
+        return "both"
+    return "entra" if cycle.events else "scim"
 
 
 def current_cycle(session: Session, job: Job, now: datetime, settings: Settings) -> dict[str, Any] | None:
@@ -539,10 +557,23 @@ def _replayed_cycle(session: Session, job: Job, cycle: Cycle, at: datetime, sett
             continue
         one = Summary.of(Fact(exchange_id, ts_us, operation, status))
         folded[user_id] = folded[user_id].merge(one) if user_id in folded else one
+    events = failed_events = 0
+    for event_id, user_id, ts_us, operation, status, failed_event in session.execute(
+        select(EntraEvent.id, EntraEvent.user_id, EntraEvent.activity_us, EntraEvent.operation, EntraEvent.status,
+               EntraEvent.failed)
+        .where(EntraEvent.cycle_id == cycle.id, EntraEvent.activity_us <= at_us)
+    ):
+        events += 1
+        failed_events += 1 if failed_event else 0
+        if user_id is None or operation == "staged_delete":
+            continue
+        one = Summary.of(Fact(-event_id, ts_us, operation, status))
+        folded[user_id] = folded[user_id].merge(one) if user_id in folded else one
     counts = empty_counts()
     for summary in folded.values():
         counts[bucket_of(summary.operation)][summary.outcome.value] += 1
-    data.update(requests=requests, failed_requests=failed, users=len(folded), counts=counts,
+    data.update(requests=requests, failed_requests=failed, entra_events=events, failed_entra_events=failed_events,
+                users=len(folded), counts=counts,
                 totals={o: sum(counts[b][o] for b in BUCKETS) for o in OUTCOMES}, ended_at=format_ts(at),
                 state="running" if data["state"] == "running" or cycle.ended_us > at_us else data["state"])
     return data
@@ -553,7 +584,11 @@ def _replayed_health(session: Session, job: Job, at: datetime, settings: Setting
     done = session.scalars(select(Cycle).where(Cycle.job_id == job.id, Cycle.ended_us < at_us - gap_us(settings))
                            .order_by(Cycle.ended_us)).all()
     snapshot, transitions = advance(Snapshot(), [facts_of(session, c) for c in done], thresholds_for(job, settings))
-    last = session.scalar(select(func.max(Exchange.ts_us)).where(Exchange.job_id == job.id, Exchange.ts_us <= at_us))
+    last = max((value for value in (
+        session.scalar(select(func.max(Exchange.ts_us)).where(Exchange.job_id == job.id, Exchange.ts_us <= at_us)),
+        session.scalar(select(func.max(EntraEvent.activity_us)).where(EntraEvent.job_id == job.id,
+                                                                     EntraEvent.activity_us <= at_us)),
+    ) if value is not None), default=None)
     status = status_at(snapshot, now_us=at_us, last_traffic_us=last, timing=timing_for(job, settings),
                        thresholds=thresholds_for(job, settings))
     return {

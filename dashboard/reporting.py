@@ -27,7 +27,11 @@ def render_text(report: dict[str, Any]) -> str:
         t = cycle["totals"]
         lines.append(f"Cycle {cycle['id']} ({cycle['kind']}, {cycle['state']}) {cycle['started_at']} .. {cycle['ended_at']}: "
                      f"{cycle['users']} users, {t['success']} succeeded, {t['failure']} failed, {t['skipped']} skipped, "
-                     f"{cycle['requests']} requests")
+                     + ", ".join(part for part in (
+                         f"{cycle['requests']} requests" if cycle['requests'] or not cycle.get('entra_events') else "",
+                         f"{cycle['entra_events']} Entra events" if cycle.get('entra_events') else "",
+                         f"{cycle['staged_deletes']} deletes held by Entra" if cycle.get('staged_deletes') else "",
+                     ) if part))
         lines.append(f"  {'operation':<9}  {'success':>7}  {'failure':>7}  {'skipped':>7}")
         for bucket in BUCKETS:
             row = cycle["counts"].get(bucket, {})

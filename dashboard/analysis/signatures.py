@@ -163,7 +163,53 @@ _GENERIC = Action(
 )
 
 
+def _entra(code: str, title: str, action: str, quarantine: bool = False) -> tuple[str, Action]:
+    return code.lower(), Action(code, title, action, quarantine)
+
+
+# Entra's own error codes (reference 4.1, 4.2): an imported provisioning event's signature carries
+# one where an exchange carries a scimType.
+_ENTRA_CODES: dict[str, Action] = dict([
+    _entra("EntryConflict", "Conflicting values (EntryConflict)",
+           "A value conflicts with an existing account in Entra or the target. Fix the value, or the matching "
+           "attribute if the existing account should have been matched."),
+    _entra("TooManyRequests", "Throttled by the target", "Nothing to do for a short burst: Entra retries."),
+    _entra("InternalServerError", "Target error", "Entra retries in about 40 minutes; if it persists, contact the vendor."),
+    _entra("Unauthorized", "Not authorised by the target",
+           "Entra authenticated but may not do this. Check the token's rights in the target and the app's tutorial."),
+    _entra("InsufficientRights", "Not authorised by the target",
+           "Entra authenticated but may not do this. Check the token's rights in the target and the app's tutorial."),
+    _entra("InvalidAnchor", "User no longer exists in the target",
+           "A user Entra created or matched is gone from the target. Restore it, or restart provisioning to match again."),
+    _entra("MandatoryFieldsMissing", "Required values missing", "Fill the source values or fix the attribute mappings."),
+    _entra("MissingValues", "Required values missing", "Fill the source values or fix the attribute mappings."),
+    _entra("SchemaAttributeNotFound", "Mapped attribute unknown to the target", "Fix or remove the attribute mapping."),
+    _entra("InvalidDomain", "Invalid domain in a value", "Fix the value or allow the domain in the target."),
+    _entra("Timeout", "Target too slow", "Entra retries in about 40 minutes; check the target's response times."),
+    _entra("LicenseLimitExceeded", "No licences left in the target", "Buy licences or narrow the assignments."),
+    _entra("DuplicateTargetEntries", "Several target accounts match",
+           "Remove the duplicate account in the target or change the matching attributes."),
+    _entra("DuplicateSourceEntries", "Several source users match",
+           "Remove the duplicate in Entra or change the matching attributes."),
+    _entra("SystemForCrossDomainIdentityManagementServiceIncompatible", "Target's response not understood",
+           "Make the SCIM endpoint compatible (or add ?aadOptscim062020 to the Tenant URL); contact the vendor."),
+    _entra("SystemForCrossDomainIdentityManagementBadRequest", "Target rejected the request (400)",
+           "Read the target's message in the reason; fix the value or mapping."),
+    _entra("SystemForCrossDomainIdentityManagementCredentialValidationUnavailable", "Credentials could not be validated",
+           "Check the Tenant URL and Secret Token in Admin Credentials, then Test Connection.", quarantine=True),
+    _entra("SystemForCrossDomainIdentityManagementCredentialValidationFailure", "Credentials rejected",
+           "Generate a new secret token in the target, enter it in Admin Credentials, Test Connection.", quarantine=True),
+    _entra("UnableToResolveReferenceAttributeValue", "Reference not resolved (manager or member)",
+           "The referenced user or group is not provisioned (yet). Provision it, or remove the reference mapping."),
+])
+
+
 def recommended_action(operation: str, status: int, scim_type: str | None) -> Action:
+    entra = _ENTRA_CODES.get((scim_type or "").lower())
+    if entra is None and scim_type and scim_type.lower().endswith("entryconflict"):
+        entra = _ENTRA_CODES["entryconflict"]
+    if entra is not None:
+        return entra
     group = "lookup" if operation in ("lookup", "connection_test") else None
     family = 500 if 500 <= status < 600 and status != 501 else status
     for key in ((group, family, scim_type), (None, family, scim_type), (group, family, None), (None, family, None)):

@@ -1,0 +1,312 @@
+"""Store Entra provisioning events and job statuses, and fold the events into the analysis.
+
+The same guarantees as the SCIM log loader (ingest/load.py): records are committed in batches,
+each in one transaction with its users, cycles, signatures, rejects and the run's counters; a
+bad record is a reject with its file and record number and loses nothing else; re-importing is
+a no-op (the dedupe key, unique per job); a crash loses at most the batch in flight and a re-run
+completes it.
+
+Events join the job's analysis through the same folds as exchanges (entra/facts.py maps each
+to an operation and an HTTP-like status): an event with Entra's `cycleId` belongs to the cycle
+with that key, one without joins the inferred cycles by time. Users are matched to the SCIM
+traffic's users by userName, externalId and the target's id, so a user's timeline shows both.
+In the per-user summaries and a signature's sample an event is written as its id negated: a
+negative "exchange id" there is an Entra event (see `evidence_ref`).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from .entra.facts import fact_of, signature_detail
+from .entra.parse import dedupe_key
+from .entra.records import JobStatus, ProvisioningEvent
+from .incremental import BatchAnalyzer, _mark_dirty, refresh_user_states
+from .ingest import codec
+from .ingest.load import IngestOptions, IngestResult, redact_raw
+from .ingest.prepare import stable_hash
+from .ingest.records import ParseProblem
+from .ingest.redact import RedactionRules, redact_body
+from .ingest.resolve import UserResolver
+from .models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject, to_us
+
+_events = EntraEvent.__table__
+_cycles = Cycle.__table__
+_rejects = Reject.__table__
+_runs = IngestRun.__table__
+_statuses = EntraJobStatus.__table__
+PROBLEMS_KEPT = 1000
+Item = tuple[str, "ProvisioningEvent | ParseProblem"]  # (source file, record or problem)
+
+
+def evidence_ref(value: int) -> tuple[str, int]:
+    """("event", id) for a negated event id, ("exchange", id) otherwise."""
+    return ("event", -value) if value < 0 else ("exchange", value)
+
+
+def import_events(
+    engine: Engine,
+    job: Job,
+    items: Iterable[Item],
+    *,
+    source: str,
+    via: str,
+    options: IngestOptions,
+    progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Store `items` (from entra.parse.read_paths / read_events, or a Graph pull) for `job`."""
+    loader = _EventLoader(engine, job, source=source, via=via, options=options)
+    result = IngestResult()
+    iterator = iter(items)
+    while batch := list(islice(iterator, max(options.batch_size, 1))):
+        loader.load_batch(batch, result)
+        if progress:
+            progress(result.lines)
+    loader.finish()
+    return result
+
+
+class _EventLoader:
+    def __init__(self, engine: Engine, job: Job, *, source: str, via: str, options: IngestOptions) -> None:
+        self.engine = engine
+        self.job_id = job.id
+        self.source = source[:500]
+        self.options = options
+        self.resolver = UserResolver(job.id)
+        self.analyzer = BatchAnalyzer(options.gap_us)
+        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
+        with engine.begin() as conn:
+            self.run_id = conn.execute(
+                insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=_now())
+            ).inserted_primary_key[0]
+
+    def load_batch(self, batch: list[Item], result: IngestResult) -> None:
+        problems: list[tuple[str, ParseProblem]] = []
+        events: dict[int, ProvisioningEvent] = {}
+        duplicates = 0
+        for where, item in batch:
+            if isinstance(item, ParseProblem):
+                problems.append((where, item))
+                continue
+            key = dedupe_key(item)
+            if key in events:
+                duplicates += 1
+            events[key] = item
+        with self.engine.begin() as conn:
+            stored = self._existing(conn, list(events))
+            duplicates += len(stored)
+            fresh = {key: event for key, event in events.items() if key not in stored}
+            rows, views = self._rows(conn, fresh)
+            accepted = 0
+            if rows:
+                self._assign(conn, views)
+                for row, view in zip(rows, views, strict=True):
+                    row["cycle_id"], row["sig_id"] = view["cycle_id"], view["sig_id"]
+                ids = {dedupe: event_id for event_id, dedupe in conn.execute(
+                    self._insert_ignoring(_events).returning(_events.c.id, _events.c.dedupe), rows)}
+                inserted = []
+                for row, view in zip(rows, views, strict=True):
+                    if row["dedupe"] in ids:
+                        view["id"] = -ids[row["dedupe"]]
+                        inserted.append(view)
+                accepted = len(inserted)
+                duplicates += len(rows) - accepted  # stored meanwhile by a concurrent import
+                self._fold(conn, inserted)
+            self._save_problems(conn, problems)
+            result.lines += len(batch)
+            result.accepted += accepted
+            result.duplicates += duplicates
+            result.rejected += len(problems)
+            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(
+                lines=_runs.c.lines + len(batch), accepted=_runs.c.accepted + accepted,
+                duplicates=_runs.c.duplicates + duplicates, rejected=_runs.c.rejected + len(problems),
+            ))
+        room = PROBLEMS_KEPT - len(result.problems)
+        if room > 0:
+            result.problems.extend(problem for _where, problem in problems[:room])
+
+    def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
+        found: set[int] = set()
+        for start in range(0, len(keys), 500):
+            found.update(conn.scalars(select(_events.c.dedupe).where(
+                _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
+        return found
+
+    def _rows(self, conn: Connection, events: dict[int, ProvisioningEvent]) -> tuple[list[dict], list[dict]]:
+        """The rows to insert, and beside each the analysis's view of it."""
+        users = {key: _is_user(event) for key, event in events.items()}
+        self.resolver.prefetch_names(conn, (
+            (event.user_name, event.external_id, event.target.id) for key, event in events.items() if users[key]
+        ))
+        rows, views = [], []
+        for key, event in events.items():
+            fact = fact_of(event)
+            user_id = (self.resolver.resolve_names(conn, event.user_name, event.external_id, event.target.id)
+                       if users[key] else None)
+            ts_us = to_us(event.activity_at)
+            rows.append({
+                "job_id": self.job_id, "dedupe": key, "activity_us": ts_us, "entra_id": _cut(event.id, 200),
+                "change_id": _cut(event.change_id, 200), "cycle_key": _cut(event.cycle_id, 200),
+                "entra_job_id": _cut(event.job_id, 300), "action": (event.action_raw or event.action.value)[:20],
+                "outcome": event.status.value, "operation": fact.operation, "status": fact.status,
+                "failed": fact.failed, "error_code": _cut(event.error_code, 200), "reason": event.reason,
+                "recommended_action": event.recommended_action, "retry_count": event.retry_count,
+                "next_retry_us": to_us(event.next_retry_at) if event.next_retry_at else None,
+                "duration_ms": event.duration_ms, "source_id": _cut(event.source.id, 200),
+                "target_id": _cut(event.target.id, 512),
+                "display_name": _cut(event.source.display_name or event.target.display_name, 512),
+                "user_name": _cut(event.user_name, 512), "external_id": _cut(event.external_id, 512),
+                "user_id": user_id, "blob": codec.pack(_details(event)),
+            })
+            views.append({
+                "job_id": self.job_id, "ts_us": ts_us, "cycle_key": rows[-1]["cycle_key"], "user_id": user_id,
+                "operation": fact.operation, "status": fact.status, "failed": fact.failed,
+                "reference": fact.reference or not users[key], "staged_delete": fact.staged_delete,
+                "scim_type": _cut(event.error_code, 64), "error_detail": signature_detail(event),
+                "duration_ms": event.duration_ms,
+            })
+        return rows, views
+
+    def _assign(self, conn: Connection, views: list[dict]) -> None:
+        for view in views:
+            view["cycle_id"] = None
+            view["sig_id"] = None
+        analyzer = self.analyzer
+        analyzer._assign_keyed(conn, self.job_id, [v for v in views if v["cycle_key"]])
+        analyzer._assign_inferred(conn, self.job_id, [v for v in views if not v["cycle_key"]])
+        analyzer._assign_signatures(conn, self.job_id, [v for v in views if v["failed"]])
+
+    def _fold(self, conn: Connection, views: list[dict]) -> None:
+        if not views:
+            return
+        deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for view in views:
+            d = deltas[view["cycle_id"]]
+            d["events"] += 1
+            d["failed_events"] += 1 if view["failed"] else 0
+            d["staged_deletes"] += 1 if view["staged_delete"] else 0
+            d["rejected_credentials"] += 1 if view["status"] in (401, 403) else 0
+            d["reference_failures"] += 1 if view["failed"] and view["reference"] else 0
+        for cycle_id, d in deltas.items():
+            conn.execute(update(_cycles).where(_cycles.c.id == cycle_id).values(
+                **{name: getattr(_cycles.c, name) + value for name, value in d.items()}))
+        # Users: reference failures and group events stay out of the per-user outcomes (as the
+        # exchanges' group updates do); a held delete is not a write (the user is still there).
+        folded = [v for v in views if v["user_id"] is not None and not v["reference"] and not v["staged_delete"]]
+        touched = self.analyzer._fold_user_cycles(conn, folded)
+        self.analyzer._count_signature_users(conn, [v for v in views if v["sig_id"]])
+        refresh_user_states(conn, touched)
+        _mark_dirty(conn, self.job_id, min(v["ts_us"] for v in views))
+
+    def _save_problems(self, conn: Connection, problems: list[tuple[str, ParseProblem]]) -> None:
+        if not problems:
+            return
+        rows = {}
+        for where, problem in problems:
+            raw = redact_raw(problem.raw, self.options.rules)
+            source = (where or self.source)[:500]
+            dedupe = stable_hash(f"{source}\0{problem.line_no}\0{raw}".encode())
+            rows[dedupe] = {
+                "job_id": self.job_id, "dedupe": dedupe, "source": source, "line_no": problem.line_no,
+                "reason": problem.reason[:1000], "raw": raw, "created_at": _now(),
+            }
+        conn.execute(self._insert_ignoring(_rejects), list(rows.values()))
+
+    def _insert_ignoring(self, table):  # type: ignore[no-untyped-def]
+        if self._insert is None:
+            return insert(table)
+        return self._insert(table).on_conflict_do_nothing()
+
+    def finish(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=_now()))
+
+
+def _is_user(event: ProvisioningEvent) -> bool:
+    kind = (event.source.identity_type or event.target.identity_type or "user").lower()
+    return kind == "user" and bool(event.user_name or event.external_id or event.target.id)
+
+
+def _details(event: ProvisioningEvent) -> dict[str, Any]:
+    def identity(value: Any) -> dict[str, Any]:
+        return {"id": value.id, "display_name": value.display_name, "type": value.identity_type, "details": value.details}
+
+    return {
+        "source": identity(event.source),
+        "target": identity(event.target),
+        "error_category": event.error_category,
+        "steps": [
+            {"name": s.name, "type": s.step_type, "status": s.status, "description": s.description, "details": s.details}
+            for s in event.steps
+        ],
+        "modified_properties": [
+            {"name": p.display_name, "old": p.old_value, "new": p.new_value} for p in event.modified_properties
+        ],
+        "service_principal": (
+            {"id": event.service_principal.id, "display_name": event.service_principal.display_name}
+            if event.service_principal else None
+        ),
+        "format": str(event.raw_format),
+        "record_no": event.record_no,
+        "extra": event.extra,
+    }
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return value[:size] if value else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- job status ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StatusResult:
+    stored: bool
+    status: JobStatus
+    row_id: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def import_job_status(
+    engine: Engine, job: Job, data: dict[str, Any], status: JobStatus, *, source: str, rules: RedactionRules,
+    now: datetime,
+) -> StatusResult:
+    """Store one synchronizationJob document (redacted); the same document twice is one row."""
+    redacted = redact_body(data, rules)
+    text = orjson.dumps(redacted, option=orjson.OPT_SORT_KEYS).decode()
+    observed = _observed_at(status) or now
+    digest = stable_hash(text.encode())
+    dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
+    values = {
+        "job_id": job.id, "observed_us": to_us(observed), "digest": digest, "entra_job_id": _cut(status.job_id, 300),
+        "code": _cut(status.code, 40), "quarantine_reason": _cut(status.quarantine.reason if status.quarantine else None, 100),
+        "source": source[:500], "data": text, "created_at": now,
+    }
+    with engine.begin() as conn:
+        statement = dialect(_statuses).on_conflict_do_nothing() if dialect else insert(_statuses)
+        inserted = conn.execute(statement.values(**values).returning(_statuses.c.id)).first()
+    return StatusResult(stored=inserted is not None, status=status, row_id=inserted[0] if inserted else None)
+
+
+def _observed_at(status: JobStatus) -> datetime | None:
+    """When Entra observed this status: its progress observation, else the end of its last run."""
+    times = [p.observed_at for p in status.progress if p.observed_at]
+    if times:
+        return max(times)
+    execution = status.last_execution
+    if execution is not None:
+        return execution.ended_at or execution.began_at
+    return None
