@@ -469,4 +469,4 @@ def recompute_command(job_name: str) -> None:
     started = time.monotonic()
     count = rebuild(db.engine, job.id, gap_us=settings().cycles.gap_minutes * 60 * 1_000_000)
     elapsed = time.monotonic() - started
-    click.echo(f"recomputed {count} exchanges in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} records/s)")
+    click.echo(f"recomputed {count} exchanges and Entra events in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} records/s)")

@@ -23,11 +23,11 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .entra.facts import fact_of, signature_detail
+from .entra.facts import detail_of, fact_of, reference_failure, signature_detail
 from .entra.parse import dedupe_key
 from .entra.records import JobStatus, ProvisioningEvent
 from .incremental import BatchAnalyzer, _mark_dirty, refresh_user_states
@@ -177,35 +177,10 @@ class _EventLoader:
         return rows, views
 
     def _assign(self, conn: Connection, views: list[dict]) -> None:
-        for view in views:
-            view["cycle_id"] = None
-            view["sig_id"] = None
-        analyzer = self.analyzer
-        analyzer._assign_keyed(conn, self.job_id, [v for v in views if v["cycle_key"]])
-        analyzer._assign_inferred(conn, self.job_id, [v for v in views if not v["cycle_key"]])
-        analyzer._assign_signatures(conn, self.job_id, [v for v in views if v["failed"]])
+        assign_views(conn, self.analyzer, self.job_id, views)
 
     def _fold(self, conn: Connection, views: list[dict]) -> None:
-        if not views:
-            return
-        deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for view in views:
-            d = deltas[view["cycle_id"]]
-            d["events"] += 1
-            d["failed_events"] += 1 if view["failed"] else 0
-            d["staged_deletes"] += 1 if view["staged_delete"] else 0
-            d["rejected_credentials"] += 1 if view["status"] in (401, 403) else 0
-            d["reference_failures"] += 1 if view["failed"] and view["reference"] else 0
-        for cycle_id, d in deltas.items():
-            conn.execute(update(_cycles).where(_cycles.c.id == cycle_id).values(
-                **{name: getattr(_cycles.c, name) + value for name, value in d.items()}))
-        # Users: reference failures and group events stay out of the per-user outcomes (as the
-        # exchanges' group updates do); a held delete is not a write (the user is still there).
-        folded = [v for v in views if v["user_id"] is not None and not v["reference"] and not v["staged_delete"]]
-        touched = self.analyzer._fold_user_cycles(conn, folded)
-        self.analyzer._count_signature_users(conn, [v for v in views if v["sig_id"]])
-        refresh_user_states(conn, touched)
-        _mark_dirty(conn, self.job_id, min(v["ts_us"] for v in views))
+        fold_views(conn, self.analyzer, self.job_id, views)
 
     def _save_problems(self, conn: Connection, problems: list[tuple[str, ParseProblem]]) -> None:
         if not problems:
@@ -229,6 +204,77 @@ class _EventLoader:
     def finish(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=_now()))
+
+
+def assign_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: list[dict]) -> None:
+    """Give each event's view its cycle (Entra's cycleId, else inferred by time) and signature."""
+    for view in views:
+        view["cycle_id"] = None
+        view["sig_id"] = None
+    analyzer._assign_keyed(conn, job_id, [v for v in views if v["cycle_key"]])
+    analyzer._assign_inferred(conn, job_id, [v for v in views if not v["cycle_key"]])
+    analyzer._assign_signatures(conn, job_id, [v for v in views if v["failed"]])
+
+
+def refold_events(engine: Engine, job_id: int, *, gap_us: int, batch: int = 5000) -> int:
+    """Fold a job's stored events into its (reset) analysis again, for `flask recompute`."""
+    analyzer = BatchAnalyzer(gap_us)
+    e = _events.c
+    last = (-1, -1)
+    count = 0
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(
+                select(e.id, e.activity_us, e.cycle_key, e.user_id, e.operation, e.status, e.failed, e.error_code,
+                       e.reason, e.duration_ms, e.blob)
+                .where(e.job_id == job_id, (e.activity_us > last[0]) | ((e.activity_us == last[0]) & (e.id > last[1])))
+                .order_by(e.activity_us, e.id).limit(batch)
+            ).all()
+            if not rows:
+                return count
+            views = []
+            for row in rows:
+                steps = codec.unpack(row.blob).get("steps") or [] if row.failed else []
+                views.append({
+                    "id": -row.id, "job_id": job_id, "ts_us": row.activity_us, "cycle_key": row.cycle_key,
+                    "user_id": row.user_id, "operation": row.operation, "status": row.status, "failed": row.failed,
+                    "reference": row.user_id is None or (row.failed and reference_failure(
+                        row.error_code, [(s.get("type"), s.get("status")) for s in steps])),
+                    "staged_delete": row.operation == "staged_delete", "scim_type": _cut(row.error_code, 64),
+                    "error_detail": detail_of(row.reason, row.error_code), "duration_ms": row.duration_ms,
+                })
+            assign_views(conn, analyzer, job_id, views)
+            conn.execute(update(_events).where(_events.c.id == bindparam("eid")).values(
+                cycle_id=bindparam("cid"), sig_id=bindparam("sid")),
+                [{"eid": -v["id"], "cid": v["cycle_id"], "sid": v["sig_id"]} for v in views])
+            fold_views(conn, analyzer, job_id, views)
+            last = (rows[-1].activity_us, rows[-1].id)
+            count += len(rows)
+
+
+def fold_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: list[dict]) -> None:
+    """Fold stored events (their analysis views, with `id` = -event id) into cycles and users."""
+    if not views:
+        return
+    deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for view in views:
+        d = deltas[view["cycle_id"]]
+        d["events"] += 1
+        d["failed_events"] += 1 if view["failed"] else 0
+        d["staged_deletes"] += 1 if view["staged_delete"] else 0
+        d["rejected_credentials"] += 1 if view["status"] in (401, 403) else 0
+        d["reference_failures"] += 1 if view["failed"] and view["reference"] else 0
+    for cycle_id, d in deltas.items():
+        conn.execute(update(_cycles).where(_cycles.c.id == cycle_id).values(
+            **{name: getattr(_cycles.c, name) + value for name, value in d.items()}))
+    # Users: reference failures and group events stay out of the per-user outcomes (as the
+    # exchanges' group updates do); a held delete is not a write (the user is still there).
+    folded = [v for v in views if v["user_id"] is not None and not v["reference"] and not v["staged_delete"]]
+    touched = analyzer._fold_user_cycles(conn, folded)
+    analyzer._count_signature_users(conn, [v for v in views if v["sig_id"]])
+    refresh_user_states(conn, touched)
+    _mark_dirty(conn, job_id, min(v["ts_us"] for v in views))
+
 
 
 def _is_user(event: ProvisioningEvent) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Engine
 
-from .models import Cycle, Exchange, HealthTransition, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
+from .models import Cycle, EntraEvent, Exchange, HealthTransition, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
 from .incremental import BatchAnalyzer
 
 _e = Exchange.__table__
@@ -15,6 +15,7 @@ _COLUMNS = (_e.c.id, _e.c.job_id, _e.c.ts_us, _e.c.operation, _e.c.status, _e.c.
 
 def reset(conn, job_id: int) -> None:  # type: ignore[no-untyped-def]
     conn.execute(update(_e).where(_e.c.job_id == job_id).values(cycle_id=None, sig_id=None))
+    conn.execute(update(EntraEvent.__table__).where(EntraEvent.job_id == job_id).values(cycle_id=None, sig_id=None))
     sig_ids = select(Signature.id).where(Signature.job_id == job_id)
     conn.execute(delete(SignatureUser.__table__).where(SignatureUser.sig_id.in_(sig_ids)))
     conn.execute(delete(Signature.__table__).where(Signature.job_id == job_id))
@@ -29,7 +30,15 @@ def reset(conn, job_id: int) -> None:  # type: ignore[no-untyped-def]
 
 
 def rebuild(engine: Engine, job_id: int, *, gap_us: int, batch: int = 5000) -> int:
-    """Returns the number of exchanges replayed. One transaction for the reset and each batch."""
+    """Returns the number of exchanges and Entra events replayed. One transaction for the reset
+    and each batch; the events are folded after the exchanges (the folds do not mind the order)."""
+    count = _replay_exchanges(engine, job_id, gap_us=gap_us, batch=batch)
+    from .entra_load import refold_events
+
+    return count + refold_events(engine, job_id, gap_us=gap_us, batch=batch)
+
+
+def _replay_exchanges(engine: Engine, job_id: int, *, gap_us: int, batch: int) -> int:
     analyzer = BatchAnalyzer(gap_us)
     with engine.begin() as conn:
         reset(conn, job_id)

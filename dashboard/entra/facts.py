@@ -118,17 +118,25 @@ def http_status_of(event: ProvisioningEvent) -> int:
 
 
 def is_reference_failure(event: ProvisioningEvent) -> bool:
-    code = (event.error_code or "").lower()
+    return reference_failure(event.error_code, [(step.step_type, step.status) for step in event.steps])
+
+
+def reference_failure(error_code: str | None, steps: list[tuple[str | None, str | None]]) -> bool:
+    """A failure to resolve a reference (manager, group member), from the code or a failed step."""
+    code = (error_code or "").lower()
     if any(fragment in code for fragment in REFERENCE_CODES):
         return True
-    return any((step.step_type or "").lower() == "referenceresolution" and (step.status or "").lower() == "failure"
-               for step in event.steps)
+    return any((kind or "").lower() == "referenceresolution" and (status or "").lower() == "failure"
+               for kind, status in steps)
 
 
 def signature_detail(event: ProvisioningEvent) -> str | None:
+    return detail_of(event.reason, event.error_code)
+
+
+def detail_of(reason: str | None, error_code: str | None) -> str | None:
     """The part of the reason that names the cause: without the retry sentence that differs per try."""
-    reason = event.reason
     if not reason:
-        return event.error_code
+        return error_code
     cut = re.split(r"\.?\s*This operation was retried", reason, maxsplit=1, flags=re.IGNORECASE)[0]
-    return cut.strip() or event.error_code
+    return cut.strip() or error_code
