@@ -228,7 +228,7 @@ def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> In
     if show:
         click.echo("", err=True)
     for problem in result.problems:
-        click.echo(f"{label}: record {problem.line_no}: rejected: {problem.reason}", err=True)
+        click.echo(f"rejected: {problem.reason}", err=True)  # "<file>: record N ...: <why>"
     if result.rejected > len(result.problems):
         click.echo(f"{label}: … and {result.rejected - len(result.problems)} more rejected records "
                    f"(flask --app app rejects --job {job.name})", err=True)

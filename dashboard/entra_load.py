@@ -132,7 +132,10 @@ class _EventLoader:
             ))
         room = PROBLEMS_KEPT - len(result.problems)
         if room > 0:
-            result.problems.extend(problem for _where, problem in problems[:room])
+            result.problems.extend(
+                ParseProblem(problem.line_no, f"{where}: {problem.reason}" if where else problem.reason, problem.raw)
+                for where, problem in problems[:room]
+            )
 
     def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
         found: set[int] = set()
