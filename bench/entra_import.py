@@ -3,22 +3,28 @@
     .venv/bin/python bench/entra_import.py [--records 100000] [--page-size 1000]
 
 (a) decode: read every page file and orjson.loads it (the floor: nothing is looked at).
-(b) ours:   read_events() on every page file: decode, validate, normalise, redact, and the
+(b) parse:  read_events() on every page file: decode, validate, normalise, redact, and the
             dedupe key of each event (what the loader will need per record).
-Both run in the same process, on the same files, after one warm-up pass each. Prints records/s
-and the ratio b/a. (The database write is not here yet; the lead adds it.) Figures only.
+(c) import: what `flask ingest DIR` does, into a fresh SQLite database: (b), then user
+            resolution, cycles, signatures, per-user outcomes and the batch commits
+            (dashboard/entra_load.py), one run (a second would only find duplicates).
+All run in the same process, on the same files, after one warm-up pass each. Prints records/s,
+the ratios to (a), and the database's size per record. Figures only. BENCH_OUT=<dir> puts the
+generated pages and the database elsewhere than bench/out.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+OUT = Path(os.environ.get("BENCH_OUT") or ROOT / "bench" / "out")
 sys.path.insert(0, str(ROOT))
 
 
@@ -60,6 +66,39 @@ def ours(paths: list[Path]) -> tuple[float, int, int]:
     return time.perf_counter() - started, count, problems
 
 
+def import_all(directory: Path) -> tuple[float, int, int]:
+    """(seconds, accepted, database bytes) of importing the pages into a fresh SQLite database."""
+    from dashboard import create_app
+    from dashboard.db import db, upgrade_schema
+    from dashboard.entra.parse import read_paths
+    from dashboard.entra_load import import_events
+    from dashboard.ingest.load import options_from
+    from dashboard.jobs import get_job
+    from dashboard.settings import AppSettings, DatabaseSettings, JobSettings, SchedulerSettings, Settings
+
+    with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+        path = Path(scratch) / "entra.db"
+        settings = Settings(app=AppSettings(secret_key="bench", demo_data=False),
+                            database=DatabaseSettings(url=f"sqlite:///{path}"), scheduler=SchedulerSettings(enabled=False),
+                            jobs=(JobSettings(name="bench"),))
+        app = create_app(settings)
+        upgrade_schema(app)
+        with app.app_context():
+            from dashboard.jobs import sync_jobs
+
+            sync_jobs(settings.jobs)
+            options = options_from(settings.ingest, cycles=settings.cycles)
+            started = time.perf_counter()
+            items = ((str(where), item) for where, item in read_paths([directory], "entra-graph", rules=options.rules))
+            result = import_events(db.engine, get_job("bench"), items, source=str(directory), via="cli", options=options)
+            elapsed = time.perf_counter() - started
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.engine.dispose()
+        size = sum(p.stat().st_size for p in Path(scratch).glob("entra.db*"))
+    return elapsed, result.accepted, size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -79,6 +118,11 @@ def main() -> None:
     print(f"(b) read_events -> ProvisioningEvent:  {b:6.2f} s  {events / b:>10,.0f} records/s"
           f"  ({events:,} events, {problems} problems)")
     print(f"ratio b/a: {b / a:.1f}x the time of decoding alone")
+    c, accepted, db_bytes = import_all(paths[0].parent)
+    print(f"(c) import into SQLite (flask ingest): {c:6.2f} s  {accepted / c:>10,.0f} records/s  ({accepted:,} stored)")
+    print(f"ratio c/a: {c / a:.1f}x the time of decoding alone; c/b: {c / b:.1f}x the time of parsing")
+    print(f"database: {db_bytes / 1e6:.1f} MB, {db_bytes / max(accepted, 1):,.0f} bytes per record "
+          f"({db_bytes / size:.0%} of the page files)")
 
 
 if __name__ == "__main__":
