@@ -214,7 +214,7 @@ def assign_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: 
     for view in views:
         view["cycle_id"] = None
         view["sig_id"] = None
-    analyzer._assign_keyed(conn, job_id, [v for v in views if v["cycle_key"]])
+    analyzer._assign_keyed(conn, job_id, [v for v in views if v["cycle_key"]], adopt=True)
     analyzer._assign_inferred(conn, job_id, [v for v in views if not v["cycle_key"]])
     analyzer._assign_signatures(conn, job_id, [v for v in views if v["failed"]])
 

@@ -53,6 +53,7 @@ class BatchAnalyzer:
             self._assign_signatures(conn, job_id, job_rows)
 
     def _assign_inferred(self, conn: Connection, job_id: int, rows: list[dict]) -> None:
+        rows = self._into_entra_cycles(conn, job_id, rows)
         if not rows:
             return
         rows.sort(key=lambda r: r["ts_us"])
@@ -100,7 +101,59 @@ class BatchAnalyzer:
             elif span.ref is not None and span.ref not in original:
                 conn.execute(update(_cycles).where(_cycles.c.id == span.ref).values(started_us=span.start, ended_us=span.end))
 
-    def _assign_keyed(self, conn: Connection, job_id: int, rows: list[dict]) -> None:
+    def _into_entra_cycles(self, conn: Connection, job_id: int, rows: list[dict]) -> list[dict]:
+        """Place rows without a cycle id into the Entra cycle (one with imported events) they fall
+        in, within the gap; Entra's cycleId is authoritative. The rows left are inferred as usual."""
+        if not rows:
+            return rows
+        low = min(r["ts_us"] for r in rows) - self.gap_us
+        high = max(r["ts_us"] for r in rows) + self.gap_us
+        keyed = conn.execute(
+            select(_cycles.c.id, _cycles.c.started_us, _cycles.c.ended_us).where(
+                _cycles.c.job_id == job_id, _cycles.c.key.is_not(None), _cycles.c.events > 0,
+                _cycles.c.ended_us >= low, _cycles.c.started_us <= high,
+            ).order_by(_cycles.c.started_us)
+        ).all()
+        if not keyed:
+            return rows
+        spans = {cycle_id: [start, end] for cycle_id, start, end in keyed}
+        left = []
+        for row in rows:
+            t = row["ts_us"]
+            near = [(0 if start <= t <= end else min(abs(t - start), abs(t - end)), cycle_id)
+                    for cycle_id, (start, end) in spans.items() if start - self.gap_us <= t <= end + self.gap_us]
+            if not near:
+                left.append(row)
+                continue
+            cycle_id = min(near)[1]
+            row["cycle_id"] = cycle_id
+            span = spans[cycle_id]
+            span[0], span[1] = min(span[0], t), max(span[1], t)
+        for cycle_id, start, end in keyed:
+            if spans[cycle_id] != [start, end]:
+                conn.execute(update(_cycles).where(_cycles.c.id == cycle_id)
+                             .values(started_us=spans[cycle_id][0], ended_us=spans[cycle_id][1]))
+                _mark_dirty(conn, job_id, spans[cycle_id][0])
+        return left
+
+    def _adopt_inferred(self, conn: Connection, job_id: int, key: str, low: int, high: int) -> int | None:
+        """The inferred cycle (from SCIM traffic without cycle ids) that an Entra cycle's events
+        fall in: it takes Entra's cycleId as its key, so both sources show as one cycle."""
+        found = conn.execute(
+            select(_cycles.c.id, _cycles.c.started_us, _cycles.c.ended_us).where(
+                _cycles.c.job_id == job_id, _cycles.c.key.is_(None),
+                _cycles.c.ended_us >= low - self.gap_us, _cycles.c.started_us <= high + self.gap_us,
+            )
+        ).all()
+        if not found:
+            return None
+        cycle_id, start, end = max(found, key=lambda c: (min(c[2], high) - max(c[1], low), -c[0]))
+        conn.execute(update(_cycles).where(_cycles.c.id == cycle_id).values(
+            key=key, started_us=min(start, low), ended_us=max(end, high)))
+        _mark_dirty(conn, job_id, min(start, low))
+        return int(cycle_id)
+
+    def _assign_keyed(self, conn: Connection, job_id: int, rows: list[dict], *, adopt: bool = False) -> None:
         if not rows:
             return
         spans: dict[str, list[int]] = {}
@@ -124,7 +177,8 @@ class BatchAnalyzer:
                     _mark_dirty(conn, job_id, min(low, start))
                 ids[key] = cycle_id
             else:
-                ids[key] = _insert_cycle(conn, job_id, key, low, high)
+                adopted = self._adopt_inferred(conn, job_id, key, low, high) if adopt else None
+                ids[key] = adopted if adopted is not None else _insert_cycle(conn, job_id, key, low, high)
         for row in rows:
             row["cycle_id"] = ids[row["cycle_key"]]
 

@@ -309,6 +309,42 @@ def test_a_user_s_events_and_exchanges_meet_in_one_user(app, settings, tmp_path)
     event = db.session.scalars(select(EntraEvent)).one()
     assert exchange.user_id is not None and event.user_id == exchange.user_id
     assert _count(ScimUser) == 1
+    # one cycle: the inferred one took Entra's cycleId, and the user's outcome folds both
+    cycle = db.session.scalars(select(Cycle)).one()
+    assert (cycle.key, cycle.requests, cycle.events, cycle.users) == ("cycle-1", 1, 1, 1)
+    assert exchange.cycle_id == event.cycle_id == cycle.id
+
+
+def _scim_line(number: int, at: datetime) -> bytes:
+    return orjson.dumps({
+        "ts": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "method": "POST", "path": "/scim/v2/Users", "status": 201,
+        "request_id": f"r{number}",
+        "request_body": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"user{number}@contoso.com"},
+        "response_body": {"id": f"tgt-{number}", "userName": f"user{number}@contoso.com"},
+    })
+
+
+def test_entra_cycles_and_scim_traffic_join_whichever_arrives_first(app, settings, tmp_path):  # type: ignore[no-untyped-def]
+    at = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    options = options_from(settings.ingest, cycles=settings.cycles)
+    # two Entra cycles 40 minutes apart; the SCIM log of the first arrives before its events, the
+    # second's after them
+    first = [_record(n, at=at + timedelta(seconds=n + 1), cycle="c1") for n in range(3)]
+    second = [_record(n, at=at + timedelta(minutes=40, seconds=n + 1), cycle="c2", action="update") for n in range(3)]
+    _page(tmp_path / "p1.json", first)
+    _page(tmp_path / "p2.json", second)
+    job = get_job(JOB)
+    ingest_lines(db.engine, job, [(n + 1, _scim_line(n, at + timedelta(seconds=n))) for n in range(3)],
+                 source="a.jsonl", via="cli", options=options)
+    _import(settings, [tmp_path / "p1.json"])
+    _import(settings, [tmp_path / "p2.json"])
+    ingest_lines(db.engine, job, [(n + 1, _scim_line(n + 10, at + timedelta(minutes=40, seconds=n))) for n in range(3)],
+                 source="b.jsonl", via="cli", options=options)
+
+    cycles = db.session.scalars(select(Cycle).order_by(Cycle.started_us)).all()
+    assert [(c.key, c.requests, c.events) for c in cycles] == [("c1", 3, 3), ("c2", 3, 3)]
+    rows = [(c["cycle_id"], c["source"]) for c in list_cycles(db.session, job, at + timedelta(hours=2), settings)]
+    assert rows == [("c2", "both"), ("c1", "both")]
 
 
 def test_recompute_rebuilds_the_same_analysis_from_stored_events(app, settings, tmp_path):  # type: ignore[no-untyped-def]
