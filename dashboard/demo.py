@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from .entra_demo import load_entra_demo
 from .ingest.load import IngestOptions, ingest_lines
 from .models import Exchange, Job
 from .simulate import SimConfig, simulate_lines
@@ -40,7 +41,9 @@ def load_demo(engine: Engine, *, users: int, cycles: int, options: IngestOptions
             config = _config(job.name, users=users, cycles=cycles, seed=index + 1, now=now, **knobs)
             lines, _truth = simulate_lines(config)
             result = ingest_lines(engine, job, enumerate(lines, start=1), source="demo", via="demo", options=options)
-            summary.append(f"{job.name}: {result.accepted} exchanges")
+            events = load_entra_demo(engine, job, options, now=now,
+                                     quarantine_reason="EncounteredQuarantineException" if knobs.get("auth_outage") else None)
+            summary.append(f"{job.name}: {result.accepted} exchanges, {events} Entra events")
     return "demo loaded: " + ", ".join(summary)
 
 
