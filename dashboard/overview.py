@@ -345,11 +345,23 @@ def cycle_detail(session: Session, job: Job, cycle: Cycle, now: datetime, settin
 
 
 def cycle_signatures(session: Session, cycle: Cycle, limit: int = 10) -> list[dict[str, Any]]:
+    """The cycle's failures by signature, from its exchanges and its Entra events."""
     rows = session.execute(
         select(Exchange.sig_id, func.count(), func.count(func.distinct(Exchange.user_id)))
         .where(Exchange.cycle_id == cycle.id, Exchange.sig_id.is_not(None))
         .group_by(Exchange.sig_id).order_by(func.count().desc()).limit(limit)
     ).all()
+    if cycle.failed_events:
+        rows += session.execute(
+            select(EntraEvent.sig_id, func.count(), func.count(func.distinct(EntraEvent.user_id)))
+            .where(EntraEvent.cycle_id == cycle.id, EntraEvent.sig_id.is_not(None))
+            .group_by(EntraEvent.sig_id).order_by(func.count().desc()).limit(limit)
+        ).all()
+        merged: dict[int, list[int]] = {}
+        for sig_id, count, users in rows:  # a signature in both sources: the larger user count
+            seen = merged.setdefault(sig_id, [0, 0])
+            seen[0], seen[1] = seen[0] + count, max(seen[1], users)
+        rows = sorted(((sig_id, c, u) for sig_id, (c, u) in merged.items()), key=lambda r: -r[1])[:limit]
     out = []
     for sig_id, exchanges, users in rows:
         sig = session.get(Signature, sig_id)
@@ -483,9 +495,17 @@ def signature_json(sig: Signature) -> dict[str, Any]:
         "exchanges": sig.exchanges,
         "first_seen": format_ts(from_us(sig.first_us)),
         "last_seen": format_ts(from_us(sig.last_us)),
-        "sample_exchange_id": sig.sample_exchange_id,
+        "sample_exchange_id": sig.sample_exchange_id,  # negative: an Entra event (entra_load.evidence_ref)
+        "sample_path": _sample_path(sig.sample_exchange_id),
         "action": asdict(action),
     }
+
+
+def _sample_path(ref: int | None) -> str | None:
+    """The page of a signature's sample under /jobs/<job>/: an exchange, or an Entra event."""
+    if ref is None:
+        return None
+    return f"entra-events/{-ref}" if ref < 0 else f"exchanges/{ref}"
 
 
 def list_signatures(session: Session, job: Job, *, limit: int = 50) -> list[dict[str, Any]]:

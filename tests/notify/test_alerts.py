@@ -236,3 +236,38 @@ def test_it_tells_a_changed_quarantine_reason_within_the_same_episode(app, setti
     assert [m.subject for m in changed] == [
         "[Provisioning] uniFLOW production: Deletion threshold crossed: quarantined (TooManyDeletes)"]
     assert db.session.scalar(select(func.count()).select_from(Episode).where(Episode.kind == "quarantine")) == 1
+
+
+def test_it_tells_failures_seen_only_in_entra_s_provisioning_logs_with_a_link_to_the_event(app, settings, smtp_server):
+    # An identity-provider-side job: no SCIM traffic, only Entra's events; a support subscriber
+    # gets the sample failure as a link to the event page.
+    from dashboard.entra.parse import convert_record
+    from dashboard.entra_load import import_events
+    from dashboard.ingest.load import options_from
+
+    subscribe(db.session, get_job("uniflow-prod"), "helpdesk@example.com", kinds=["failures"], role="support")
+    records = []
+    for n in range(4):
+        failed = n < 2
+        records.append({
+            "id": f"ev-{n}", "activityDateTime": (T0 + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "cycleId": "c-1", "changeId": f"ch-{n}", "provisioningAction": "update",
+            "provisioningStatusInfo": {"status": "failure" if failed else "success", "errorInformation": {
+                "errorCode": "SystemForCrossDomainIdentityManagementBadRequest",
+                "reason": "StatusCode: BadRequest\r\nMessage: department is not a cost center. This operation was "
+                          f"retried {n} times."} if failed else None},
+            "sourceIdentity": {"id": f"s{n}", "identityType": "User", "details": {"UserPrincipalName": f"user{n}@contoso.com"}},
+            "targetIdentity": {"id": f"id-{n}", "identityType": "User"},
+        })
+    options = options_from(settings.ingest, cycles=settings.cycles)
+    import_events(db.engine, get_job("uniflow-prod"), (("t", convert_record(r, i)) for i, r in enumerate(records, 1)),
+                  source="t", via="cli", options=options)
+
+    got = Step(settings, smtp_server)(T0 + timedelta(hours=1))
+    messages = {m.rcpt_tos[0]: m for m in got}
+
+    support, admin = messages["helpdesk@example.com"], messages["idm-team@example.com"]
+    assert "new failures: update 400" in admin.subject and "department is not a cost center" in admin.subject
+    assert "2 users here" in admin.text and "What to do" in admin.text
+    assert "https://monitor.example.com/jobs/uniflow-prod/entra-events/" in support.text
+    assert "/exchanges/-" not in support.text + support.html
