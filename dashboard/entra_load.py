@@ -91,21 +91,29 @@ class _EventLoader:
 
     def load_batch(self, batch: list[Item], result: IngestResult) -> None:
         problems: list[tuple[str, ParseProblem]] = []
-        events: dict[int, ProvisioningEvent] = {}
+        prepared: dict[int, tuple[dict, dict, tuple | None]] = {}  # dedupe -> (row, view, names to resolve)
         duplicates = 0
         for where, item in batch:
             if isinstance(item, ParseProblem):
                 problems.append((where, item))
                 continue
-            key = dedupe_key(item)
-            if key in events:
+            try:
+                key = dedupe_key(item)
+                entry = _prepare(self.job_id, key, item)
+            except Exception as exc:  # noqa: BLE001 - one odd record is a reject, never the whole file
+                problems.append((where, ParseProblem(
+                    item.record_no, f"record {item.record_no}: cannot be stored ({type(exc).__name__}: {exc})", "")))
+                continue
+            if key in prepared:
                 duplicates += 1
-            events[key] = item
+            prepared[key] = entry
         with self.engine.begin() as conn:
-            stored = self._existing(conn, list(events))
+            stored = self._existing(conn, list(prepared))
             duplicates += len(stored)
-            fresh = {key: event for key, event in events.items() if key not in stored}
-            rows, views = self._rows(conn, fresh)
+            fresh = [entry for key, entry in prepared.items() if key not in stored]
+            self._resolve_users(conn, fresh)
+            rows = [row for row, _view, _names in fresh]
+            views = [view for _row, view, _names in fresh]
             accepted = 0
             if rows:
                 self._assign(conn, views)
@@ -144,40 +152,12 @@ class _EventLoader:
                 _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
         return found
 
-    def _rows(self, conn: Connection, events: dict[int, ProvisioningEvent]) -> tuple[list[dict], list[dict]]:
-        """The rows to insert, and beside each the analysis's view of it."""
-        users = {key: _is_user(event) for key, event in events.items()}
-        self.resolver.prefetch_names(conn, (
-            (event.user_name, event.external_id, event.target.id) for key, event in events.items() if users[key]
-        ))
-        rows, views = [], []
-        for key, event in events.items():
-            fact = fact_of(event)
-            user_id = (self.resolver.resolve_names(conn, event.user_name, event.external_id, event.target.id)
-                       if users[key] else None)
-            ts_us = to_us(event.activity_at)
-            rows.append({
-                "job_id": self.job_id, "dedupe": key, "activity_us": ts_us, "entra_id": _cut(event.id, 200),
-                "change_id": _cut(event.change_id, 200), "cycle_key": _cut(event.cycle_id, 200),
-                "entra_job_id": _cut(event.job_id, 300), "action": (event.action_raw or event.action.value)[:20],
-                "outcome": event.status.value, "operation": fact.operation, "status": fact.status,
-                "failed": fact.failed, "error_code": _cut(event.error_code, 200), "reason": event.reason,
-                "recommended_action": event.recommended_action, "retry_count": event.retry_count,
-                "next_retry_us": to_us(event.next_retry_at) if event.next_retry_at else None,
-                "duration_ms": event.duration_ms, "source_id": _cut(event.source.id, 200),
-                "target_id": _cut(event.target.id, 512),
-                "display_name": _cut(event.source.display_name or event.target.display_name, 512),
-                "user_name": _cut(event.user_name, 512), "external_id": _cut(event.external_id, 512),
-                "user_id": user_id, "blob": codec.pack(_details(event)),
-            })
-            views.append({
-                "job_id": self.job_id, "ts_us": ts_us, "cycle_key": rows[-1]["cycle_key"], "user_id": user_id,
-                "operation": fact.operation, "status": fact.status, "failed": fact.failed,
-                "reference": fact.reference or not users[key], "staged_delete": fact.staged_delete,
-                "scim_type": _cut(event.error_code, 64), "error_detail": signature_detail(event),
-                "duration_ms": event.duration_ms,
-            })
-        return rows, views
+    def _resolve_users(self, conn: Connection, entries: list[tuple[dict, dict, tuple | None]]) -> None:
+        """The user of each event: the SCIM traffic's user with its userName, externalId or target id."""
+        self.resolver.prefetch_names(conn, (names for _row, _view, names in entries if names))
+        for row, view, names in entries:
+            user_id = self.resolver.resolve_names(conn, *names) if names else None
+            row["user_id"] = view["user_id"] = user_id
 
     def _assign(self, conn: Connection, views: list[dict]) -> None:
         assign_views(conn, self.analyzer, self.job_id, views)
@@ -280,6 +260,36 @@ def fold_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: li
 
 
 
+def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dict, tuple | None]:
+    """The row to insert, the analysis's view of it, and the names that find its user."""
+    fact = fact_of(event)
+    is_user = _is_user(event)
+    ts_us = to_us(event.activity_at)
+    row = {
+        "job_id": job_id, "dedupe": key, "activity_us": ts_us, "entra_id": _cut(event.id, 200),
+        "change_id": _cut(event.change_id, 200), "cycle_key": _cut(event.cycle_id, 200),
+        "entra_job_id": _cut(event.job_id, 300), "action": (event.action_raw or event.action.value)[:20],
+        "outcome": event.status.value, "operation": fact.operation, "status": fact.status,
+        "failed": fact.failed, "error_code": _cut(event.error_code, 200), "reason": event.reason,
+        "recommended_action": event.recommended_action, "retry_count": _int32(event.retry_count),
+        "next_retry_us": to_us(event.next_retry_at) if event.next_retry_at else None,
+        "duration_ms": _int32(event.duration_ms), "source_id": _cut(event.source.id, 200),
+        "target_id": _cut(event.target.id, 512),
+        "display_name": _cut(event.source.display_name or event.target.display_name, 512),
+        "user_name": _cut(event.user_name, 512), "external_id": _cut(event.external_id, 512),
+        "user_id": None, "blob": codec.pack(_details(event)),
+    }
+    view = {
+        "job_id": job_id, "ts_us": ts_us, "cycle_key": row["cycle_key"], "user_id": None,
+        "operation": fact.operation, "status": fact.status, "failed": fact.failed,
+        "reference": fact.reference or not is_user, "staged_delete": fact.staged_delete,
+        "scim_type": _cut(event.error_code, 64), "error_detail": signature_detail(event),
+        "duration_ms": event.duration_ms,
+    }
+    names = (event.user_name, event.external_id, event.target.id) if is_user else None
+    return row, view, names
+
+
 def _is_user(event: ProvisioningEvent) -> bool:
     kind = (event.source.identity_type or event.target.identity_type or "user").lower()
     return kind == "user" and bool(event.user_name or event.external_id or event.target.id)
@@ -308,6 +318,11 @@ def _details(event: ProvisioningEvent) -> dict[str, Any]:
         "record_no": event.record_no,
         "extra": event.extra,
     }
+
+
+def _int32(value: int | None) -> int | None:
+    """Graph's Int32 fields; a value beyond (a damaged record) is not stored rather than failing the batch."""
+    return value if value is not None and -2**31 <= value < 2**31 else None
 
 
 def _cut(value: str | None, size: int) -> str | None:

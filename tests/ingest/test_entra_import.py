@@ -374,3 +374,15 @@ def test_generated_records_cover_every_action(app):  # type: ignore[no-untyped-d
     # the benchmark's and these tests' data: each action the analysis maps appears
     actions = {r["provisioningAction"] for r in generate_records(2000)}
     assert actions == {"create", "update", "disable", "other", "stagedDelete"}
+
+
+def test_out_of_range_numbers_do_not_fail_the_batch(app, settings, tmp_path):  # type: ignore[no-untyped-def]
+    at = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    odd = {**_record(1, at=at), "durationInMilliseconds": 10**15}
+    _page(tmp_path / "p.json", [odd, {**_record(2, at=at), "durationInMilliseconds": 5}])
+
+    result = _import(settings, [tmp_path / "p.json"])
+
+    assert (result.accepted, result.rejected) == (2, 0)
+    assert {e.entra_id: e.duration_ms for e in db.session.scalars(select(EntraEvent))} == {
+        "event-cycle-1-1": None, "event-cycle-1-2": 5}
