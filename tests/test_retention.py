@@ -75,3 +75,33 @@ def test_it_never_prunes_an_unsent_email(app, settings):
 
     assert result.notifications == 1
     assert [n.recipient for n in db.session.scalars(select(Notification))] == ["b@example.com"]
+
+
+def test_it_prunes_old_entra_events_with_their_cycle_and_recounts_their_signatures(app, settings):
+    from dashboard.entra.parse import convert_record
+    from dashboard.entra_load import import_events
+    from dashboard.ingest.load import options_from
+    from dashboard.models import EntraEvent
+    from tests.notify.helpers import T0
+
+    def record(n: int, cycle: int, failed: bool) -> dict:
+        return {
+            "id": f"ev-{cycle}-{n}", "activityDateTime": (T0 + timedelta(days=cycle, seconds=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "cycleId": f"c{cycle}", "provisioningAction": "update",
+            "provisioningStatusInfo": {"status": "failure" if failed else "success", "errorInformation": {
+                "errorCode": "EntryConflict", "reason": "StatusCode: Conflict\r\nMessage: exists"} if failed else None},
+            "sourceIdentity": {"id": f"s{n}", "identityType": "User", "details": {"UserPrincipalName": f"u{n}@contoso.com"}},
+            "targetIdentity": {"id": f"t{n}", "identityType": "User"},
+        }
+
+    records = [record(n, 0, n < 2) for n in range(4)] + [record(n, 3, n < 1) for n in range(4)]
+    import_events(db.engine, get_job("uniflow-prod"), (("t", convert_record(r, i)) for i, r in enumerate(records, 1)),
+                  source="t", via="cli", options=options_from(settings.ingest, cycles=settings.cycles))
+
+    result = prune(db.session, T0 + timedelta(days=2), settings)
+
+    assert (result.cycles, result.events) == (1, 4)
+    assert sorted(e.entra_id for e in db.session.scalars(select(EntraEvent))) == [f"ev-3-{n}" for n in range(4)]
+    sig = db.session.scalars(select(Signature)).one()
+    assert (sig.exchanges, sig.users) == (1, 1)
+    assert sig.sample_exchange_id < 0  # the event left
