@@ -256,7 +256,7 @@ def current_cycle(session: Session, job: Job, now: datetime, settings: Settings)
     thresholds = thresholds_for(job, settings)
     warning = early_warning(
         processed=cycle.users, failed=data["totals"]["failure"], rejected_credentials=cycle.rejected_credentials,
-        requests=cycle.requests, lookup_404s=cycle.lookup_404s, expected=data["progress"]["expected_users"],
+        requests=cycle.requests + (cycle.events or 0), lookup_404s=cycle.lookup_404s, expected=data["progress"]["expected_users"],
         thresholds=thresholds,
     )
     data["running"] = data["state"] == "running"
