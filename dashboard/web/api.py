@@ -8,7 +8,7 @@ import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import overview
+from .. import entra_views, overview
 from ..db import db
 from ..ingest.load import ingest_lines
 from ..ingest.parse import LineError, parse_ts
@@ -176,3 +176,39 @@ def report(job_name: str) -> Any:
             abort(400, description="query parameter 'at' must be RFC 3339 with a zone, e.g. 2026-11-28T03:00:00Z")
     return jsonify(overview.report(db.session, _job(job_name), now(), settings(),
                                    cycles=_int_arg("cycles", 5, high=100) or 5, at=at))
+
+
+# -- Entra's own view: its job status against our health, its provisioning events -----------------
+
+
+@bp.get("/jobs/<job_name>/entra/status")
+@requires("viewer")
+def entra_status(job_name: str) -> Any:
+    """Entra's latest imported job status and how it compares with our inferred health."""
+    job = _job(job_name)
+    health_now = overview.health_json(db.session, job, now(), settings())
+    return jsonify(entra_views.status_view(db.session, job, health_now, now()))
+
+
+@bp.get("/jobs/<job_name>/entra/events")
+@requires("support")
+def entra_events(job_name: str) -> Any:
+    job = _job(job_name)
+    try:
+        f = entra_views.EventFilter.from_args(request.args)
+        return jsonify(entra_views.list_events(db.session, job, f, after=request.args.get("after") or None,
+                                               limit=_int_arg("limit", 100, high=1000) or 100))
+    except entra_views.EventFilterError as exc:
+        abort(400, description=f"query parameter {exc}")
+
+
+@bp.get("/jobs/<job_name>/entra/events/<int:event_id>")
+@requires("support")
+def entra_event(job_name: str, event_id: int) -> Any:
+    """One event in full, with the same user's SCIM exchanges around it (entra_views.JOIN_WINDOW)."""
+    job = _job(job_name)
+    row = entra_views.event_of(db.session, job, event_id)
+    if row is None:
+        abort(404, description=f"no Entra event {event_id} in job '{job_name}'")
+    return jsonify({**entra_views.event_json(row), "exchanges": entra_views.exchanges_near(db.session, row),
+                    "window_s": int(entra_views.JOIN_WINDOW.total_seconds())})

@@ -1,4 +1,4 @@
-"""HTML pages: overview, job, logs, exchange, users, timeline, cycles, diagnostics."""
+"""HTML pages: overview, job, logs, exchange, Entra event, users, timeline, cycles, diagnostics."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import plotly
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_file, stream_with_context
 from sqlalchemy import select
 
-from .. import logs, overview
+from .. import entra_views, logs, overview
 from ..accounts import role_allows
 from ..analysis.health import next_attempt_us
 from ..db import db
@@ -83,11 +83,14 @@ def job_page(job_name: str) -> str:
     figures = {"outcomes": charts.outcomes_figure(cycles), "rate": charts.rate_and_duration_figure(cycles)}
     if signatures:
         figures["signatures"] = charts.signatures_figure(signatures)
+    health = overview.health_json(db.session, job, _now(), _settings())
+    latest = health["transitions"][0]["evidence"] if health["transitions"] else []
     return render_template(
-        "pages/job.html", job=job, cycles=cycles[:15], signatures=signatures, figures=figures,
-        health=overview.health_json(db.session, job, _now(), _settings()),
+        "pages/job.html", job=job, cycles=cycles[:15], signatures=signatures, figures=figures, health=health,
         cycle=overview.current_cycle(db.session, job, _now(), _settings()),
         failing=overview.failing_users(db.session, job, limit=20) if _can("support") else [],
+        evidence=entra_views.evidence_items(db.session, job, latest) if _can("support") else [],
+        entra=entra_views.status_view(db.session, job, health, _now()),
     )
 
 
@@ -143,6 +146,22 @@ def exchange_page(job_name: str, exchange_id: int) -> str:
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
 
 
+@bp.get("/jobs/<job_name>/entra-events/<int:event_id>")
+@requires("support")
+def entra_event_page(job_name: str, event_id: int) -> str:
+    """One Entra provisioning event, with the same user's SCIM exchanges within
+    entra_views.JOIN_WINDOW (±10 min) of it, failing ones first. Support, like exchanges."""
+    job = _job(job_name)
+    row = entra_views.event_of(db.session, job, event_id)
+    if row is None:
+        abort(404, description=f"No Entra event {event_id} in {job.name}.")
+    user = db.session.get(ScimUser, row.user_id) if row.user_id else None
+    return render_template("pages/entra_event.html", job=job, ev=entra_views.event_json(row), user=user,
+                           exchanges=entra_views.exchanges_near(db.session, row),
+                           window_min=int(entra_views.JOIN_WINDOW.total_seconds() // 60),
+                           pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
+
+
 @bp.get("/jobs/<job_name>/users")
 @requires("support")
 def users_page(job_name: str) -> str:
@@ -153,7 +172,9 @@ def users_page(job_name: str) -> str:
     after = request.args.get("after")
     result = overview.list_users(db.session, job, state=state, search=request.args.get("q") or None,
                                  after=int(after) if after and after.isdigit() else None, limit=100)
-    return render_template("pages/users.html", job=job, result=result, state=state, q=request.args.get("q", ""))
+    failures = entra_views.last_failures(db.session, [u["id"] for u in result["users"]])
+    return render_template("pages/users.html", job=job, result=result, state=state, q=request.args.get("q", ""),
+                           failures=failures)
 
 
 @bp.get("/jobs/<job_name>/users/<path:key>")
@@ -163,7 +184,9 @@ def user_page(job_name: str, key: str) -> str:
     user = overview.find_user(db.session, job, key)
     if user is None:
         abort(404, description=f"No user {key} in {job.name}.")
-    return render_template("pages/user.html", job=job, timeline=overview.user_timeline(db.session, job, user),
+    timeline = entra_views.merge_timeline(db.session, overview.user_timeline(db.session, job, user),
+                                          entra_views.user_events(db.session, user))
+    return render_template("pages/user.html", job=job, timeline=timeline, last_failure=user.last_failure_exchange_id,
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
 
 
@@ -184,7 +207,10 @@ def cycle_page(job_name: str, cycle_id: int) -> str:
     job = _job(job_name)
     cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
     detail = overview.cycle_detail(db.session, job, cycle, _now(), _settings())
-    return render_template("pages/cycle.html", job=job, c=detail, buckets=BUCKETS, outcomes=OUTCOMES)
+    return render_template("pages/cycle.html", job=job, c=detail, buckets=BUCKETS, outcomes=OUTCOMES,
+                           entra=entra_views.cycle_events(db.session, cycle) if cycle.events else None,
+                           joined=entra_views.cycle_join(db.session, job, cycle),
+                           margin_min=int(entra_views.CYCLE_MARGIN.total_seconds() // 60))
 
 
 @bp.get("/jobs/<job_name>/diagnostics")
@@ -203,9 +229,16 @@ def diagnostics_page(job_name: str) -> str:
             schedule.append(format_ts(from_us(moment)))
     signatures = overview.list_signatures(db.session, job, limit=10)
     samples = {s["id"]: overview.exchange_json(db.session, db.session.get(Exchange, s["sample_exchange_id"]))
-               for s in signatures if s["sample_exchange_id"] and db.session.get(Exchange, s["sample_exchange_id"])}
+               for s in signatures if s["sample_exchange_id"] and s["sample_exchange_id"] > 0
+               and db.session.get(Exchange, s["sample_exchange_id"])}
+    event_samples = {}  # a signature seen only in Entra's logs: its sample is an event (negative id)
+    for s in signatures:
+        if s["sample_exchange_id"] and s["sample_exchange_id"] < 0:
+            event = entra_views.event_of(db.session, job, -s["sample_exchange_id"])
+            if event is not None:
+                event_samples[s["id"]] = entra_views.event_json(event)
     return render_template("pages/diagnostics.html", job=job, health=health, schedule=schedule,
-                           signatures=signatures, samples=samples,
+                           signatures=signatures, samples=samples, event_samples=event_samples,
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
 
 
