@@ -229,3 +229,67 @@ def test_it_fits_a_phone_screen(browser, site, settings):  # type: ignore[no-unt
     width = page.evaluate("document.documentElement.scrollWidth")
     context.close()
     assert width <= 390  # nothing forces sideways scrolling of the page (tables scroll inside their card)
+
+
+def test_it_shows_entra_s_view_on_the_job_page_and_an_event_beside_its_exchanges(page, site, settings):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from dashboard.entra.jobstatus import parse_job_status
+    from dashboard.entra.parse import convert_record
+    from dashboard.entra_load import import_events, import_job_status
+    from dashboard.models import Exchange, ScimUser
+
+    base, clock = site
+    lines = list(simulate_lines(SimConfig(users=30, cycles=2, seed=4, job="uniflow-prod", failure_rate=0.2))[0])
+    feed(settings, lines)
+    bad = db.session.scalars(select(Exchange).where(Exchange.failed.is_(True), Exchange.user_id.is_not(None),
+                                                    Exchange.status >= 400).order_by(Exchange.ts_us)).first()
+    user = db.session.get(ScimUser, bad.user_id)
+    at = bad.ts + timedelta(seconds=15)
+    record = {
+        "id": "browser-ev-1", "activityDateTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "cycleId": "browser-cycle",
+        "changeId": "browser-change-1", "provisioningAction": "update",
+        "provisioningStatusInfo": {"status": "failure", "errorInformation": {
+            "errorCode": "SystemForCrossDomainIdentityManagementBadRequest",
+            "reason": "StatusCode: BadRequest\r\nMessage: <b>not bold</b>. This operation was retried 1 times."}},
+        "provisioningSteps": [{"name": "EntryExportUpdate", "provisioningStepType": "export", "status": "failure",
+                               "description": "User was not updated", "details": {}}],
+        "modifiedProperties": [{"displayName": "department", "oldValue": "Sales", "newValue": "Marketing"}],
+        "sourceIdentity": {"id": "src-b", "displayName": user.user_name, "identityType": "User",
+                           "details": {"UserPrincipalName": user.user_name}},
+        "targetIdentity": {"id": "tgt-b", "identityType": "User"},
+    }
+    options = options_from(settings.ingest, cycles=settings.cycles)
+    import_events(db.engine, get_job("uniflow-prod"), [("t", convert_record(record, 1))], source="t", via="cli",
+                  options=options)
+    clock.now = ts_of(lines[-1]) + timedelta(minutes=30)
+    doc = orjson.loads((Path(__file__).resolve().parents[1] / "data" / "entra" / "job-quarantined.json").read_bytes())
+    doc["status"]["progress"][0]["progressObservationDateTime"] = (clock.now - timedelta(minutes=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    import_job_status(db.engine, get_job("uniflow-prod"), doc, parse_job_status(doc), source="t", rules=options.rules,
+                      now=clock.now)
+
+    sign_in(page, base)
+    page.goto(base + "/jobs/uniflow-prod")
+    panel = page.locator("section.entra-status")
+    shot(page, "job-entra")
+    assert "DISAGREEMENT" in panel.locator(".flag").inner_text()
+    assert panel.locator(".bar").get_attribute("aria-valuenow") == "70.0"
+    assert "7 of 10 pages" in panel.inner_text() and "12 min ago" in panel.inner_text()
+
+    page.goto(base + f"/jobs/uniflow-prod/users/{user.user_name}")
+    shot(page, "user-entra")
+    assert page.locator("li.item.entra.bad details[open]").count() == 1  # the failing event, expanded
+    page.locator("li.item.entra a").first.click()
+    page.wait_for_selector("section.joined")
+    shot(page, "entra-event")
+    assert "browser-change-1" in page.locator("code.change-id").inner_text()
+    assert "<b>not bold</b>" in page.locator("pre.reason").inner_text()  # shown as text, not markup
+    joined = page.locator("section.joined")
+    assert f"/jobs/uniflow-prod/exchanges/{bad.id}" in joined.locator("article.exchange a").first.get_attribute("href")
+    assert "Request and response" in joined.inner_text()
+
+    page.locator("section.entra-event dd a", has_text="#").first.click()  # the event's cycle
+    page.wait_for_selector("section.entra-cycle")
+    shot(page, "cycle-entra")
+    assert "1 failed" in page.locator("section.entra-cycle").inner_text()
+    assert user.user_name in page.locator("section.joined").inner_text()
