@@ -37,9 +37,11 @@ def init_app(app: Flask) -> None:
     for command in (init_db_command, ingest_command, rejects_command, export_command, simulate_command, demo_command,
                     report_command, recompute_command):
         app.cli.add_command(command)
+    from .entra_pull import entra_group
     from .notify.commands import notify_group
     from .scheduler import scheduler_command
 
+    app.cli.add_command(entra_group)
     app.cli.add_command(notify_group)
     app.cli.add_command(scheduler_command)
 

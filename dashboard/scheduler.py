@@ -84,6 +84,12 @@ def run_retention(app: Flask) -> str:
     return str(result)
 
 
+def run_entra_pulls(app: Flask) -> str:
+    from .entra_pull import run_entra_pulls as pull_all
+
+    return pull_all(app)
+
+
 @dataclass(frozen=True)
 class ScheduledJob:
     id: str
@@ -101,6 +107,14 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("prune-retention", run_retention, lambda s: CronTrigger(hour=3, minute=30, timezone=UTC), 6 * 3600,
                  run_at_start=False),
 )
+# Optional jobs, scheduled only when their configuration asks for them.
+ENTRA_PULL = ScheduledJob("entra-pull", run_entra_pulls, lambda s: IntervalTrigger(minutes=s.entra.interval_minutes),
+                          10 * 60)
+
+
+def scheduled_jobs(settings: Settings) -> tuple[ScheduledJob, ...]:
+    """JOBS, and the Graph pull when `[entra] enabled`."""
+    return JOBS + ((ENTRA_PULL,) if settings.entra.enabled else ())
 
 
 def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None = None,
@@ -112,7 +126,7 @@ def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(
         timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)})
-    for job in JOBS:
+    for job in scheduled_jobs(_settings(app)):
         if only is not None and job.id not in only:
             continue
         options: dict[str, Any] = {}
@@ -136,7 +150,7 @@ def init_app(app: Flask) -> None:
     scheduler = start_scheduler(app)
     app.extensions["scheduler"] = scheduler
     atexit.register(lambda: scheduler.shutdown(wait=False))
-    log.info("scheduler started in the web process (jobs: %s)", ", ".join(j.id for j in JOBS))
+    log.info("scheduler started in the web process (jobs: %s)", ", ".join(j.id for j in scheduled_jobs(settings)))
 
 
 def is_serving_process(environ: dict[str, str] | None = None) -> bool:
@@ -165,15 +179,16 @@ def scheduler_command(once: bool, list_jobs: bool) -> None:
     [scheduler] enabled = false)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = _settings(app)
+    jobs = scheduled_jobs(settings)
     if list_jobs:
-        for job in JOBS:
+        for job in jobs:
             click.echo(f"{job.id}\t{job.trigger(settings)}")
         return
     if once:
-        for job in JOBS:
+        for job in jobs:
             click.echo(f"{job.id}: {job.func(app)}")
         return
-    click.echo(f"scheduler running: {', '.join(j.id for j in JOBS)} (Ctrl-C stops it)")
+    click.echo(f"scheduler running: {', '.join(j.id for j in jobs)} (Ctrl-C stops it)")
     try:
         start_scheduler(app, blocking=True)
     except (KeyboardInterrupt, SystemExit):

@@ -121,6 +121,56 @@ class RetentionSettings:
             raise ConfigError("retention.days must be a positive integer")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True)
+class EntraSettings:
+    """Pulling Microsoft Graph's provisioning logs and job status (dashboard/entra_pull.py)."""
+
+    enabled: bool = False  # the scheduler pulls every job that names its Entra ids
+    tenant: str = ""  # directory (tenant) id or a verified domain
+    client_id: str = ""  # the app registration's application (client) id
+    client_secret: str = field(default="", repr=False)  # env DASHBOARD_ENTRA_CLIENT_SECRET; never logged
+    login_base: str = "https://login.microsoftonline.com"
+    graph_base: str = "https://graph.microsoft.com/v1.0"
+    interval_minutes: int = 10  # a pull per job this often (see config.example.toml for why)
+    page_size: int = 0  # $top; 0: Graph's default page size
+    timeout_seconds: int = 30
+    max_attempts: int = 5  # per request; throttling (429/503/504) and unreachable count
+    max_wait_seconds: int = 60  # a longer Retry-After is cut to this (the next pull resumes)
+    overlap_minutes: int = 30  # each pull re-reads this much before its watermark (late records)
+    initial_lookback_days: int = 30  # a job's first pull reaches back this far (premium retention)
+
+    def __post_init__(self) -> None:
+        for name in ("interval_minutes", "timeout_seconds", "max_attempts", "initial_lookback_days"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"entra.{name} must be a positive integer")
+        for name in ("page_size", "max_wait_seconds", "overlap_minutes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"entra.{name} must be zero or a positive integer")
+        for name in ("login_base", "graph_base"):
+            if not _safe_base_url(getattr(self, name)):
+                raise ConfigError(f"entra.{name} must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+
+    @property
+    def missing(self) -> list[str]:
+        """The credentials still to be set for a pull, as keys."""
+        return [f"entra.{name}" for name in ("tenant", "client_id", "client_secret") if not getattr(self, name)]
+
+
+def _safe_base_url(url: str) -> bool:
+    """The client secret and the bearer token go there: TLS, except to this machine (tests)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.netloc or parts.query or parts.fragment:
+        return False
+    host = parts.netloc.rsplit("@", 1)[-1].lower()
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
+
+
 @dataclass(frozen=True)
 class JobSettings:
     name: str
@@ -130,6 +180,8 @@ class JobSettings:
     notification_recipients: tuple[str, ...] = ()
     scope_size: int | None = None
     quarantine: dict[str, Any] | None = None  # keys of [quarantine] overridden for this job
+    entra_service_principal_id: str = ""  # object id of the app's service principal (job status)
+    entra_job_id: str = ""  # the synchronization job id; the pull keeps this job's events only
 
 
 @dataclass(frozen=True)
@@ -144,6 +196,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    entra: EntraSettings = field(default_factory=EntraSettings)
     jobs: tuple[JobSettings, ...] = ()
     testing: bool = False
 
@@ -159,6 +212,7 @@ _TABLES = {
     "smtp": SmtpSettings,
     "notifications": NotificationSettings,
     "retention": RetentionSettings,
+    "entra": EntraSettings,
 }
 _POSITIVE = {
     "ingest.batch_size", "ingest.push_max_bytes", "jobs.scope_size", "cycles.gap_minutes",
@@ -182,8 +236,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, env: dict[str, 
             raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
     elif explicit:
         raise ConfigError(f"configuration file {config_path} does not exist")
-    settings = settings_from_dict(data)
-    return apply_environment(settings, env)
+    settings = apply_environment(settings_from_dict(data), env)
+    if settings.entra.enabled and settings.entra.missing:
+        raise ConfigError(f"entra.enabled is true but {', '.join(settings.entra.missing)} is not set"
+                          + (" (or DASHBOARD_ENTRA_CLIENT_SECRET)" if not settings.entra.client_secret else ""))
+    return settings
 
 
 def settings_from_dict(data: dict[str, Any]) -> Settings:
@@ -221,6 +278,8 @@ def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
         settings = replace(settings, app=replace(settings.app, log_level=level))
     if env.get("DASHBOARD_SMTP_PASSWORD"):
         settings = replace(settings, smtp=replace(settings.smtp, password=env["DASHBOARD_SMTP_PASSWORD"]))
+    if env.get("DASHBOARD_ENTRA_CLIENT_SECRET"):
+        settings = replace(settings, entra=replace(settings.entra, client_secret=env["DASHBOARD_ENTRA_CLIENT_SECRET"]))
     return settings
 
 
