@@ -14,7 +14,7 @@ from dashboard.models import EntraEvent, EntraPullState
 from dashboard.scheduler import JOBS, scheduled_jobs, start_scheduler
 from dashboard.settings import EntraSettings, JobSettings
 
-from .conftest import NOW, SECRET, at, record
+from .conftest import SECRET, at, record
 
 
 def _events() -> int:
