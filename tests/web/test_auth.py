@@ -16,7 +16,9 @@ from dashboard.accounts import add_account, create_api_token, role_allows
 from dashboard.db import db
 from dashboard.ingest.load import ingest_lines, options_from
 from dashboard.jobs import create_token, get_job
-from dashboard.models import Account, ApiToken, Cycle, Exchange
+from dashboard.entra.parse import convert_record
+from dashboard.entra_load import import_events
+from dashboard.models import Account, ApiToken, Cycle, EntraEvent, Exchange
 from dashboard.reports import send_report_if_due
 from dashboard.simulate import SimConfig, simulate_lines
 from dashboard.web import auth
@@ -35,6 +37,7 @@ MIN_ROLE = {
     "pages.logs_page": "support",
     "pages.logs_export": "support",
     "pages.exchange_page": "support",
+    "pages.entra_event_page": "support",
     "pages.users_page": "support",
     "pages.user_page": "support",
     "pages.diagnostics_page": "support",
@@ -52,6 +55,9 @@ MIN_ROLE = {
     "api.signatures": "support",
     "api.exchange": "support",
     "api.report": "support",
+    "api.entra_status": "viewer",
+    "api.entra_events": "support",
+    "api.entra_event": "support",
 }
 
 
@@ -74,10 +80,15 @@ def values(app, settings) -> dict[str, object]:  # type: ignore[no-untyped-def]
     now = truth.cycles[-1].ended_at + timedelta(minutes=30)
     app.extensions["clock"] = lambda: now
     report = send_report_if_due(db.session, get_job("uniflow-prod"), now, settings, force=True)
+    event = {"id": "ev-1", "activityDateTime": "2026-11-28T08:00:00Z", "cycleId": "c-1", "provisioningAction": "update",
+             "provisioningStatusInfo": {"status": "success"}, "sourceIdentity": {"id": "s-1", "identityType": "User"}}
+    import_events(db.engine, get_job("uniflow-prod"), [("t", convert_record(event, 1))], source="t", via="cli",
+                  options=options_from(settings.ingest, cycles=settings.cycles))
     return {
         "job_name": "uniflow-prod",
         "cycle_id": db.session.scalars(select(Cycle.id)).first(),
         "exchange_id": db.session.scalars(select(Exchange.id)).first(),
+        "event_id": db.session.scalars(select(EntraEvent.id)).first(),
         "key": next(iter(truth.cycles[0].users)),
         "fmt": "csv",
         "report_id": report.id,  # type: ignore[union-attr]
