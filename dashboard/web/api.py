@@ -148,7 +148,9 @@ def user_timeline(job_name: str, key: str) -> Any:
     user = overview.find_user(db.session, job, key)
     if user is None:
         abort(404, description=f"no user '{key}' in job '{job_name}'")
-    return jsonify(overview.user_timeline(db.session, job, user))
+    # the page's timeline: exchanges and Entra's events of the user, interleaved by time in `items`
+    return jsonify(entra_views.merge_timeline(db.session, overview.user_timeline(db.session, job, user),
+                                              entra_views.user_events(db.session, user)))
 
 
 @bp.get("/jobs/<job_name>/signatures")

@@ -247,6 +247,17 @@ def test_the_user_timeline_interleaves_entra_events_with_exchanges(client, joine
     assert SCRIPT not in html
 
 
+def test_the_json_timeline_interleaves_the_same_items(client, joined):  # type: ignore[no-untyped-def]
+    signed_in(client, "support")
+    user, event, exchange = joined["user"], joined["event"], joined["exchange"]
+
+    timeline = client.get(f"/api/v1/jobs/{JOB}/users/{user.user_name}/timeline").get_json()
+
+    items = [(i["source"], i["id"]) for c in timeline["cycles"] for i in c["items"]]
+    assert items.index(("scim", exchange.id)) < items.index(("entra", event.id))
+    assert timeline["entra_events"] >= 1
+
+
 def test_the_timeline_puts_an_event_after_the_exchange_before_it(client, joined):  # type: ignore[no-untyped-def]
     signed_in(client, "support")
     user, event, exchange = joined["user"], joined["event"], joined["exchange"]
