@@ -27,12 +27,12 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .entra.facts import detail_of, fact_of, reference_failure, signature_detail
+from .entra.facts import detail_of, fact_of, reference_failure
 from .entra.parse import dedupe_key
 from .entra.records import JobStatus, ProvisioningEvent
-from .incremental import BatchAnalyzer, _mark_dirty, refresh_user_states
+from .incremental import BatchAnalyzer, _mark_dirty
 from .ingest import codec
-from .ingest.load import IngestOptions, IngestResult, redact_raw
+from .ingest.load import IngestOptions, IngestResult, save_rejects
 from .ingest.prepare import stable_hash
 from .ingest.records import ParseProblem
 from .ingest.redact import RedactionRules, redact_body
@@ -166,18 +166,8 @@ class _EventLoader:
         fold_views(conn, self.analyzer, self.job_id, views)
 
     def _save_problems(self, conn: Connection, problems: list[tuple[str, ParseProblem]]) -> None:
-        if not problems:
-            return
-        rows = {}
-        for where, problem in problems:
-            raw = redact_raw(problem.raw, self.options.rules)
-            source = (where or self.source)[:500]
-            dedupe = stable_hash(f"{source}\0{problem.line_no}\0{raw}".encode())
-            rows[dedupe] = {
-                "job_id": self.job_id, "dedupe": dedupe, "source": source, "line_no": problem.line_no,
-                "reason": problem.reason[:1000], "raw": raw, "created_at": _now(),
-            }
-        conn.execute(self._insert_ignoring(_rejects), list(rows.values()))
+        save_rejects(conn, self._insert_ignoring(_rejects), self.job_id,
+                     ((where or self.source, problem) for where, problem in problems), self.options.rules)
 
     def _insert_ignoring(self, table):  # type: ignore[no-untyped-def]
         if self._insert is None:
@@ -194,9 +184,7 @@ def assign_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: 
     for view in views:
         view["cycle_id"] = None
         view["sig_id"] = None
-    analyzer._assign_keyed(conn, job_id, [v for v in views if v["cycle_key"]], adopt=True)
-    analyzer._assign_inferred(conn, job_id, [v for v in views if not v["cycle_key"]])
-    analyzer._assign_signatures(conn, job_id, [v for v in views if v["failed"]])
+    analyzer.place(conn, job_id, views, adopt=True)
 
 
 def refold_events(engine: Engine, job_id: int, *, gap_us: int, batch: int = 5000) -> int:
@@ -218,14 +206,11 @@ def refold_events(engine: Engine, job_id: int, *, gap_us: int, batch: int = 5000
             views = []
             for row in rows:
                 steps = codec.unpack(row.blob).get("steps") or [] if row.failed else []
-                views.append({
-                    "id": -row.id, "job_id": job_id, "ts_us": row.activity_us, "cycle_key": row.cycle_key,
-                    "user_id": row.user_id, "operation": row.operation, "status": row.status, "failed": row.failed,
-                    "reference": row.user_id is None or (row.failed and reference_failure(
-                        row.error_code, [(s.get("type"), s.get("status")) for s in steps])),
-                    "staged_delete": row.operation == "staged_delete", "scim_type": _cut(row.error_code, 64),
-                    "error_detail": detail_of(row.reason, row.error_code), "duration_ms": row.duration_ms,
-                })
+                view = _view(job_id, row.activity_us, row.cycle_key, row.operation, row.status, row.failed,
+                             reference=row.user_id is None or (row.failed and reference_failure(
+                                 row.error_code, [(s.get("type"), s.get("status")) for s in steps])),
+                             error_code=row.error_code, reason=row.reason, duration_ms=row.duration_ms)
+                views.append({**view, "id": -row.id, "user_id": row.user_id})
             assign_views(conn, analyzer, job_id, views)
             conn.execute(update(_events).where(_events.c.id == bindparam("eid")).values(
                 cycle_id=bindparam("cid"), sig_id=bindparam("sid")),
@@ -252,10 +237,8 @@ def fold_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: li
             **{name: getattr(_cycles.c, name) + value for name, value in d.items()}))
     # Users: reference failures and group events stay out of the per-user outcomes (as the
     # exchanges' group updates do); a held delete is not a write (the user is still there).
-    folded = [v for v in views if v["user_id"] is not None and not v["reference"] and not v["staged_delete"]]
-    touched = analyzer._fold_user_cycles(conn, folded)
-    analyzer._count_signature_users(conn, [v for v in views if v["sig_id"]])
-    refresh_user_states(conn, touched)
+    analyzer.fold_outcomes(conn, views, user_rows=[
+        v for v in views if v["user_id"] is not None and not v["reference"] and not v["staged_delete"]])
     _mark_dirty(conn, job_id, min(v["ts_us"] for v in views))
 
 
@@ -279,15 +262,22 @@ def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dic
         "user_name": _cut(event.user_name, 512), "external_id": _cut(event.external_id, 512),
         "user_id": None, "blob": codec.pack(_details(event)),
     }
-    view = {
-        "job_id": job_id, "ts_us": ts_us, "cycle_key": row["cycle_key"], "user_id": None,
-        "operation": fact.operation, "status": fact.status, "failed": fact.failed,
-        "reference": fact.reference or not is_user, "staged_delete": fact.staged_delete,
-        "scim_type": _cut(event.error_code, 64), "error_detail": signature_detail(event),
-        "duration_ms": event.duration_ms,
-    }
+    view = _view(job_id, ts_us, row["cycle_key"], fact.operation, fact.status, fact.failed,
+                 reference=fact.reference or not is_user, error_code=event.error_code, reason=event.reason,
+                 duration_ms=event.duration_ms)
     names = (event.user_name, event.external_id, event.target.id) if is_user else None
     return row, view, names
+
+
+def _view(job_id: int, ts_us: int, cycle_key: str | None, operation: str, status: int, failed: bool, *,
+          reference: bool, error_code: str | None, reason: str | None, duration_ms: int | None) -> dict:
+    """What BatchAnalyzer needs of an event (its view of an exchange row); `user_id` is set later."""
+    return {
+        "job_id": job_id, "ts_us": ts_us, "cycle_key": cycle_key, "user_id": None, "operation": operation,
+        "status": status, "failed": failed, "reference": reference, "staged_delete": operation == "staged_delete",
+        "scim_type": _cut(error_code, 64), "error_detail": detail_of(reason, error_code) if failed else None,
+        "duration_ms": duration_ms,
+    }
 
 
 def _is_user(event: ProvisioningEvent) -> bool:

@@ -20,6 +20,7 @@ from .entra.jobstatus import parse_job_status
 from .entra.records import JobStatus, TaskExecution
 from .entra_load import evidence_ref
 from .exporting import format_ts
+from .logs import decode_cursor
 from .ingest.parse import LineError, parse_ts
 from .models import Cycle, EntraEvent, EntraJobStatus, Exchange, Job, ScimUser, from_us, to_us
 from .overview import exchange_brief, exchange_json, find_user
@@ -382,7 +383,10 @@ def list_events(session: Session, job: Job, f: EventFilter, *, after: str | None
     if f.since:
         query = query.where(EntraEvent.activity_us >= to_us(f.since))
     if after:
-        ts_us, event_id = _decode(after)
+        try:
+            ts_us, event_id = decode_cursor(after)
+        except ValueError:
+            raise EventFilterError("'after' is not a cursor this API gave out") from None
         query = query.where(EntraEvent.activity_us <= ts_us,
                             or_(EntraEvent.activity_us < ts_us, and_(EntraEvent.activity_us == ts_us, EntraEvent.id < event_id)))
     rows = session.scalars(query.order_by(EntraEvent.activity_us.desc(), EntraEvent.id.desc()).limit(limit + 1)).all()
@@ -390,14 +394,6 @@ def list_events(session: Session, job: Job, f: EventFilter, *, after: str | None
     rows = rows[:limit]
     return {"events": [event_json(e, full=False) for e in rows],
             "next_after": f"{rows[-1].activity_us}.{rows[-1].id}" if more and rows else None}
-
-
-def _decode(cursor: str) -> tuple[int, int]:
-    try:
-        ts, event_id = cursor.split(".", 1)
-        return int(ts), int(event_id)
-    except ValueError:
-        raise EventFilterError("'after' is not a cursor this API gave out") from None
 
 
 # -- Entra's job status -----------------------------------------------------------------------------

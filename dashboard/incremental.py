@@ -48,9 +48,18 @@ class BatchAnalyzer:
             row["cycle_id"] = None
             by_job[row["job_id"]].append(row)
         for job_id, job_rows in by_job.items():
-            self._assign_inferred(conn, job_id, [r for r in job_rows if not r.get("cycle_key")])
-            self._assign_keyed(conn, job_id, [r for r in job_rows if r.get("cycle_key")])
-            self._assign_signatures(conn, job_id, job_rows)
+            self.place(conn, job_id, job_rows)
+
+    def place(self, conn: Connection, job_id: int, rows: list[dict], *, adopt: bool = False) -> None:
+        """Set `cycle_id` and `sig_id` of one job's rows (exchanges, or Entra events' analysis views).
+
+        A row with a `cycle_key` goes to that cycle; with `adopt`, a new key takes over the inferred
+        cycle the rows fall in (Entra's cycleId over SCIM traffic without ids). The others are
+        placed by time. Rows need ts_us, cycle_key, status, operation, scim_type, error_detail.
+        """
+        self._assign_keyed(conn, job_id, [r for r in rows if r.get("cycle_key")], adopt=adopt)
+        self._assign_inferred(conn, job_id, [r for r in rows if not r.get("cycle_key")])
+        self._assign_signatures(conn, job_id, rows)
 
     def _assign_inferred(self, conn: Connection, job_id: int, rows: list[dict]) -> None:
         rows = self._into_entra_cycles(conn, job_id, rows)
@@ -222,7 +231,14 @@ class BatchAnalyzer:
 
     def after_insert(self, conn: Connection, rows: list[dict]) -> None:
         self._count_cycles(conn, rows)
-        touched_users = self._fold_user_cycles(conn, rows)
+        self.fold_outcomes(conn, rows)
+
+    def fold_outcomes(self, conn: Connection, rows: list[dict], *, user_rows: list[dict] | None = None) -> None:
+        """Fold inserted rows (with `id`) into per-user outcomes, user states and signature users.
+
+        `user_rows`: the rows that count for their user's outcome, when not all of them do.
+        """
+        touched_users = self._fold_user_cycles(conn, rows if user_rows is None else user_rows)
         self._count_signature_users(conn, rows)
         refresh_user_states(conn, touched_users)
 

@@ -127,7 +127,10 @@ def page(session: Session, job: Job, f: LogFilter, *, cursor: str | None = None,
     million rows costs what the first page costs."""
     query = _query(job, f)
     if cursor:
-        ts_us, exchange_id = _decode_cursor(cursor)
+        try:
+            ts_us, exchange_id = decode_cursor(cursor)
+        except ValueError:
+            raise FilterError("'after' is not a cursor this page gave out") from None
         # "ts <= t AND (ts < t OR id < i)": the first term lets the index seek straight to the cursor
         query = query.where(Exchange.ts_us <= ts_us, or_(Exchange.ts_us < ts_us, Exchange.id < exchange_id))
     rows = session.scalars(query.order_by(Exchange.ts_us.desc(), Exchange.id.desc()).limit(limit + 1)).all()
@@ -141,12 +144,10 @@ def page(session: Session, job: Job, f: LogFilter, *, cursor: str | None = None,
     )
 
 
-def _decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        ts, exchange_id = cursor.split(".", 1)
-        return int(ts), int(exchange_id)
-    except ValueError:
-        raise FilterError("'after' is not a cursor this page gave out") from None
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(time, id) of a keyset cursor "<ts_us>.<id>" (the last row of the page before); ValueError if not one."""
+    ts, row_id = cursor.split(".", 1)
+    return int(ts), int(row_id)
 
 
 def _names(session: Session, ids: set[int]) -> dict[int, ScimUser]:

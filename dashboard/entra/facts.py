@@ -130,10 +130,6 @@ def reference_failure(error_code: str | None, steps: list[tuple[str | None, str 
                for kind, status in steps)
 
 
-def signature_detail(event: ProvisioningEvent) -> str | None:
-    return detail_of(event.reason, event.error_code)
-
-
 def detail_of(reason: str | None, error_code: str | None) -> str | None:
     """The part of the reason that names the cause: without the retry sentence that differs per try."""
     if not reason:

@@ -360,27 +360,31 @@ class _Loader:
         return resolver
 
     def _save_problems(self, conn: Connection, problems: list[ParseProblem]) -> None:
-        if not problems:
-            return
-        rows = {}
-        for problem in problems:
-            raw = redact_raw(problem.raw, self.options.rules)
-            dedupe = stable_hash(f"{self.source}\0{problem.line_no}\0{raw}".encode())
-            rows[dedupe] = {
-                "job_id": self.job.id,
-                "dedupe": dedupe,
-                "source": self.source,
-                "line_no": problem.line_no,
-                "reason": problem.reason[:1000],
-                "raw": raw,
-                "created_at": _now(),
-            }
-        conn.execute(self._insert_ignoring(_rejects), list(rows.values()))
+        save_rejects(conn, self._insert_ignoring(_rejects), self.job.id, ((self.source, p) for p in problems),
+                     self.options.rules)
 
     def _insert_ignoring(self, table):  # type: ignore[no-untyped-def]
         if self._insert is None:
             return insert(table)
         return self._insert(table).on_conflict_do_nothing()
+
+
+def save_rejects(conn: Connection, statement, job_id: int,  # type: ignore[no-untyped-def]
+                 problems: Iterable[tuple[str, ParseProblem]], rules: RedactionRules) -> None:
+    """Store rejected lines or records, each with its source and number, redacted; one row per
+    (source, number, content), so re-ingesting the same file adds none. `statement`: an INSERT
+    into the reject table that ignores conflicts."""
+    rows = {}
+    for source, problem in problems:
+        raw = redact_raw(problem.raw, rules)
+        source = source[:500]
+        dedupe = stable_hash(f"{source}\0{problem.line_no}\0{raw}".encode())
+        rows[dedupe] = {
+            "job_id": job_id, "dedupe": dedupe, "source": source, "line_no": problem.line_no,
+            "reason": problem.reason[:1000], "raw": raw, "created_at": _now(),
+        }
+    if rows:
+        conn.execute(statement, list(rows.values()))
 
 
 def redact_raw(raw: str, rules: RedactionRules) -> str:

@@ -1,12 +1,11 @@
 """The Graph pull client against a real local HTTP server serving Graph's documented shapes."""
 from __future__ import annotations
 
-import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -15,6 +14,7 @@ import pytest
 from dashboard.entra.graph import GraphClient, GraphConfig, GraphError, Watermark
 from dashboard.entra.records import ProvisioningEvent
 from dashboard.ingest.records import ParseProblem
+from tests.local_http import serving
 
 from .conftest import DATA
 
@@ -69,27 +69,8 @@ class FakeGraph:
 @pytest.fixture
 def graph() -> Iterator[tuple[FakeGraph, str]]:
     fake = FakeGraph()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            fake.handle(self)
-
-        do_POST = do_GET
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(fake.handle) as base:
+        yield fake, base
 
 
 def _client(base: str, sleeps: list[float], **overrides) -> GraphClient:

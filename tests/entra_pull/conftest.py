@@ -6,7 +6,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from dashboard.settings import EntraSettings, JobSettings
+from tests.local_http import serving
 
 NOW = datetime(2026, 3, 24, 9, 0, tzinfo=UTC)
 SECRET = "Sup3r~Secret.Value_0xC0FFEE"
@@ -145,28 +146,9 @@ class FakeGraph:
 @pytest.fixture
 def graph() -> Iterator[FakeGraph]:
     fake = FakeGraph()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            fake.handle(self)
-
-        do_POST = do_GET
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
+    with serving(fake.handle) as base:
+        fake.base = base
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture

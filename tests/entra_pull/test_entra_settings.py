@@ -1,29 +1,13 @@
 """The [entra] table and the jobs' Entra ids: strict parsing, the secret from the environment."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from dashboard.settings import ConfigError, EntraSettings, load_settings
+from dashboard.settings import EntraSettings, load_settings
+from tests.test_settings import _error, write  # noqa: F401 - `write` is the config-file fixture
 
 ENABLED = '[entra]\nenabled = true\ntenant = "contoso.onmicrosoft.com"\nclient_id = "app-id"\n'
-
-
-@pytest.fixture
-def write(tmp_path):  # type: ignore[no-untyped-def]
-    def write(text: str) -> Path:
-        path = tmp_path / "config.toml"
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    return write
-
-
-def _error(path: Path, env: dict[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path, env=env or {})
-    return str(caught.value)
 
 
 def test_it_leaves_the_pull_off_by_default(write):
