@@ -13,13 +13,64 @@ from typing import Any
 
 from . import parts
 from .parts import FieldProblem
-from .records import ProvisioningEvent
+from .records import ProvisioningAction, ProvisioningEvent
 from .redaction import Redactor
-from .values import ValueProblem, action_of, parse_duration_ms, parse_time, retry_of, squash, status_of
+from .values import ValueProblem, parse_duration_ms, parse_time, retry_of, squash, status_of
 
 
 class RecordError(ValueError):
     """Why one record was rejected; its message names the field."""
+
+
+# -- the action ------------------------------------------------------------------------------------
+# Graph v1.0 and the portal say "create", "Update", "StagedDelete"...; Graph beta as published in
+# 2019 (and Entra's provisioning steps, whose names some exports carry as the action) name Entra's
+# internal step instead: Entry<phase><verb>, e.g. EntryExportUpdate, EntryExportAdd,
+# EntryExportUpdateSoftDelete, EntryImportAdd, EntrySynchronizationSkipped. The export and
+# synchronization (matching) phases name what was done (or decided) to the target; the import
+# phase only read the object from the source, so it is `other` (nothing written), as is a skip.
+_A = ProvisioningAction
+_ACTIONS: dict[str, ProvisioningAction] = {
+    "create": _A.CREATE, "add": _A.CREATE, "update": _A.UPDATE, "delete": _A.DELETE, "disable": _A.DISABLE,
+    "stageddelete": _A.STAGED_DELETE,
+    "stagedaction": _A.STAGED_DELETE,  # the accidental-deletions page's other name
+    "other": _A.OTHER, "unknownfuturevalue": _A.OTHER,
+}
+# squashed Entry<phase>: the verbs that phase can carry (None: what the phase alone means)
+_ENTRY_VERBS: dict[str, ProvisioningAction] = {
+    "add": _A.CREATE, "create": _A.CREATE,
+    "update": _A.UPDATE, "enable": _A.UPDATE, "updaterestore": _A.UPDATE, "restore": _A.UPDATE,
+    "delete": _A.DELETE, "objectdelete": _A.DELETE, "harddelete": _A.DELETE,
+    "updatesoftdelete": _A.DISABLE, "softdelete": _A.DISABLE, "disable": _A.DISABLE, "updatedisable": _A.DISABLE,
+    "stageddelete": _A.STAGED_DELETE,
+    "skipped": _A.OTHER, "skip": _A.OTHER, "none": _A.OTHER,
+}
+_ENTRY_PHASES = ("export", "synchronization", "sync", "import")
+for _phase in _ENTRY_PHASES:
+    for _verb, _action in _ENTRY_VERBS.items():
+        # the import phase reads the source: "change of type (Add) received" writes nothing
+        _ACTIONS[f"entry{_phase}{_verb}"] = _A.OTHER if _phase == "import" else _action
+_ACTIONS["entryimport"] = _A.OTHER  # read from the source, nothing else (the step before any decision)
+_ACTIONS["entrysynchronization"] = _A.OTHER
+_FAST_ACTIONS: dict[str, ProvisioningAction] = {
+    **_ACTIONS, "Create": _A.CREATE, "Update": _A.UPDATE, "Delete": _A.DELETE, "Disable": _A.DISABLE,
+    "StagedDelete": _A.STAGED_DELETE, "stagedDelete": _A.STAGED_DELETE, "Other": _A.OTHER,
+    "EntryExportAdd": _A.CREATE, "EntryExportUpdate": _A.UPDATE, "EntryExportDelete": _A.DELETE,
+    "EntryExportUpdateSoftDelete": _A.DISABLE, "EntryImport": _A.OTHER, "EntrySynchronizationSkipped": _A.OTHER,
+}
+
+
+def action_of(value: Any) -> tuple[ProvisioningAction, str | None]:
+    """The action, and Entra's own word when it is not a known spelling (then: OTHER)."""
+    if value is None or value == "":
+        return _A.OTHER, None
+    found = _FAST_ACTIONS.get(value)
+    if found is not None:
+        return found, None
+    if not isinstance(value, str):
+        raise ValueProblem("must be a string")
+    found = _ACTIONS.get(squash(value))
+    return (found, None) if found is not None else (_A.OTHER, value[:64])
 
 
 # squashed key -> canonical name. A key not listed here is kept in the event's `extra`.
