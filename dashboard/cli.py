@@ -240,39 +240,21 @@ def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> In
 
 
 def _ingest_job_status(job: Job, path: str) -> IngestResult:
-    """A synchronizationJob document (or Graph's list of them): Entra's own view of the job."""
-    import gzip
-
-    import orjson
-
-    from .entra.jobstatus import JobStatusError, parse_job_status
-    from .entra_load import import_job_status
+    """A synchronizationJob document (or Graph's list of them): Entra's own view of the job. What is
+    not one is a reject (listed by `flask rejects`) and leaves the stored status alone."""
+    from .entra_load import import_job_status_file
     from .models import utc_now
 
-    result = IngestResult()
-    data = Path(path).read_bytes()
-    try:
-        document = orjson.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
-    except (orjson.JSONDecodeError, OSError, EOFError) as exc:
-        click.echo(f"{path}: rejected: not JSON ({exc})", err=True)
-        result.lines = result.rejected = 1
-        return result
-    documents = document.get("value") if isinstance(document, dict) and isinstance(document.get("value"), list) else [document]
-    for number, item in enumerate(documents, 1):
-        result.lines += 1
-        try:
-            status = parse_job_status(item)
-        except JobStatusError as exc:
-            click.echo(f"{path}: job {number}: rejected: {exc}", err=True)
-            result.rejected += 1
-            continue
-        stored = import_job_status(db.engine, job, item, status, source=path, rules=ingest_options().rules, now=utc_now())
-        result.accepted += 1 if stored.stored else 0
-        result.duplicates += 0 if stored.stored else 1
+    imported = import_job_status_file(db.engine, job, Path(path).read_bytes(), source=path,
+                                      rules=ingest_options().rules, now=utc_now())
+    for problem in imported.problems:
+        click.echo(f"{path}: rejected: {problem.reason}", err=True)
+    for stored in imported.statuses:
+        status = stored.status
         quarantine = f", quarantine: {status.quarantine.reason}" if status.quarantine and status.quarantine.reason else ""
         click.echo(f"{path}: Entra job status {status.code or 'unknown'}{quarantine}"
                    f" ({'stored' if stored.stored else 'already stored'})")
-    return result
+    return imported.result
 
 
 class _ProgressLine:
@@ -311,7 +293,8 @@ class _ProgressLine:
 @click.option("--job", "job_name", required=True)
 @click.option("--limit", type=click.IntRange(min=1), default=100)
 def rejects_command(job_name: str, limit: int) -> None:
-    """List rejected lines: source, line number, reason and the line's start (redacted)."""
+    """List rejected lines, records and documents (SCIM logs, Entra exports, job status files):
+    source, line or record number (0: the whole file), reason and the rejected text's start (redacted)."""
     job = _job_or_exit(job_name)
     rows = db.session.scalars(
         select(Reject).where(Reject.job_id == job.id).order_by(Reject.id.desc()).limit(limit)

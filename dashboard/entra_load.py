@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .entra.facts import detail_of, fact_of, reference_failure
+from .entra.jobstatus import read_job_status_file
 from .entra.parse import dedupe_key
 from .entra.records import JobStatus, ProvisioningEvent
 from .incremental import BatchAnalyzer, _mark_dirty
@@ -90,8 +91,11 @@ class _EventLoader:
             ).inserted_primary_key[0]
 
     def load_batch(self, batch: list[Item], result: IngestResult) -> None:
+        """Store one batch in one transaction. When anything in it fails (a record the database
+        refuses, a constraint...), it is rolled back and its records are stored one by one, each in
+        its own transaction: those that fail again are rejects naming the record and the error."""
         problems: list[tuple[str, ParseProblem]] = []
-        prepared: dict[int, tuple[dict, dict, tuple | None]] = {}  # dedupe -> (row, view, names to resolve)
+        prepared: dict[int, _Prepared] = {}  # dedupe key -> the record ready to store
         duplicates = 0
         for where, item in batch:
             if isinstance(item, ParseProblem):
@@ -99,51 +103,82 @@ class _EventLoader:
                 continue
             try:
                 key = dedupe_key(item)
-                entry = _prepare(self.job_id, key, item)
+                row, view, names = _prepare(self.job_id, key, item)
             except Exception as exc:  # noqa: BLE001 - one odd record is a reject, never the whole file
-                problems.append((where, ParseProblem(
-                    item.record_no, f"record {item.record_no}: cannot be stored ({type(exc).__name__}: {exc})", "")))
+                problems.append((where, _record_problem(item, "cannot be stored", exc)))
                 continue
             if key in prepared:
                 duplicates += 1
-            prepared[key] = entry
-        with self.engine.begin() as conn:
-            stored = self._existing(conn, list(prepared))
-            duplicates += len(stored)
-            fresh = [entry for key, entry in prepared.items() if key not in stored]
-            self._resolve_users(conn, fresh)
-            rows = [row for row, _view, _names in fresh]
-            views = [view for _row, view, _names in fresh]
-            accepted = 0
-            if rows:
-                self._assign(conn, views)
-                for row, view in zip(rows, views, strict=True):
-                    row["cycle_id"], row["sig_id"] = view["cycle_id"], view["sig_id"]
-                ids = {dedupe: event_id for event_id, dedupe in conn.execute(
-                    self._insert_ignoring(_events).returning(_events.c.id, _events.c.dedupe), rows)}
-                inserted = []
-                for row, view in zip(rows, views, strict=True):
-                    if row["dedupe"] in ids:
-                        view["id"] = -ids[row["dedupe"]]
-                        inserted.append(view)
-                accepted = len(inserted)
-                duplicates += len(rows) - accepted  # stored meanwhile by a concurrent import
-                self._fold(conn, inserted)
-            self._save_problems(conn, problems)
-            result.lines += len(batch)
-            result.accepted += accepted
-            result.duplicates += duplicates
-            result.rejected += len(problems)
-            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(
-                lines=_runs.c.lines + len(batch), accepted=_runs.c.accepted + accepted,
-                duplicates=_runs.c.duplicates + duplicates, rejected=_runs.c.rejected + len(problems),
-            ))
+            prepared[key] = _Prepared(where, item, row, view, names)
+        before = duplicates
+        try:
+            with self.engine.begin() as conn:
+                accepted, stored = self._store(conn, list(prepared.values()))
+                duplicates = before + stored
+                self._account(conn, len(batch), accepted, duplicates, problems)
+        except Exception:  # noqa: BLE001 - rolled back; now record by record, so one record loses nothing else
+            self._forget()
+            accepted, duplicates = 0, before
+            for entry in prepared.values():
+                try:
+                    with self.engine.begin() as conn:
+                        one_accepted, one_stored = self._store(conn, [entry])
+                except Exception as exc:  # noqa: BLE001 - this record alone fails: a reject naming it
+                    self._forget()
+                    problems.append((entry.where, _record_problem(entry.event, "cannot be stored", exc)))
+                    continue
+                accepted += one_accepted
+                duplicates += one_stored
+            with self.engine.begin() as conn:
+                self._account(conn, len(batch), accepted, duplicates, problems)
+        result.lines += len(batch)
+        result.accepted += accepted
+        result.duplicates += duplicates
+        result.rejected += len(problems)
         room = PROBLEMS_KEPT - len(result.problems)
         if room > 0:
             result.problems.extend(
                 ParseProblem(problem.line_no, f"{where}: {problem.reason}" if where else problem.reason, problem.raw)
                 for where, problem in problems[:room]
             )
+
+    def _store(self, conn: Connection, entries: list[_Prepared]) -> tuple[int, int]:
+        """Store the records not stored yet, with their users and their analysis; (accepted,
+        already stored). The one place where a batch's events are inserted."""
+        stored = self._existing(conn, [entry.row["dedupe"] for entry in entries])
+        fresh = [entry for entry in entries if entry.row["dedupe"] not in stored]
+        if not fresh:
+            return 0, len(stored)
+        self._resolve_users(conn, fresh)
+        rows = [entry.row for entry in fresh]
+        views = [entry.view for entry in fresh]
+        self._assign(conn, views)
+        for row, view in zip(rows, views, strict=True):
+            row["cycle_id"], row["sig_id"] = view["cycle_id"], view["sig_id"]
+        ids = {dedupe: event_id for event_id, dedupe in conn.execute(
+            self._insert_ignoring(_events).returning(_events.c.id, _events.c.dedupe), rows)}
+        inserted = []
+        for row, view in zip(rows, views, strict=True):
+            if row["dedupe"] in ids:
+                view["id"] = -ids[row["dedupe"]]
+                inserted.append(view)
+        self._fold(conn, inserted)
+        # the events are inserted and folded: what ends the batch's users goes here
+        # (a row the insert ignored was stored meanwhile by a concurrent import: a duplicate)
+        return len(inserted), len(stored) + len(rows) - len(inserted)
+
+    def _account(self, conn: Connection, lines: int, accepted: int, duplicates: int,
+                 problems: list[tuple[str, ParseProblem]]) -> None:
+        """The batch's rejects and the run's counters, in the transaction that ends the batch."""
+        self._save_problems(conn, problems)
+        conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(
+            lines=_runs.c.lines + lines, accepted=_runs.c.accepted + accepted,
+            duplicates=_runs.c.duplicates + duplicates, rejected=_runs.c.rejected + len(problems),
+        ))
+
+    def _forget(self) -> None:
+        """After a rollback: the users cached from that transaction may not exist."""
+        self.resolver = UserResolver(self.job_id)
 
     def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
         found: set[int] = set()
@@ -152,12 +187,13 @@ class _EventLoader:
                 _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
         return found
 
-    def _resolve_users(self, conn: Connection, entries: list[tuple[dict, dict, tuple | None]]) -> None:
+    def _resolve_users(self, conn: Connection, entries: list[_Prepared]) -> None:
         """The user of each event: the SCIM traffic's user with its userName, externalId or target id."""
-        self.resolver.prefetch_names(conn, (names for _row, _view, names in entries if names))
-        for row, view, names in entries:
+        self.resolver.prefetch_names(conn, (entry.names for entry in entries if entry.names))
+        for entry in entries:
+            names = entry.names
             user_id = self.resolver.resolve_names(conn, *names) if names else None
-            row["user_id"] = view["user_id"] = user_id
+            entry.row["user_id"] = entry.view["user_id"] = user_id
 
     def _assign(self, conn: Connection, views: list[dict]) -> None:
         assign_views(conn, self.analyzer, self.job_id, views)
@@ -167,7 +203,7 @@ class _EventLoader:
 
     def _save_problems(self, conn: Connection, problems: list[tuple[str, ParseProblem]]) -> None:
         save_rejects(conn, self._insert_ignoring(_rejects), self.job_id,
-                     ((where or self.source, problem) for where, problem in problems), self.options.rules)
+                     ((where or self.source, _storable(problem)) for where, problem in problems), self.options.rules)
 
     def _insert_ignoring(self, table):  # type: ignore[no-untyped-def]
         if self._insert is None:
@@ -177,6 +213,64 @@ class _EventLoader:
     def finish(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=_now()))
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A record ready to store: where it came from, the event, its row, analysis view and names."""
+
+    where: str
+    event: ProvisioningEvent
+    row: dict
+    view: dict
+    names: tuple | None
+
+
+def _record_problem(event: ProvisioningEvent, what: str, exc: BaseException) -> ParseProblem:
+    """The reject of a record that could not be stored: its number and Entra id, and the error's class."""
+    ident = f" (id {_printable(event.id)[:80]})" if event.id else ""
+    return ParseProblem(event.record_no, f"record {event.record_no}{ident}: {what} ({_describe(exc)})",
+                        _identifying(event))
+
+
+def _describe(exc: BaseException) -> str:
+    """An error's class and first line; a database error's driver class too (the SQL and its
+    parameters, which hold the record's values, are left out)."""
+    inner = getattr(exc, "orig", None)  # SQLAlchemy's error: the driver's own
+    inner = inner if isinstance(inner, BaseException) else None
+    name = type(exc).__name__
+    if inner is not None and type(inner).__name__ != name:
+        name = f"{name} ({type(inner).__name__})"
+    text = str(inner if inner is not None else exc).strip().split("\n", 1)[0]
+    text = text.split(" [SQL: ", 1)[0]
+    return f"{name}: {_printable(text)[:300]}" if text else name
+
+
+def _identifying(event: ProvisioningEvent) -> str:
+    """What finds the record in its file again (its raw text is not kept once it is an event)."""
+    fields = {"id": event.id, "changeId": event.change_id, "cycleId": event.cycle_id,
+              "activityDateTime": event.activity_at.isoformat(), "action": event.action_raw or event.action.value}
+    return orjson.dumps({k: _printable(v) if isinstance(v, str) else v for k, v in fields.items() if v}).decode()
+
+
+def _printable(text: str) -> str:
+    """`text` as any database stores it: a lone surrogate or a NUL written as its escape."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _storable(problem: ParseProblem) -> ParseProblem:
+    """A reject that no database refuses (PostgreSQL takes no NUL in text)."""
+    reason, raw = _printable(problem.reason), _printable(problem.raw)
+    if reason is problem.reason and raw is problem.raw:
+        return problem
+    return ParseProblem(problem.line_no, reason, raw)
+
+
+def _insert_ignoring_for(engine: Engine):  # type: ignore[no-untyped-def]
+    dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
+    return (lambda table: dialect(table).on_conflict_do_nothing()) if dialect else insert
 
 
 def assign_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: list[dict]) -> None:
@@ -353,6 +447,45 @@ def import_job_status(
         statement = dialect(_statuses).on_conflict_do_nothing() if dialect else insert(_statuses)
         inserted = conn.execute(statement.values(**values).returning(_statuses.c.id)).first()
     return StatusResult(stored=inserted is not None, status=status, row_id=inserted[0] if inserted else None)
+
+
+@dataclass
+class StatusFileResult:
+    """A job status file's import: its counts, the statuses stored, and its rejects (also stored)."""
+
+    result: IngestResult = field(default_factory=IngestResult)
+    statuses: list[StatusResult] = field(default_factory=list)
+    problems: list[ParseProblem] = field(default_factory=list)
+
+
+def import_job_status_file(
+    engine: Engine, job: Job, data: bytes, *, source: str, rules: RedactionRules, now: datetime,
+) -> StatusFileResult:
+    """Store the synchronizationJob documents of a file (`--format entra-job-status`). What is not
+    one (not JSON, a page of provisioning events...) or cannot be stored is a reject, listed by
+    `flask rejects` under `source`, and never touches the stored status."""
+    out = StatusFileResult()
+    for item in read_job_status_file(data):
+        out.result.lines += 1
+        if isinstance(item, ParseProblem):
+            out.problems.append(item)
+            continue
+        try:
+            stored = import_job_status(engine, job, item.data, item.status, source=source, rules=rules, now=now)
+        except Exception as exc:  # noqa: BLE001 - a document the database refuses is a reject, never a traceback
+            out.problems.append(ParseProblem(item.number, f"job {item.number}: cannot be stored ({_describe(exc)})",
+                                             ""))
+            continue
+        out.statuses.append(stored)
+        out.result.accepted += 1 if stored.stored else 0
+        out.result.duplicates += 0 if stored.stored else 1
+    if out.problems:
+        out.result.rejected = len(out.problems)
+        out.result.problems = list(out.problems)
+        insert_ignoring = _insert_ignoring_for(engine)
+        with engine.begin() as conn:
+            save_rejects(conn, insert_ignoring(_rejects), job.id, ((source, _storable(p)) for p in out.problems), rules)
+    return out
 
 
 def _observed_at(status: JobStatus) -> datetime | None:

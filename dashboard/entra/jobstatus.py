@@ -1,15 +1,121 @@
-"""Read Graph's synchronizationJob JSON into a JobStatus: what Entra itself says of the job."""
+"""Read Graph's synchronizationJob JSON into a JobStatus: what Entra itself says of the job.
+
+`read_job_status_file` reads a file given as a job status (`--format entra-job-status`): one
+synchronizationJob, its `status` object alone, or Graph's list of jobs ({"value": [...]}). What is
+not one of these (not JSON, a page of provisioning events, a Graph error answer, an object with
+none of a job's fields) is a problem naming the document, never a status: a status with nothing
+in it would replace the job's real one.
+"""
 from __future__ import annotations
 
+import gzip
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from ..ingest.records import ParseProblem
 from .records import JobStatus, Progress, Quarantine, Schedule, SyncError, TaskExecution
 from .values import optional_time, parse_iso_duration
+
+RAW_KEEP = 2000
 
 
 class JobStatusError(ValueError):
     def __init__(self, what: str) -> None:
         super().__init__(f"not a synchronizationJob or its status: {what}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobDocument:
+    """One synchronizationJob (or status) of a file, numbered from 1, and what it says."""
+
+    number: int
+    data: dict[str, Any]
+    status: JobStatus
+
+
+# Fields of a synchronizationJob, and of its status (synchronizationStatus)
+_JOB_KEYS = frozenset({"templateId", "schedule", "synchronizationJobSettings"})
+_STATUS_KEYS = frozenset({
+    "code", "quarantine", "lastExecution", "lastSuccessfulExecution", "lastSuccessfulExecutionWithExports",
+    "progress", "steadyStateFirstAchievedTime", "steadyStateLastAchievedTime", "countSuccessiveCompleteFailures",
+    "escrowsPruned", "synchronizedEntryCountByType", "troubleshootingUrl",
+})
+# Fields that only a provisioning event (provisioningObjectSummary, in any export) has
+_EVENT_KEYS = ("activityDateTime", "provisioningAction", "provisioningStatusInfo", "statusInfo", "changeId", "cycleId",
+               "provisioningSteps", "sourceIdentity", "targetIdentity", "ActivityDateTime", "TimeGenerated",
+               "ProvisioningAction", "ChangeId", "CycleId")
+
+
+def check_job_document(data: Any) -> None:
+    """Raise JobStatusError (saying what `data` is instead) unless it is a synchronizationJob or its
+    status: an object with a `status` object, or with a job's or a status's own fields."""
+    if not isinstance(data, dict):
+        raise JobStatusError(f"a JSON {_json_type(data)}, not an object")
+    event_keys = [key for key in _EVENT_KEYS if key in data]
+    if event_keys:
+        raise JobStatusError(
+            f"a provisioning event (it has {', '.join(event_keys[:3])}): import it as a provisioning log "
+            "(--format entra-graph, or without --format)")
+    if isinstance(data.get("status"), dict) or not _JOB_KEYS.isdisjoint(data) or not _STATUS_KEYS.isdisjoint(data):
+        return
+    error = data.get("error")
+    if isinstance(error, dict):
+        raise JobStatusError(f"a Graph error answer ({_str(error.get('code')) or 'no code'}: "
+                             f"{(_str(error.get('message')) or '')[:200]})")
+    shown = f"it has {', '.join(sorted(str(key) for key in data)[:5])}" if data else "it is an empty object"
+    raise JobStatusError(f"none of a job's fields (status, templateId, schedule) nor of a status's "
+                         f"(code, quarantine, lastExecution); {shown}")
+
+
+def read_job_status_file(data: bytes) -> list[JobDocument | ParseProblem]:
+    """The documents of a file given as a job status (gzip or not), each a JobDocument or the
+    problem with it. A problem with the whole file is number 0; the N-th job of a list is N."""
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        document = orjson.loads(data)
+    except (orjson.JSONDecodeError, OSError, EOFError, zlib.error) as exc:
+        return [ParseProblem(0, f"not JSON ({exc})", _text(data))]
+    listed = document.get("value") if isinstance(document, dict) and not isinstance(document.get("status"), dict) \
+        else document
+    if isinstance(listed, list):  # Graph's list of jobs, or an array of them
+        items = listed
+        if not items:
+            return [ParseProblem(0, "no synchronizationJob in the file (an empty list)", _text(data))]
+        if all(isinstance(item, dict) and any(key in item for key in _EVENT_KEYS) for item in items):
+            return [ParseProblem(0, f"a page of Entra provisioning events ({len(items)}), not a synchronizationJob: "
+                                    "import it as a provisioning log (--format entra-graph, or without --format)",
+                                 _text(data))]
+        where = "job {}: "
+    else:
+        items, where = [document], ""
+    out: list[JobDocument | ParseProblem] = []
+    for number, item in enumerate(items, 1):
+        try:
+            check_job_document(item)
+            out.append(JobDocument(number, item, parse_job_status(item)))
+        except JobStatusError as exc:
+            out.append(ParseProblem(number if where else 0, f"{where.format(number)}{exc}", _raw(item)))
+    return out
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null", int: "number",
+            float: "number"}.get(type(value), type(value).__name__)
+
+
+def _text(data: bytes) -> str:
+    return data[:RAW_KEEP].decode("utf-8", "replace")
+
+
+def _raw(item: Any) -> str:
+    try:
+        return orjson.dumps(item).decode()[:RAW_KEEP]
+    except (TypeError, orjson.JSONEncodeError):
+        return str(item)[:RAW_KEEP]
 
 
 def parse_job_status(data: Any) -> JobStatus:

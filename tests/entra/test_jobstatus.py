@@ -1,12 +1,15 @@
 """Graph's synchronizationJob JSON read into a JobStatus, including the doc's empty-string sample."""
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
+from dashboard.entra.jobstatus import JobDocument, check_job_document, read_job_status_file
 from dashboard.entra.parse import JobStatusError, parse_job_status
+from dashboard.ingest.records import ParseProblem
 from dashboard.entra.records import Progress, Quarantine, SyncError
 
 from .conftest import DATA
@@ -89,3 +92,66 @@ def test_it_reads_wrong_types_inside_as_unknown():
 def test_it_refuses_what_is_not_an_object(data):
     with pytest.raises(JobStatusError):
         parse_job_status(data)
+
+
+# -- a file given as a job status: what is not one is a problem, never a status ------------------------
+
+
+def test_a_file_of_one_job_or_graph_s_list_of_jobs_gives_its_documents():
+    job = _load("job-quarantined.json")
+
+    (one,) = read_job_status_file((DATA / "job-quarantined.json").read_bytes())
+    listed = read_job_status_file(orjson.dumps({"value": [job, job["status"]]}))
+    zipped = read_job_status_file(gzip.compress(orjson.dumps([job])))
+
+    assert isinstance(one, JobDocument) and (one.number, one.status.code) == (1, "Quarantine")
+    assert [(d.number, d.status.code, d.status.job_id is None) for d in listed] == [(1, "Quarantine", False),
+                                                                                   (2, "Quarantine", True)]
+    assert [d.status.code for d in zipped] == ["Quarantine"]
+
+
+def test_a_provisioning_log_page_is_one_problem_saying_what_it_is():
+    (problem,) = read_job_status_file((DATA / "graph-v1-example-success.json").read_bytes())
+
+    assert isinstance(problem, ParseProblem) and problem.line_no == 0
+    assert problem.reason.startswith("a page of Entra provisioning events (1), not a synchronizationJob")
+    assert '"activityDateTime"' in problem.raw
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    ({"activityDateTime": "2026-03-01T08:00:00Z", "provisioningAction": "create"},
+     "a provisioning event (it has activityDateTime, provisioningAction)"),
+    ({"TimeGenerated": "2026-03-01T08:00:00Z", "ResultType": "Success"}, "a provisioning event (it has TimeGenerated"),
+    ({}, "it is an empty object"),
+    ({"id": "x", "name": "y"}, "it has id, name"),
+    ({"error": {"code": "Request_ResourceNotFound", "message": "Not found"}},
+     "a Graph error answer (Request_ResourceNotFound: Not found)"),
+    ([], "a JSON array, not an object"),
+])
+def test_check_job_document_says_what_the_object_is_instead(data, said):
+    with pytest.raises(JobStatusError) as caught:
+        check_job_document(data)
+
+    assert str(caught.value).startswith("not a synchronizationJob or its status: ") and said in str(caught.value)
+
+
+@pytest.mark.parametrize("data", [
+    {"status": {}}, {"templateId": "scim"}, {"code": "Active"}, {"quarantine": None}, {"lastExecution": {}},
+])
+def test_check_job_document_accepts_a_job_or_a_status_by_its_own_fields(data):
+    check_job_document(data)
+
+
+def test_each_bad_job_of_a_list_is_a_problem_by_number_and_the_good_ones_are_kept():
+    items = read_job_status_file(orjson.dumps({"value": [{"code": "Active"}, {"foo": 1}, 7]}))
+
+    assert isinstance(items[0], JobDocument)
+    assert [(p.line_no, p.reason.split(":")[0]) for p in items[1:]] == [(2, "job 2"), (3, "job 3")]
+    assert items[2].reason.endswith("a JSON number, not an object")
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"\x1f\x8b\x08\x00broken", "café".encode("latin-1")])
+def test_what_does_not_decode_is_one_problem_saying_not_json(data):
+    (problem,) = read_job_status_file(data)
+
+    assert problem.line_no == 0 and problem.reason.startswith("not JSON (")

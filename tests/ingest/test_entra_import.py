@@ -230,6 +230,8 @@ def test_a_job_status_that_is_not_json_is_rejected_by_name(runner, tmp_path):  #
 
     assert result.exit_code == 1
     assert f"{path}: rejected: not JSON" in result.output
+    assert f"{path}:0: not JSON" in runner.invoke(args=["rejects", "--job", JOB]).output  # listed, as any reject
+    assert _count(EntraJobStatus) == 0
 
 
 # -- analysis on events ---------------------------------------------------------------------------
