@@ -240,21 +240,26 @@ def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> In
 
 
 def _ingest_job_status(job: Job, path: str) -> IngestResult:
-    """A synchronizationJob document (or Graph's list of them): Entra's own view of the job. What is
-    not one is a reject (listed by `flask rejects`) and leaves the stored status alone."""
+    """A synchronizationJob document (or Graph's list of them; a directory: each of its files): Entra's
+    own view of the job. What is not one is a reject (listed by `flask rejects`) and leaves the
+    stored status alone."""
     from .entra_load import import_job_status_file
     from .models import utc_now
 
-    imported = import_job_status_file(db.engine, job, Path(path).read_bytes(), source=path,
-                                      rules=ingest_options().rules, now=utc_now())
-    for problem in imported.problems:
-        click.echo(f"{path}: rejected: {problem.reason}", err=True)
-    for stored in imported.statuses:
-        status = stored.status
-        quarantine = f", quarantine: {status.quarantine.reason}" if status.quarantine and status.quarantine.reason else ""
-        click.echo(f"{path}: Entra job status {status.code or 'unknown'}{quarantine}"
-                   f" ({'stored' if stored.stored else 'already stored'})")
-    return imported.result
+    total = IngestResult()
+    files = sorted(str(f) for f in Path(path).iterdir() if f.is_file()) if Path(path).is_dir() else [path]
+    for name in files:
+        imported = import_job_status_file(db.engine, job, Path(name).read_bytes(), source=name,
+                                          rules=ingest_options().rules, now=utc_now())
+        for problem in imported.problems:
+            click.echo(f"{name}: rejected: {problem.reason}", err=True)
+        for stored in imported.statuses:
+            status = stored.status
+            quarantine = f", quarantine: {status.quarantine.reason}" if status.quarantine and status.quarantine.reason else ""
+            click.echo(f"{name}: Entra job status {status.code or 'unknown'}{quarantine}"
+                       f" ({'stored' if stored.stored else 'already stored'})")
+        _add(total, imported.result)
+    return total
 
 
 class _ProgressLine:

@@ -94,3 +94,34 @@ def test_a_skipped_synchronization_is_a_skip_not_a_write():
     event = convert_record(_beta_record("EntrySynchronizationSkipped", status="skipped"), 1)
 
     assert event.action is A.OTHER and fact_of(event).operation == "skip"
+
+
+def test_imported_beta_records_are_stored_with_their_action_and_operation(runner, tmp_path):  # type: ignore[no-untyped-def]
+    import orjson
+    from sqlalchemy import select
+
+    from dashboard.db import db
+    from dashboard.models import EntraEvent
+
+    names = ["EntryExportUpdate", "EntryExportAdd", "EntryExportDelete", "EntryExportUpdateSoftDelete", "EntryImport"]
+    records = []
+    for number, name in enumerate(names, 1):
+        record = _beta_record(name)
+        record["id"] = f"beta-{number}"
+        record["changeId"] = f"change-{number}"
+        record["sourceIdentity"] = {**record["sourceIdentity"], "id": f"src-{number}"}
+        record["targetIdentity"] = {**record["targetIdentity"], "id": f"tgt-{number}"}
+        records.append(record)
+    page = tmp_path / "beta.json"
+    page.write_bytes(orjson.dumps({"@odata.context": "https://graph.microsoft.com/beta/$metadata#auditLogs/provisioning",
+                                   "value": records}))
+
+    result = runner.invoke(args=["ingest", str(page), "--job", "uniflow-prod"])
+
+    assert result.exit_code == 0, result.output
+    stored = dict(db.session.execute(select(EntraEvent.entra_id, EntraEvent.action)).all())
+    operations = dict(db.session.execute(select(EntraEvent.entra_id, EntraEvent.operation)).all())
+    assert stored == {"beta-1": "update", "beta-2": "create", "beta-3": "delete", "beta-4": "disable",
+                      "beta-5": "other"}
+    assert operations == {"beta-1": "update", "beta-2": "create", "beta-3": "delete", "beta-4": "disable",
+                          "beta-5": "lookup"}

@@ -160,3 +160,18 @@ def test_a_rejected_document_holding_nul_bytes_is_listed_too(runner, tmp_path, f
 
     assert result.exit_code == 1, result.output
     assert f"{path}:" in _rejects(runner)
+
+
+def test_a_directory_given_as_job_status_reads_each_of_its_files(runner, tmp_path):  # type: ignore[no-untyped-def]
+    folder = tmp_path / "statuses"
+    folder.mkdir()
+    (folder / "a.json").write_bytes((DATA / "job-quarantined.json").read_bytes())
+    (folder / "b.json").write_bytes(PAGE.read_bytes())
+
+    result = _ingest(runner, str(folder), "--format", "entra-job-status")
+
+    assert result.exit_code == 1
+    assert f"{folder / 'a.json'}: Entra job status Quarantine" in result.output
+    assert f"{folder / 'b.json'}: rejected: a page of Entra provisioning events" in result.output
+    assert _statuses() == [("Quarantine", "EncounteredEscrowProportionThreshold")]
+    assert f"{folder / 'b.json'}:0: " in _rejects(runner)
