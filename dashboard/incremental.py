@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from .models import Cycle, Exchange, JobAnalysis, ScimUser, Signature, SignatureUser, UserCycle
+from .models import Cycle, EntraEvent, Exchange, JobAnalysis, ScimUser, ScimUserAlias, Signature, SignatureUser, UserCycle
 from .analysis.cycles import CycleIndex, Span
 from .analysis.outcomes import Fact, Summary, bucket_of, empty_counts
 from .analysis.signatures import is_signature_worthy, signature_of
@@ -24,6 +24,8 @@ _users = ScimUser.__table__
 _sigs = Signature.__table__
 _sig_users = SignatureUser.__table__
 _jobs_analysis = JobAnalysis.__table__
+_events = EntraEvent.__table__
+_aliases = ScimUserAlias.__table__
 REFERENCE_OPS = {"group_update", "group_create", "group_delete"}  # membership and group changes
 NO_USER_OPS = {"connection_test"}
 _CHUNK = 300
@@ -267,7 +269,7 @@ class BatchAnalyzer:
             if row.get("user_id") is None or row["operation"] in NO_USER_OPS or row["operation"].startswith("group_"):
                 continue
             key = (row["cycle_id"], row["user_id"])
-            summary = Summary.of(Fact(row["id"], row["ts_us"], row["operation"], row["status"]))
+            summary = Summary.of(Fact(row["id"], row["ts_us"], row["operation"], row["status"], row.get("found")))
             fresh[key] = fresh[key].merge(summary) if key in fresh else summary
         if not fresh:
             return set()
@@ -399,6 +401,7 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
             histories[user_id].append(CycleOutcome(
                 cycle_id, started_us, operation, outcome, folded.last_us,
                 failure.id if failure else None, failure.ts_us if failure else None,
+                lookup_result(folded),
             ))
     params = []
     for user_id in ordered:
@@ -418,6 +421,16 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
         ),
         params,
     )
+
+
+def lookup_result(summary: Summary) -> bool | None:
+    """What a cycle's lookups said of the account: found (True), not there (False), or unknown
+    (None: no lookup answered, or exchanges stored before lookups' answers were kept)."""
+    if summary.found:
+        return True
+    if summary.missed:
+        return False
+    return None
 
 
 def merge_cycles(conn: Connection, *, keep: int, drop: int) -> None:
@@ -445,6 +458,61 @@ def merge_cycles(conn: Connection, *, keep: int, drop: int) -> None:
     recount_cycle(conn, keep)
     refresh_user_states(conn, {user_id for _rid, user_id, _s in dropped})
     _mark_dirty(conn, span[2], span[0])
+
+
+def merge_users(conn: Connection, *, keep: int, drop: int) -> None:
+    """Two rows turned out to be one person (ingest/resolve.py): everything of `drop` becomes
+    `keep`'s (exchanges, Entra events, per-cycle outcomes, signatures, aliases), then `drop` goes.
+    Cycles where both took part are folded into one outcome and recounted."""
+    conn.execute(update(_exchanges).where(_exchanges.c.user_id == drop).values(user_id=keep))
+    conn.execute(update(_events).where(_events.c.user_id == drop).values(user_id=keep))
+    dropped = conn.execute(
+        select(_user_cycles.c.id, _user_cycles.c.cycle_id, _user_cycles.c.summary).where(_user_cycles.c.user_id == drop)
+    ).all()
+    recount: set[int] = set()
+    if dropped:
+        kept = load_user_cycles(conn, [(cycle_id, keep) for _rid, cycle_id, _s in dropped])
+        for rid, cycle_id, summary in dropped:
+            if (cycle_id, keep) in kept:
+                keep_rid, mine = kept[(cycle_id, keep)]
+                merged = mine.merge(Summary.from_dict(orjson.loads(summary)))
+                conn.execute(update(_user_cycles).where(_user_cycles.c.id == keep_rid).values(
+                    operation=merged.operation, outcome=merged.outcome.value, summary=orjson.dumps(merged.to_dict()).decode()))
+                conn.execute(delete(_user_cycles).where(_user_cycles.c.id == rid))
+                recount.add(cycle_id)
+            else:
+                conn.execute(update(_user_cycles).where(_user_cycles.c.id == rid).values(user_id=keep))
+    sig_ids = conn.scalars(select(_sig_users.c.sig_id).where(_sig_users.c.user_id == drop)).all()
+    if sig_ids:
+        both = set(conn.scalars(select(_sig_users.c.sig_id).where(
+            _sig_users.c.user_id == keep, _sig_users.c.sig_id.in_(sig_ids))).all())
+        conn.execute(delete(_sig_users).where(_sig_users.c.user_id == drop))
+        moved = [s for s in sig_ids if s not in both]
+        if moved:
+            conn.execute(_sig_users.insert(), [{"sig_id": s, "user_id": keep} for s in moved])
+        for sig_id in both:
+            conn.execute(update(_sigs).where(_sigs.c.id == sig_id).values(users=_sigs.c.users - 1))
+    mine = {(kind, key): (first, last) for kind, key, first, last in conn.execute(
+        select(_aliases.c.kind, _aliases.c.key, _aliases.c.first_us, _aliases.c.last_us).where(_aliases.c.user_id == keep))}
+    for alias_id, kind, key, first, last in conn.execute(
+        select(_aliases.c.id, _aliases.c.kind, _aliases.c.key, _aliases.c.first_us, _aliases.c.last_us)
+        .where(_aliases.c.user_id == drop)
+    ).all():
+        if (kind, key) in mine:
+            low, high = mine[(kind, key)]
+            conn.execute(update(_aliases).where(_aliases.c.user_id == keep, _aliases.c.kind == kind, _aliases.c.key == key)
+                         .values(first_us=min(low, first), last_us=max(high, last)))
+            conn.execute(delete(_aliases).where(_aliases.c.id == alias_id))
+        else:
+            conn.execute(update(_aliases).where(_aliases.c.id == alias_id).values(user_id=keep))
+    conn.execute(delete(_users).where(_users.c.id == drop))
+    for cycle_id in sorted(recount):
+        recount_cycle(conn, cycle_id)
+    refresh_user_states(conn, {keep})
+    if recount:
+        job_id, start = conn.execute(select(_cycles.c.job_id, func.min(_cycles.c.started_us))
+                                     .where(_cycles.c.id.in_(sorted(recount))).group_by(_cycles.c.job_id)).first()  # type: ignore[misc]
+        _mark_dirty(conn, job_id, start)
 
 
 def recount_cycle(conn: Connection, cycle_id: int) -> None:

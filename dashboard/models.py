@@ -89,15 +89,21 @@ class IngestToken(db.Model):
 
 
 class ScimUser(db.Model):
-    """A user of the target as the traffic reveals it: userName, externalId and the target's id.
+    """A person as the traffic reveals them (see ingest/resolve.py for the rules).
 
-    A row may start with only a SCIM id (a PATCH seen before the create that named it) and be
-    completed, or merged into another, when a later exchange tells who it is.
+    Identity is durable: Entra's source object (the externalId) and the target's SCIM id. The
+    userName is an attribute that changes (renames, corrections) and that two people may briefly
+    share, so it is not unique; its history, and every SCIM id the person had, are kept as
+    aliases (ScimUserAlias). The columns hold the current values: `user_name` and `scim_id` are
+    those of the latest exchange that named them (`name_us`, `scim_us`), whatever the arrival
+    order. A row may start with only a userName (a lookup that found nothing) or only a SCIM id
+    (a PATCH seen before the create that named it): a provisional identity, merged into the
+    durable one when an exchange links them. Two rows with an externalId are never merged.
     """
 
     __tablename__ = "scim_user"
     __table_args__ = (
-        UniqueConstraint("job_id", "name_key"),
+        Index("ix_scim_user_job_name_key", "job_id", "name_key"),
         Index("ix_scim_user_job_scim_id", "job_id", "scim_id"),
         Index("ix_scim_user_job_external_id", "job_id", "external_id"),
         Index("ix_scim_user_job_state", "job_id", "state"),
@@ -106,9 +112,11 @@ class ScimUser(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
     user_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    name_key: Mapped[str | None] = mapped_column(String(512), nullable=True)  # lower-cased userName
+    name_key: Mapped[str | None] = mapped_column(String(512), nullable=True)  # ingest.identity.name_key
     external_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     scim_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    name_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # when user_name was last named
+    scim_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # when scim_id was last named
     # Derived from the user's cycles (analysis.users.user_state); kept current by ingestion.
     state: Mapped[str] = mapped_column(String(20), default="unknown", server_default="unknown")
     provisioned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
@@ -122,6 +130,30 @@ class ScimUser(db.Model):
     @property
     def label(self) -> str:
         return self.user_name or self.external_id or self.scim_id or f"user #{self.id}"
+
+
+class ScimUserAlias(db.Model):
+    """One name a person went by, or one identifier they had, and when it was seen.
+
+    kind: "n" a userName (key: its name key), "e" an externalId, "s" a SCIM id of the target.
+    The history of names ("alice until cycle 5, alice.smith since") and the search by any past
+    name or id read this table; so does the resolver, to find a person by an id they once had.
+    """
+
+    __tablename__ = "scim_user_alias"
+    __table_args__ = (
+        UniqueConstraint("user_id", "kind", "key"),
+        Index("ix_scim_user_alias_job_kind_key", "job_id", "kind", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("scim_user.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(1))
+    key: Mapped[str] = mapped_column(String(512))
+    value: Mapped[str] = mapped_column(String(512))
+    first_us: Mapped[int] = mapped_column(BigInteger)
+    last_us: Mapped[int] = mapped_column(BigInteger)
 
 
 class Exchange(db.Model):
@@ -164,6 +196,8 @@ class Exchange(db.Model):
     cycle_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # cycle_id from the log
     scim_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A lookup's answer: True found the account, False an empty ListResponse; None otherwise.
+    found: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycle.id", ondelete="SET NULL"), nullable=True)
     sig_id: Mapped[int | None] = mapped_column(ForeignKey("signature.id", ondelete="SET NULL"), nullable=True)

@@ -10,7 +10,7 @@ from .incremental import BatchAnalyzer
 
 _e = Exchange.__table__
 _COLUMNS = (_e.c.id, _e.c.job_id, _e.c.ts_us, _e.c.operation, _e.c.status, _e.c.failed, _e.c.user_id,
-            _e.c.cycle_key, _e.c.scim_type, _e.c.error_detail, _e.c.duration_ms)
+            _e.c.cycle_key, _e.c.scim_type, _e.c.error_detail, _e.c.duration_ms, _e.c.found)
 
 
 def reset(conn, job_id: int) -> None:  # type: ignore[no-untyped-def]

@@ -40,6 +40,7 @@ class IngestSettings:
     )
     guid_lookups_are_connection_tests: bool = True
     workers: int = 2  # processes preparing the lines of a large input (`flask ingest`); 0: none
+    future_tolerance_minutes: int = 60  # lines dated later than ingest time + this are rejected
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ _TABLES = {
     "entra": EntraSettings,
 }
 _POSITIVE = {
-    "ingest.batch_size", "ingest.push_max_bytes", "jobs.scope_size", "cycles.gap_minutes",
+    "ingest.batch_size", "ingest.push_max_bytes", "ingest.future_tolerance_minutes", "jobs.scope_size", "cycles.gap_minutes",
     "cycles.interval_minutes", "quarantine.min_failures", "quarantine.total_failures",
     "quarantine.absolute_failures", "quarantine.deletion_threshold", "quarantine.disable_after_days",
     "reports.interval_minutes",

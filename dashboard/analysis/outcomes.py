@@ -27,6 +27,7 @@ class Fact:
     ts_us: int
     operation: str
     status: int
+    found: bool | None = None  # a lookup's answer: found the account, or an empty ListResponse
 
     @property
     def bad(self) -> bool:
@@ -57,6 +58,8 @@ class Summary:
     last: Mark
     last_write: Mark | None = None
     last_failure: Mark | None = None
+    found: int = 0  # lookups that found the account
+    missed: int = 0  # lookups answered with an empty ListResponse (no such account in the target)
 
     @classmethod
     def of(cls, fact: Fact) -> Summary:
@@ -71,6 +74,8 @@ class Summary:
             last=mark,
             last_write=mark if fact.operation in WRITES else None,
             last_failure=mark if fact.bad else None,
+            found=1 if fact.found is True and not fact.bad else 0,
+            missed=1 if fact.found is False and not fact.bad else 0,
         )
 
     def merge(self, other: Summary) -> Summary:
@@ -84,6 +89,8 @@ class Summary:
             last=_latest(self.last, other.last),  # type: ignore[arg-type]
             last_write=_latest(self.last_write, other.last_write),
             last_failure=_latest(self.last_failure, other.last_failure),
+            found=self.found + other.found,
+            missed=self.missed + other.missed,
         )
 
     @property
@@ -103,17 +110,20 @@ class Summary:
 
     def to_dict(self) -> list:
         """A compact JSON form (a list: one is stored per user and cycle)."""
-        return [self.first_us, self.last_us, self.requests, self.writes, self.failures, self.lookups,
+        data = [self.first_us, self.last_us, self.requests, self.writes, self.failures, self.lookups,
                 _mark_list(self.last), _mark_list(self.last_write), _mark_list(self.last_failure)]
+        return data + [self.found, self.missed] if (self.found or self.missed) else data
 
     @classmethod
     def from_dict(cls, data: list | dict) -> Summary:
         if isinstance(data, dict):  # the first, keyed form
             marks = {k: (Mark(**data[k]) if data.get(k) else None) for k in ("last", "last_write", "last_failure")}
             return cls(**{**data, **marks})
-        first_us, last_us, requests, writes, failures, lookups, last, last_write, last_failure = data
+        first_us, last_us, requests, writes, failures, lookups, last, last_write, last_failure = data[:9]
+        found, missed = data[9:11] if len(data) >= 11 else (0, 0)
         return cls(first_us, last_us, requests, writes, failures, lookups, Mark(*last),
-                   Mark(*last_write) if last_write else None, Mark(*last_failure) if last_failure else None)
+                   Mark(*last_write) if last_write else None, Mark(*last_failure) if last_failure else None,
+                   found, missed)
 
 
 def _mark_list(mark: Mark | None) -> list | None:

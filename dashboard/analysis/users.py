@@ -26,6 +26,7 @@ class CycleOutcome:
     last_us: int
     last_failure_id: int | None = None
     last_failure_us: int | None = None
+    lookup: bool | None = None  # only lookups: True one found the account, False none did; None unknown
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,10 @@ def user_state(history: list[CycleOutcome]) -> StateOfUser:
             continue
         streak, since_us, since_cycle = 0, None, None
         if row.outcome == "skipped":
-            provisioned = provisioned or row.operation == "none"  # the lookup found the account
+            if row.lookup is True:  # the lookup found the account: it is there, nothing to change
+                provisioned = True
+            elif row.lookup is False and provisioned:  # it was there, and the target has it no more
+                deleted = True
             continue
         if row.operation in ("create", "update", "enable"):
             provisioned, disabled, deleted = True, False, False

@@ -38,7 +38,7 @@ def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Clas
     filter_text = _filter_of(exchange) if resource == "users" and exchange.method == "GET" and not resource_id else None
     operation = _operation(exchange, resource, resource_id, filter_text)
     terms = _terms(filter_text or "") if operation is Operation.LOOKUP else None
-    user_name, external_id = _identity(exchange, operation, terms)
+    user_name, external_id = _identity(exchange, operation, terms, resource_id)
     if operation is Operation.LOOKUP and guid_lookups_are_tests and _is_test_lookup(exchange, terms):
         operation = Operation.CONNECTION_TEST
     if operation is Operation.CONNECTION_TEST:
@@ -54,7 +54,33 @@ def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Clas
         external_id if resource == "users" else None,
         scim_id,
         scim_error_of(exchange) if (failed or exchange.status >= 400) else None,
+        lookup_found(exchange, operation),
     )
+
+
+def lookup_found(exchange: Exchange, operation: Operation) -> bool | None:
+    """Did a lookup (or a read by id) find the account? An empty ListResponse, or a 404, says
+    no; a resource in the answer says yes; anything else (an error, no body) says nothing."""
+    if operation is Operation.READ:
+        return True if 200 <= exchange.status < 300 else (False if exchange.status == 404 else None)
+    if operation is not Operation.LOOKUP:
+        return None
+    if exchange.status == 404:
+        return False
+    if not 200 <= exchange.status < 300:
+        return None
+    body = exchange.response_body
+    if not isinstance(body, dict):
+        return None
+    resources = body.get("Resources", body.get("resources"))
+    total = body.get("totalResults")
+    if isinstance(resources, list) and resources:
+        return True
+    if isinstance(total, int) and not isinstance(total, bool):
+        return total > 0
+    if isinstance(resources, list):  # an empty list and no total
+        return False
+    return None
 
 
 def split_path(path: str) -> tuple[str | None, str | None]:
@@ -200,7 +226,11 @@ def _terms(text: str) -> dict[str, str]:
     return terms
 
 
-def _identity(exchange: Exchange, operation: Operation, terms: dict[str, str] | None) -> tuple[str | None, str | None]:
+def _identity(
+    exchange: Exchange, operation: Operation, terms: dict[str, str] | None, resource_id: str | None = None,
+) -> tuple[str | None, str | None]:
+    """userName and externalId: from the request (a create's body, a lookup's filter), completed
+    from the one resource of the answer, unless that resource is another than the path's."""
     user_name = external_id = None
     if operation in (Operation.CREATE, Operation.UPDATE) and isinstance(exchange.request_body, dict):
         if exchange.method in ("POST", "PUT"):
@@ -211,17 +241,23 @@ def _identity(exchange: Exchange, operation: Operation, terms: dict[str, str] | 
             terms = filter_terms(exchange)
         user_name = terms.get("username")
         external_id = terms.get("externalid")
-    if user_name is None and external_id is None:
+    if user_name is None or external_id is None:
         resource = _single_resource(exchange.response_body)
-        if resource is not None:
-            user_name = _str(resource.get("userName"))
-            external_id = _str(resource.get("externalId"))
+        if resource is not None and (resource_id is None or _str(resource.get("id")) in (None, resource_id)):
+            if user_name is None and external_id is None:
+                user_name = _str(resource.get("userName"))
+            if external_id is None and (user_name is None or _same_name(user_name, resource.get("userName"))):
+                external_id = _str(resource.get("externalId"))
     return user_name, external_id
+
+
+def _same_name(a: str, b: Any) -> bool:
+    return isinstance(b, str) and a.casefold() == b.casefold()
 
 
 def _response_id(exchange: Exchange) -> str | None:
     resource = _single_resource(exchange.response_body)
-    return _str(resource.get("id")) if resource is not None else None
+    return _str(resource.get("id")) if resource is not None else None  # (only asked when the path has no id)
 
 
 def _single_resource(body: Any) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from itertools import islice
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import exc, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -27,9 +27,9 @@ from ..incremental import BatchAnalyzer
 from . import codec
 from .classify import classify
 from .prepare import (
-    DEFERRED_LEN, P_BLOB, P_CYCLE_KEY, P_DEDUPE, P_DURATION_MS, P_ERROR_DETAIL, P_EXTERNAL_ID, P_FAILED, P_JOB_ID,
-    P_METHOD, P_OPERATION, P_REQUEST_ID, P_SCIM_ID, P_SCIM_TYPE, P_STATUS, P_TS_US, P_USER_NAME, Preparer, Workers,
-    blob_of, dedupe_key, stable_hash,
+    DEFERRED_LEN, P_BLOB, P_CYCLE_KEY, P_DEDUPE, P_DURATION_MS, P_ERROR_DETAIL, P_EXTERNAL_ID, P_FAILED, P_FOUND,
+    P_JOB_ID, P_LINE_NO, P_METHOD, P_OPERATION, P_REQUEST_ID, P_SCIM_ID, P_SCIM_TYPE, P_STATUS, P_TS_US, P_USER_NAME,
+    Preparer, Workers, blob_of, dedupe_key, stable_hash,
 )
 from .redact import RedactionRules, redact_body, redact_text
 from .records import ParseProblem
@@ -72,6 +72,7 @@ class IngestOptions:
     only_job: bool = False  # HTTP push: a token is for one job, lines naming another are rejected
     gap_us: int = 15 * 60 * 1_000_000  # quiet time that ends an inferred cycle
     workers: int = 0  # processes that prepare the lines of a large input (0: all in this process)
+    future_tolerance_us: int | None = 60 * 60 * 1_000_000  # lines dated later than now + this are rejected
 
 
 def options_from(config: IngestSettings, *, only_job: bool = False, cycles: CycleSettings | None = None) -> IngestOptions:
@@ -88,6 +89,7 @@ def options_from(config: IngestSettings, *, only_job: bool = False, cycles: Cycl
         batch_size=config.batch_size,
         guid_lookups_are_tests=config.guid_lookups_are_connection_tests,
         only_job=only_job,
+        future_tolerance_us=config.future_tolerance_minutes * 60 * 1_000_000,
     )
 
 
@@ -183,13 +185,48 @@ class _Loader:
         self.preparer = Preparer(
             rules=options.rules, guid_lookups_are_tests=options.guid_lookups_are_tests, job_id=job.id,
             job_name=job.name, jobs=dict(self.jobs), only_job=options.only_job,
+            not_after_us=None if options.future_tolerance_us is None else to_us(_now()) + options.future_tolerance_us,
         )
         self._sqlite = dialect == "sqlite"
         self.large = False  # the input has proved large: see LARGE_INPUT_CACHE_KIB
         self._cache_size: int | None = None  # the connection's own, while ours is set
 
     def load_batch(self, batch: list, count: int, result: IngestResult) -> None:
-        """Store one batch of `count` lines, prepared (see prepare.py), in one transaction."""
+        """Store one batch of `count` lines, prepared (see prepare.py), in one transaction.
+
+        A valid line never stops an ingest: if the batch fails for any reason but the database
+        being unreachable, it is rolled back and its lines are stored one by one; a line that
+        still fails becomes a reject naming the error, and the ingest goes on."""
+        try:
+            self._store_batch(batch, count, result)
+            return
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+            self._forget()
+            raise  # the database itself: nothing is wrong with the lines
+        except Exception as error:  # noqa: BLE001 - found out line by line below
+            self._forget()
+            log.warning("ingest: a batch of %s failed (%s); storing its lines one by one", self.source, _brief(error))
+        blanks = count - len(batch)  # lines the batch does not list (there are none today)
+        for item in batch:
+            if item is None:
+                self._store_batch([], 1, result)
+                continue
+            try:
+                self._store_batch([item], 1, result)
+            except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+                self._forget()
+                raise
+            except Exception as error:  # noqa: BLE001 - this line is the culprit: a reject, never a stop
+                self._forget()
+                self._store_batch([_failed_line(item, error)], 1, result)
+        if blanks:
+            self._store_batch([], blanks, result)
+
+    def _forget(self) -> None:
+        for resolver in self.resolvers.values():
+            resolver.forget()
+
+    def _store_batch(self, batch: list, count: int, result: IngestResult) -> None:
         rows: dict[tuple[int, int], dict] = {}
         problems: list[ParseProblem] = []
         parsed: list[tuple] = []
@@ -233,11 +270,13 @@ class _Loader:
                     "status": item[P_STATUS],
                     "failed": item[P_FAILED],
                     "duration_ms": item[P_DURATION_MS],
-                    "user_id": resolvers[job_id].resolve_names(conn, item[P_USER_NAME], item[P_EXTERNAL_ID], item[P_SCIM_ID]),
+                    "user_id": resolvers[job_id].resolve_names(
+                        conn, item[P_USER_NAME], item[P_EXTERNAL_ID], item[P_SCIM_ID], item[P_TS_US]),
                     "request_id": item[P_REQUEST_ID],
                     "cycle_key": item[P_CYCLE_KEY],
                     "scim_type": item[P_SCIM_TYPE],
                     "error_detail": item[P_ERROR_DETAIL],
+                    "found": item[P_FOUND],
                     "blob": item[P_BLOB],
                 }
             if rows:
@@ -246,6 +285,8 @@ class _Loader:
                 for exchange_id, dedupe, job_id in self._insert_exchanges(conn, new_rows):
                     rows[(job_id, dedupe)]["id"] = exchange_id
                 self.analyzer.after_insert(conn, [row for row in new_rows if "id" in row])
+            for resolver in self.resolvers.values():
+                resolver.finish_batch(conn)
             self._save_problems(conn, problems)
             result.lines += count
             result.accepted += len(rows)
@@ -267,7 +308,7 @@ class _Loader:
 
     def _finish_deferred(self, item: tuple) -> tuple:
         """Classify and pack, here, an exchange whose preparation raised (it raises again here)."""
-        job_id, dedupe, exchange = item
+        job_id, dedupe, exchange, line_no = item
         found = classify(exchange, guid_lookups_are_tests=self.options.guid_lookups_are_tests)
         error = found.error
         return (
@@ -275,7 +316,7 @@ class _Loader:
             exchange.duration_ms, exchange.request_id[:200] if exchange.request_id else None,
             exchange.cycle_id[:200] if exchange.cycle_id else None, error.scim_type if error else None,
             error.detail if error else None, codec.pack(blob_of(exchange)), found.user_name, found.external_id,
-            found.scim_id,
+            found.scim_id, found.found, line_no,
         )
 
     def _insert_exchanges(self, conn: Connection, rows: list[dict]) -> Iterable[tuple[int, int, int]]:
@@ -367,6 +408,32 @@ class _Loader:
         if self._insert is None:
             return insert(table)
         return self._insert(table).on_conflict_do_nothing()
+
+
+def _failed_line(item: tuple, error: BaseException) -> ParseProblem:
+    """The reject for a prepared line that could not be stored: its number, the error, and its
+    redacted content (the raw line is gone by now; what was prepared is redacted already)."""
+    if item.__class__ is ParseProblem:
+        return ParseProblem(item.line_no, f"{item.reason} (and the reject could not be stored as it was: "
+                            f"{type(error).__name__})", "")
+    if len(item) == DEFERRED_LEN:
+        _job_id, _dedupe, exchange, line_no = item
+        raw = orjson.dumps(blob_of(exchange), default=str).decode("utf-8", "replace")
+    else:
+        line_no = item[P_LINE_NO]
+        try:
+            raw = orjson.dumps(codec.unpack(item[P_BLOB]), default=str).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - only the reject's sample
+            raw = ""
+    return ParseProblem(line_no, f"line {line_no}: could not be stored ({_brief(error)})", raw[:2000])
+
+
+def _brief(error: BaseException) -> str:
+    """The class and first words of an error; for the database's, its own message without the
+    statement and parameters that SQLAlchemy adds."""
+    cause = error.orig if isinstance(error, exc.DBAPIError) and error.orig is not None else error
+    message = " ".join(str(cause).split())[:300]
+    return f"{type(cause).__name__}: {message}" if message else type(cause).__name__
 
 
 def save_rejects(conn: Connection, statement, job_id: int,  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ this module and the pure modules it uses (no Flask, no SQLAlchemy), which keeps 
   None           a blank line,
   ParseProblem   a rejected line (invalid, or naming a job it may not),
   Prepared       a tuple: the exchange columns but the user, and the user's names (`P_*`);
-  Deferred       a tuple (job_id, dedupe, exchange) for the rare exchange that classify or pack
+  Deferred       a tuple (job_id, dedupe, exchange, line_no) for the rare exchange that classify or pack
                  raised on: the loader repeats them, in-process, only if the line is not a
                  duplicate (as it always did), so that the error surfaces exactly where it used to.
 """
@@ -39,10 +39,12 @@ from .parse import parse_line
 from .records import Exchange, ParseProblem
 from .redact import RedactionRules, redact
 
-# Fields of a Prepared tuple. The first fourteen but user_id are the exchange columns.
+# Fields of a Prepared tuple. The first thirteen are exchange columns; then the user's names,
+# and the lookup's answer (the `found` column).
 (P_JOB_ID, P_DEDUPE, P_TS_US, P_METHOD, P_OPERATION, P_STATUS, P_FAILED, P_DURATION_MS, P_REQUEST_ID,
- P_CYCLE_KEY, P_SCIM_TYPE, P_ERROR_DETAIL, P_BLOB, P_USER_NAME, P_EXTERNAL_ID, P_SCIM_ID) = range(16)
-DEFERRED_LEN = 3
+ P_CYCLE_KEY, P_SCIM_TYPE, P_ERROR_DETAIL, P_BLOB, P_USER_NAME, P_EXTERNAL_ID, P_SCIM_ID, P_FOUND,
+ P_LINE_NO) = range(18)
+DEFERRED_LEN = 4
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Preparer:
     job_name: str
     jobs: dict[str, int] = field(default_factory=dict)  # every known job by name
     only_job: bool = False
+    not_after_us: int | None = None  # lines dated later than this are rejected (a clock gone wrong)
 
     def prepare(self, lines: Iterable[tuple[int, bytes | str]]) -> list[Any]:
         out: list[Any] = []
@@ -70,20 +73,25 @@ class Preparer:
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 append(ParseProblem(line_no, reason, text[:2000]))
                 continue
+            if self.not_after_us is not None and ts_us(item.ts) > self.not_after_us:  # type: ignore[union-attr]
+                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                append(ParseProblem(line_no, future_reason(item.ts, self.not_after_us), text[:2000]))  # type: ignore[union-attr]
+                continue
             clean = redact(item, rules)  # type: ignore[arg-type]
             dedupe = dedupe_key(clean)
             try:
                 found = classify(clean, guid_lookups_are_tests=guid_tests)
                 blob = codec.pack(blob_of(clean))
             except Exception:  # noqa: BLE001 - repeated by the loader if the line is new
-                append((job_id, dedupe, clean))
+                append((job_id, dedupe, clean, line_no))
                 continue
             error = found.error
             append((
                 job_id, dedupe, ts_us(clean.ts), clean.method, found.operation.value, clean.status, found.failed,
                 clean.duration_ms, clean.request_id[:200] if clean.request_id else None,
                 clean.cycle_id[:200] if clean.cycle_id else None, error.scim_type if error else None,
-                error.detail if error else None, blob, found.user_name, found.external_id, found.scim_id,
+                error.detail if error else None, blob, found.user_name, found.external_id, found.scim_id, found.found,
+                line_no,
             ))
         return out
 
@@ -96,6 +104,14 @@ class Preparer:
         if job_id is None:
             return None, f"field 'job' names an unknown job '{exchange.job[:100]}' (add it with `flask job add`)"
         return job_id, ""
+
+
+def future_reason(ts: Any, not_after_us: int) -> str:
+    from datetime import UTC, datetime
+
+    limit = datetime.fromtimestamp(not_after_us / 1_000_000, UTC).replace(microsecond=0)
+    return (f"field 'ts' is {ts.isoformat()}, later than {limit.isoformat()} (the time of ingest plus "
+            f"ingest.future_tolerance_minutes): a clock ahead of time; the line is not stored")
 
 
 def blob_of(exchange: Exchange) -> dict:

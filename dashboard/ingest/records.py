@@ -79,3 +79,4 @@ class Classified:
     external_id: str | None = None
     scim_id: str | None = None  # the target's id, from the path or the response
     error: ScimError | None = None
+    found: bool | None = None  # a lookup or read answered: the account is there (True) or not (False)

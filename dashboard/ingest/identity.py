@@ -1,0 +1,41 @@
+"""Who a line is about: the pure rules of identity (no database; see resolve.py for the store).
+
+Entra ID and the target define identity, not the userName:
+- the externalId (Entra's source object, when it is mapped) is durable and never shared;
+- the target's SCIM id is durable for the life of the account (a user deleted in the target and
+  created again gets a new one: the person keeps both, as history);
+- the userName is an attribute: it is renamed and corrected, and two people may hold the same one
+  for a while (one of them gets 409 uniqueness).
+
+Names are compared by `name_key`: Unicode NFKC (a no-break space is a space, full-width letters
+are letters), case folded, runs of white space made one space, trimmed. Two spellings with one
+key are one name, as the target's uniqueness check would have it.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+NAME = "n"  # ScimUserAlias.kind of a userName
+EXTERNAL = "e"  # ... of an externalId
+SCIM = "s"  # ... of the target's SCIM id
+KEY_LENGTH = 512
+
+
+def name_key(user_name: str | None) -> str | None:
+    """The comparable form of a userName (None for none or only white space)."""
+    if not user_name:
+        return None
+    if user_name.isascii():
+        key = " ".join(user_name.lower().split())
+    else:
+        key = " ".join(unicodedata.normalize("NFKC", user_name).casefold().split())
+    return key[:KEY_LENGTH] or None
+
+
+def nearest(spans: dict[int, tuple[int, int]], ts_us: int) -> list[int]:
+    """The users whose span (first_us, last_us) is nearest `ts_us` (0 inside), nearest first."""
+    def distance(item: tuple[int, tuple[int, int]]) -> tuple[int, int]:
+        user_id, (first, last) = item
+        return (0 if first <= ts_us <= last else min(abs(ts_us - first), abs(ts_us - last)), user_id)
+
+    return [user_id for user_id, _span in sorted(spans.items(), key=distance)]
