@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 RAW_KEEP = 2000
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[\s,]*")
@@ -64,6 +66,24 @@ def iter_array(text: str, pos: int) -> Iterator[Element]:
             if following is None:
                 return
             pos = stop
+            continue
+        except (RecursionError, ValueError) as exc:  # nested too deep; an integer of thousands of digits
+            following = resync.search(text, pos + 1) if resync else None
+            stop = following.start(1) if following else end_of_text
+            what = "nested too deep" if isinstance(exc, RecursionError) else "a number too long"
+            yield Element(number, problem=f"malformed JSON: {what}", raw=text[pos:stop].rstrip().rstrip(",")[:RAW_KEEP])
+            if following is None:
+                return
+            pos = stop
+            continue
+        try:
+            # The standard library found where the element ends; orjson reads it, so that a
+            # salvaged record means what it means in a file that decodes whole (no NaN or
+            # Infinity, no integers beyond 64 bits, no lone surrogates, the same depth limit).
+            value = orjson.loads(text[pos:end])
+        except orjson.JSONDecodeError as exc:
+            yield Element(number, problem=f"malformed JSON: {exc.msg}", raw=text[pos:end][:RAW_KEEP])
+            pos = end
             continue
         if resync is None:
             resync = _resync_pattern(value)

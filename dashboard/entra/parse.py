@@ -26,10 +26,11 @@ import orjson
 
 from ..ingest.prepare import stable_hash
 from ..ingest.records import ParseProblem
-from ..ingest.redact import DEFAULT_RULES, RedactionRules, redact_body
+from ..ingest.redact import DEFAULT_RULES, MAX_NESTING, RedactionRules, cut_nesting, deeper_than, redact_body, too_deep
 from .jobstatus import JobStatusError, parse_job_status
 from .jsonscan import find_array, iter_array
 from .normalize import RecordError, event_from_record
+from .parts import nul_field
 from .portal_csv import csv_kind, read_portal_csv, read_rows
 from .records import ProvisioningEvent, RawFormat
 from .redaction import Redactor, redactor_for
@@ -54,7 +55,10 @@ _LA_COLUMNS = frozenset({"timegenerated", "resulttype", "resultsignature", "resu
 def detect_format(head: bytes) -> str:
     """The format of a file from its first bytes (64 KiB is plenty), or UNKNOWN."""
     if head[:2] == _GZIP:
-        head = zlib.decompressobj(31).decompress(head, 1 << 20)
+        try:
+            head = zlib.decompressobj(31).decompress(head, 1 << 20)
+        except zlib.error:
+            return UNKNOWN
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if text[:1] in (b"{", b"["):
         if _LA_JSON.search(text) or b'"properties"' in text and _DIAGNOSTIC.search(text):
@@ -87,6 +91,25 @@ def read_events(
     `fmt` None: detected. `steps` and `modified` are the CSV download's other two files.
     An undetectable format is one problem (record 0), not an exception.
     """
+    for item in _read_events(stream, fmt, rules=rules, steps=steps, modified=modified):
+        yield _clean(item) if item.__class__ is ParseProblem else item
+
+
+def _clean(problem: ParseProblem) -> ParseProblem:
+    """A problem as it may be stored: NUL characters (which PostgreSQL refuses) shown escaped."""
+    if "\x00" in problem.reason or "\x00" in problem.raw:
+        return ParseProblem(problem.line_no, problem.reason.replace("\x00", "\\x00"), problem.raw.replace("\x00", "\\x00"))
+    return problem
+
+
+def _read_events(
+    stream: IO[bytes],
+    fmt: str | None,
+    *,
+    rules: RedactionRules,
+    steps: IO[bytes] | None,
+    modified: IO[bytes] | None,
+) -> Iterator[ProvisioningEvent | ParseProblem]:
     try:
         data = stream.read()
         if data[:2] == _GZIP:
@@ -175,6 +198,8 @@ def dedupe_key(event: ProvisioningEvent) -> int:
 
 
 def _read_json(data: bytes, fmt: str, redactor: Redactor) -> Iterator[ProvisioningEvent | ParseProblem]:
+    if data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]  # a UTF-8 byte order mark (Windows tools write one); orjson refuses it
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -216,35 +241,65 @@ def _table_rows(tables: list[Any]) -> Iterator[Any]:
         if not isinstance(table, dict):
             yield table  # becomes "must be a JSON object"
             continue
-        columns = [c.get("name") if isinstance(c, dict) else c for c in table.get("columns") or []]
-        for row in table.get("rows") or []:
+        columns = _column_names(table.get("columns"))
+        rows = table.get("rows")
+        if not isinstance(rows, list):
+            if rows not in (None, "", {}):
+                yield rows if not isinstance(rows, dict) else [rows]  # "must be a JSON object"
+            continue
+        for row in rows:
             yield dict(zip(columns, row)) if isinstance(row, list) and len(row) == len(columns) else row
+
+
+def _column_names(columns: Any) -> list[str]:
+    """The query API's column names ({"name": ..., "type": ...} or plain names), as strings."""
+    if not isinstance(columns, list):
+        return []
+    names = []
+    for column in columns:
+        name = column.get("name") if isinstance(column, dict) else column
+        names.append(name if isinstance(name, str) else orjson.dumps(cut_nesting(name, 2)).decode())
+    return names
 
 
 def convert_record(
     item: Any, number: int, *, fmt: str = RawFormat.GRAPH, rules: RedactionRules = DEFAULT_RULES, where: str = ""
 ) -> ProvisioningEvent | ParseProblem:
     """One decoded record (a dict in any of the shapes above) as an event, or the problem with it."""
-    return _convert(item, number, fmt, redactor_for(rules), where)
+    result = _convert(item, number, fmt, redactor_for(rules), where)
+    return _clean(result) if result.__class__ is ParseProblem else result
 
 
 def _convert(item: Any, number: int, fmt: str, redactor: Redactor, where: str = "") -> ProvisioningEvent | ParseProblem:
     where = where or f"record {number}"
     if not isinstance(item, dict):
         return ParseProblem(number, f"{where}: must be a JSON object", _raw(item, redactor))
+    deep = too_deep(item)
+    if deep is not None:
+        return ParseProblem(number, f"{where}: {deep}", _raw(item, redactor))
     try:
-        return event_from_record(item, number, fmt, redactor)
+        event = event_from_record(item, number, fmt, redactor)
     except RecordError as exc:
         return ParseProblem(number, f"{where}: {exc}", _raw(item, redactor))
     except Exception as exc:  # the reader's promise: no input raises out of it
         return ParseProblem(number, f"{where}: unreadable record ({type(exc).__name__})", _raw(item, redactor))
+    nul = nul_field(event)
+    if nul is not None:
+        return ParseProblem(number, f"{where}: field '{nul}' contains a NUL character", _raw(item, redactor))
+    return event
 
 
 def _raw(item: Any, redactor: Redactor) -> str:
+    """A rejected record's text, redacted; never raises (it is the last resort of a reject)."""
+    if deeper_than(item, MAX_NESTING + 1):
+        item = cut_nesting(item, MAX_NESTING + 1)  # what is kept of it is redacted and serialised
     try:
         text = orjson.dumps(redactor.record(redact_body(item, redactor.rules))).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        text = str(item)
+    except Exception:  # noqa: BLE001 - e.g. a value orjson cannot write: the text redacted as text
+        try:
+            text = redactor.raw_text(repr(item)[: RAW_KEEP * 2])
+        except Exception:  # noqa: BLE001
+            text = f"<{type(item).__name__}>"
     return text[:RAW_KEEP] + ("…" if len(text) > RAW_KEEP else "")
 
 
@@ -298,8 +353,7 @@ def _columns(text: str) -> list[Any] | None:
     match = re.search(r'"columns"\s*:\s*\[', text)
     if not match:
         return None
-    values = [e.value for e in iter_array(text, match.end()) if e.problem is None]
-    return [c.get("name") if isinstance(c, dict) else c for c in values] or None
+    return _column_names([e.value for e in iter_array(text, match.end()) if e.problem is None]) or None
 
 
 # -- files ------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from .records import Identity, ModifiedProperty, ServicePrincipal, Step
+from ..ingest.redact import MAX_NESTING, deeper_than
+from .records import Identity, ModifiedProperty, ProvisioningEvent, ServicePrincipal, Step
 from .redaction import Redactor
 from .values import squash, step_status_of, step_type_of
 
@@ -31,9 +32,14 @@ def nested(value: Any, canonical: str) -> Any:
             return None
         if text[0] in "{[":
             try:
-                return orjson.loads(text)
+                decoded = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
+                if exc.msg.startswith("depth limit"):
+                    raise FieldProblem(canonical, f"is nested deeper than {MAX_NESTING} levels") from None
                 raise FieldProblem(canonical, f"is not valid JSON: {exc.msg}") from None
+            if deeper_than(decoded, MAX_NESTING):
+                raise FieldProblem(canonical, f"is nested deeper than {MAX_NESTING} levels")
+            return decoded
     return value
 
 
@@ -251,4 +257,32 @@ def _step_detail(steps: tuple[Step, ...], squashed: str) -> str | None:
             found = _detail(step.details, squashed)
             if found:
                 return found
+    return None
+
+
+# -- what the database takes --------------------------------------------------------------------------
+
+# The event's values that become columns of their own (entra_load.py), by the Graph name a reject
+# gives them. PostgreSQL refuses a NUL character in text; the blob (JSON) escapes it.
+_COLUMN_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("id", lambda e: e.id), ("changeId", lambda e: e.change_id), ("cycleId", lambda e: e.cycle_id),
+    ("jobId", lambda e: e.job_id), ("provisioningAction", lambda e: e.action_raw),
+    ("provisioningStatusInfo.errorCode", lambda e: e.error_code),
+    ("provisioningStatusInfo.errorCategory", lambda e: e.error_category),
+    ("provisioningStatusInfo.reason", lambda e: e.reason),
+    ("provisioningStatusInfo.recommendedAction", lambda e: e.recommended_action),
+    ("sourceIdentity.id", lambda e: e.source.id), ("sourceIdentity.displayName", lambda e: e.source.display_name),
+    ("sourceIdentity.identityType", lambda e: e.source.identity_type),
+    ("targetIdentity.id", lambda e: e.target.id), ("targetIdentity.displayName", lambda e: e.target.display_name),
+    ("targetIdentity.identityType", lambda e: e.target.identity_type),
+    ("userName", lambda e: e.user_name), ("externalId", lambda e: e.external_id),
+)
+
+
+def nul_field(event: ProvisioningEvent) -> str | None:
+    """The field of an event that holds a NUL character where a column will hold it, or None."""
+    for name, value_of in _COLUMN_FIELDS:
+        value = value_of(event)
+        if value is not None and "\x00" in value:
+            return name
     return None

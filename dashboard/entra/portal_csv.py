@@ -17,7 +17,9 @@ from typing import IO, Any
 import orjson
 
 from ..ingest.records import ParseProblem
+from ..ingest.redact import MAX_NESTING, deeper_than
 from .normalize import RecordError, canonical_key, event_from_record
+from .parts import nul_field
 from .records import ProvisioningEvent
 from .redaction import Redactor
 from .values import squash
@@ -64,7 +66,10 @@ def read_rows(stream: IO[bytes]) -> Iterator[tuple[int, int, list[str]] | ParseP
     try:
         yield from _rows(text)
     finally:
-        text.detach()  # the caller's stream stays open: closing it is the caller's business
+        try:
+            text.detach()  # the caller's stream stays open: closing it is the caller's business
+        except ValueError:
+            pass  # closed already (the caller stopped reading and closed it first)
 
 
 def _rows(text: IO[str]) -> Iterator[tuple[int, int, list[str]] | ParseProblem]:
@@ -140,9 +145,18 @@ def read_portal_csv(
                 data["modifiedProperties"] = joined_props[key]
             used.add(key)
         try:
-            yield event_from_record(data, record, raw_format, redactor)
+            event = event_from_record(data, record, raw_format, redactor)
         except RecordError as exc:
             yield _problem(record, f"{where}: {exc}", row, redactor)
+            continue
+        except Exception as exc:  # noqa: BLE001 - the reader's promise: no input raises out of it
+            yield _problem(record, f"{where}: unreadable record ({type(exc).__name__})", row, redactor)
+            continue
+        nul = nul_field(event)
+        if nul is not None:
+            yield _problem(record, f"{where}: field '{nul}' contains a NUL character", row, redactor)
+            continue
+        yield event
     for label, joined in (("steps", joined_steps), ("modified properties", joined_props)):
         for key in joined.keys() - used:
             yield ParseProblem(0, f"{label} file: change ID {key!r} has no row in the logs file", "")
@@ -182,7 +196,11 @@ def _companion(
             if slot is not None and slot not in entry:
                 entry[slot] = value if value != "" else None
         if "details" in entry:
-            entry["details"] = _details_cell(entry["details"])
+            try:
+                entry["details"] = _details_cell(entry["details"])
+            except ValueError as exc:
+                problems.append(ParseProblem(record, f"{where}: field 'details' {exc}", ""))
+                continue
         order = entry.pop("_order", None)
         if label == "steps":
             joined.setdefault(key, []).append(((_number(order), record), entry))
@@ -209,9 +227,14 @@ def _details_cell(value: str | None) -> Any:
     text = value.strip()
     if text[:1] in "{[":
         try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
+            decoded = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if exc.msg.startswith("depth limit"):
+                raise ValueError(f"is nested deeper than {MAX_NESTING} levels") from None
+        else:
+            if deeper_than(decoded, MAX_NESTING):
+                raise ValueError(f"is nested deeper than {MAX_NESTING} levels")
+            return decoded
     pairs = [part.split(":", 1) for part in text.replace(";", "\n").splitlines() if ":" in part]
     if pairs and len(pairs) == len([p for p in text.replace(";", "\n").splitlines() if p.strip()]):
         return {k.strip(): v.strip() for k, v in pairs}

@@ -44,7 +44,10 @@ def parse_time(value: Any) -> datetime:
         if zone and zone not in ("Z", "z"):
             sign = -1 if zone[0] == "-" else 1
             digits = zone[1:].replace(":", "")
-            stamp -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            try:
+                stamp -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable instant
+                raise ValueProblem(f"is out of range in UTC: {text[:40]!r}") from None
         return stamp
     match = _US.match(text)
     if match:
@@ -115,7 +118,7 @@ def parse_iso_duration(value: Any) -> timedelta | None:
             weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0),
             seconds=float(seconds or 0),
         )
-    except OverflowError:
+    except (OverflowError, ValueError):  # beyond timedelta, or a number of thousands of digits
         return None
 
 
@@ -234,4 +237,5 @@ def retry_of(reason: str | None) -> tuple[int | None, datetime | None]:
             next_at = parse_time(after.group(1).strip().rstrip(".,"))
         except ValueProblem:
             next_at = None
-    return (int(count.group(1)) if count else None), next_at
+    digits = count.group(1) if count else ""
+    return (int(digits) if 0 < len(digits) <= 18 else None), next_at

@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus, urlsplit
 import orjson
 
 from .records import Exchange, ParseProblem
+from .redact import MAX_NESTING, cut_nesting, deeper_than, quoted_name, too_deep
 
 MAX_LINE_BYTES = 1_048_576  # a line longer than 1 MiB is rejected, not parsed
 RAW_KEEP = 2000  # characters of a rejected line that are kept for the rejects list
@@ -82,19 +83,95 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
     try:
         if len(raw) > MAX_LINE_BYTES:
             return _problem(line_no, f"line is longer than {MAX_LINE_BYTES} bytes", raw)
+        if raw[:1] in (b"\xef", "\ufeff"):
+            raw = _without_bom(raw)  # a UTF-8 byte order mark (Windows tools write one) is not data
         if not raw.strip():
             return None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            if exc.msg.startswith("depth limit"):  # orjson stops at 1024 levels
+                return _problem(line_no, _deep_field_reason(raw), raw)
             return _problem(line_no, f"malformed JSON: {exc.msg} at character {exc.pos + 1}", raw)
+        # Counting brackets is cheap and bounds the depth from above (brackets inside strings
+        # count too): only a line with more of them than the limit is walked.
+        if raw.count(b"{" if raw.__class__ is bytes else "{") + raw.count(b"[" if raw.__class__ is bytes else "[") > MAX_NESTING:
+            reason = too_deep(data)
+            if reason is not None:
+                return _problem(line_no, reason, orjson.dumps(cut_nesting(data, MAX_NESTING + 1)))
+        if (b"\\u0000" if raw.__class__ is bytes else "\\u0000") in raw and isinstance(data, dict):
+            # PostgreSQL refuses a NUL character in text, and any string of a body may become a
+            # column (a userName, a SCIM id, an error's detail): such a line is refused whole.
+            for key, value in data.items():
+                if "\x00" in key or _holds_nul(value):
+                    return _problem(line_no, f"field {quoted_name(key)} contains a NUL character", raw)
         if not isinstance(data, dict):
-            return _problem(line_no, "a line must be a JSON object", raw)
+            kind = _JSON_KINDS.get(data.__class__, "value")
+            hint = " (escaped JSON?)" if kind == "string" and data.lstrip()[:1] in ("{", "[") else ""
+            return _problem(line_no, f"a line must be a JSON object, not a {kind}{hint}", raw)
         return exchange_from_dict(data)
     except LineError as exc:
         return _problem(line_no, str(exc), raw)
     except Exception as exc:  # the parser's promise: no input raises out of it
         return _problem(line_no, f"unreadable line ({type(exc).__name__})", raw)
+
+
+def _without_bom(raw: bytes | str) -> bytes | str:
+    if raw.__class__ is bytes:
+        return raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw
+    return raw[1:] if raw[:1] == "\ufeff" else raw
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a decoded value holds a NUL character in any string or key (iteratively)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item.__class__ is str:
+            if "\x00" in item:
+                return True
+        elif item.__class__ is dict:
+            for key, member in item.items():
+                if "\x00" in key:
+                    return True
+                stack.append(member)
+        elif item.__class__ is list:
+            stack.extend(item)
+    return False
+
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:?|[\[\]{}]')
+
+
+def _deep_field_reason(raw: bytes | str) -> str:
+    """The reason for a line too deep to decode at all: the field that holds the nesting, found
+    by scanning the text (strings skipped), without recursion."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
+    depth = 0
+    key: bytes | None = None
+    for match in _TOKENS.finditer(data):
+        token = match.group()
+        first = token[:1]
+        if first == b'"':
+            if depth == 1 and token.endswith(b":"):
+                key = token[: token.rindex(b'"') + 1]
+            continue
+        if first in (b"{", b"["):
+            depth += 1
+            if depth > MAX_NESTING + 1:
+                if key is None:
+                    break
+                try:
+                    name = orjson.loads(key)
+                except orjson.JSONDecodeError:
+                    break
+                return f"field {quoted_name(name)} is nested deeper than {MAX_NESTING} levels"
+        else:
+            depth -= 1
+    return f"the line is nested deeper than {MAX_NESTING} levels"
 
 
 def exchange_from_dict(data: dict[str, Any]) -> Exchange:
@@ -240,8 +317,14 @@ def _body(name: str, value: Any) -> Any:
         # Some shippers write the body as a JSON string; accept it when it decodes.
         try:
             decoded = orjson.loads(value)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            if exc.msg.startswith("depth limit"):
+                raise LineError(f"field '{name}' is nested deeper than {MAX_NESTING} levels") from None
             raise LineError(f"field '{name}' must be a JSON object, array or null") from None
+        if deeper_than(decoded, MAX_NESTING):
+            raise LineError(f"field '{name}' is nested deeper than {MAX_NESTING} levels")
+        if "\\u0000" in value and _holds_nul(decoded):
+            raise LineError(f"field '{name}' contains a NUL character")
         if decoded is None or isinstance(decoded, dict | list):
             return decoded
     raise LineError(f"field '{name}' must be a JSON object, array or null")

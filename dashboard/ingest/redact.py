@@ -9,6 +9,12 @@ from urllib.parse import parse_qsl, urlencode
 from .records import Exchange
 
 REDACTED = "[REDACTED]"
+# A field's value may hold at most this many levels of nested objects and arrays (the field's own
+# object or array is level 1; docs/ingest.md). The readers (ingest/parse.py, entra/parse.py)
+# reject deeper lines and records before anything recursive sees them: this module's walk,
+# classification, packing (orjson stops at 255 levels) and hashing.
+MAX_NESTING = 64
+_CUT = "…"  # what a container beyond the kept depth becomes in a rejected line's raw text
 _HEADER_WORDS = ("authorization", "token", "cookie", "secret", "password", "api-key", "apikey", "signature")
 
 
@@ -281,3 +287,82 @@ def redact_text(text: str, rules: RedactionRules = DEFAULT_RULES) -> str:
             flags=re.IGNORECASE,
         )
     return text
+
+
+# -- bounded nesting --------------------------------------------------------------------------------
+
+
+def too_deep(data: Any, limit: int = MAX_NESTING) -> str | None:
+    """Why `data` (a decoded line or record) is nested too deep, naming the field; else None.
+
+    An object's fields may each hold `limit` levels; anything else (an array) `limit` + 1 levels
+    in all. Iterative: safe on any depth.
+    """
+    if not deeper_than(data, limit + 1):  # one walk of the whole: the common case ends here
+        return None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if deeper_than(value, limit):
+                return f"field {quoted_name(key)} is nested deeper than {limit} levels"
+    return f"the line is nested deeper than {limit} levels"
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` holds more than `limit` levels of objects and arrays (itself counting as
+    one level). Level by level, without recursion, and never more than limit + 1 levels down."""
+    if value.__class__ is not dict and value.__class__ is not list:
+        if not isinstance(value, dict | list):
+            return False
+        value = dict(value) if isinstance(value, dict) else list(value)
+    level = [value]
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        extend = below.extend
+        for container in level:
+            extend([item for item in (container.values() if container.__class__ is dict else container)
+                    if item.__class__ is dict or item.__class__ is list])
+        level = below
+        depth += 1
+    return False
+
+
+def cut_nesting(value: Any, keep: int) -> Any:
+    """A copy of `value` with every object or array below level `keep` replaced by "…".
+
+    Without recursion: for the raw text of a rejected line or record, so that what is kept of it
+    can be redacted and serialised like any other JSON.
+    """
+    if not isinstance(value, dict | list):
+        return value
+    if keep < 1:
+        return _CUT
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any, int]] = [(value, root, 1)]
+    while stack:
+        source, target, depth = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            if isinstance(item, dict | list):
+                if depth >= keep:
+                    copy: Any = _CUT
+                else:
+                    copy = {} if isinstance(item, dict) else []
+                    stack.append((item, copy, depth + 1))
+            else:
+                copy = item
+            if isinstance(target, dict):
+                target[key if key.__class__ is str else str(key)] = copy
+            else:
+                target.append(copy)
+    return root
+
+
+def quoted_name(name: Any) -> str:
+    """A field name as a reason shows it: quoted, cut to 100 characters, control characters escaped."""
+    text = str(name)[:100]
+    if text.isprintable():
+        return f"'{text}'"
+    return repr(text)

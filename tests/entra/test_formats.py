@@ -11,6 +11,7 @@ from dashboard.entra.records import (
     Identity, ProvisioningAction, ProvisioningStatus, ServicePrincipal, counts_toward_deletion_threshold, is_escrow_retry,
     is_failure,
 )
+from dashboard.ingest.records import ParseProblem
 
 from .conftest import DATA, events, problems, read
 
@@ -226,3 +227,173 @@ def test_it_gives_the_same_dedupe_key_to_the_same_event_from_any_export():
     keys = [{dedupe_key(e) for e in events(read(name))} for name in ("la-rows.json", "la-query-api.json", "la-export.csv")]
 
     assert keys[0] >= keys[1] == keys[2]
+
+
+# --- hostile records (issue 10 item 4; regressions found by `make fuzz`) ----------------------------
+
+
+def _record(**fields):  # type: ignore[no-untyped-def]
+    record = {"id": "r1", "activityDateTime": "2026-03-01T00:00:00Z", "provisioningAction": "create",
+              "provisioningStatusInfo": {"status": "success"}, "targetIdentity": {"id": "t1"}}
+    record.update(fields)
+    return record
+
+
+def _read_bytes(data: bytes, fmt: str | None = None, **kwargs) -> list:  # type: ignore[no-untyped-def]
+    return list(read_events(io.BytesIO(data), fmt, **kwargs))
+
+
+def _page(*records: bytes) -> bytes:
+    return b'{"value":[' + b",".join(records) + b"]}"
+
+
+@pytest.mark.parametrize("levels", [65, 300, 990, 1020])
+def test_a_record_nested_deeper_than_the_limit_is_a_reject_naming_its_field(levels):
+    import orjson
+
+    deep = b'{"a":' * levels + b'{"pin":"1234"}' + b"}" * levels
+    bad = orjson.dumps(_record(id="r2"))[:-1] + b',"modifiedProperties":' + deep + b"}"
+
+    items = _read_bytes(_page(orjson.dumps(_record()), bad, orjson.dumps(_record(id="r3"))))
+
+    assert [e.id for e in events(items)] == ["r1", "r3"]
+    (problem,) = problems(items)
+    assert problem.reason == "record 2: field 'modifiedProperties' is nested deeper than 64 levels"
+    kept = orjson.loads(problem.raw)  # cut below the limit, redacted, serialisable
+    assert kept["id"] == "r2" and "1234" not in problem.raw
+
+
+def test_a_log_analytics_column_holding_json_nested_too_deep_is_a_reject_naming_it():
+    import orjson
+
+    row = {"TimeGenerated": "2026-03-01T00:00:00Z", "ResultType": "Success",
+           "ProvisioningSteps": "[" * 300 + "]" * 300}
+
+    (problem,) = _read_bytes(orjson.dumps([row]), "log-analytics")
+
+    assert problem.reason == "record 1: field 'ProvisioningSteps' is nested deeper than 64 levels"
+
+
+def test_a_steps_file_whose_details_are_nested_too_deep_is_a_reject_of_that_row():
+    logs = b"Date,Id,Change ID,Action,Status\n2026-03-28T06:00:01Z,csv-1,CH-A,Create,Success\n"
+    steps = (b'Change Id,Step Name,Step Details\nCH-A,EntryExportAdd,"' + b"[" * 300 + b"]" * 300 + b'"\n'
+             b"CH-A,EntryImportAdd,\n")
+
+    items = _read_bytes(logs, "entra-csv", steps=io.BytesIO(steps))
+
+    assert [p.reason for p in problems(items)] == [
+        "steps file record 1 (line 2): field 'details' is nested deeper than 64 levels"]
+    assert [s.name for s in events(items)[0].steps] == ["EntryImportAdd"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"targetIdentity": {"id": "t\u0000"}}, "targetIdentity.id"),
+        ({"sourceIdentity": {"id": "s", "displayName": "\u0000"}}, "sourceIdentity.displayName"),
+        ({"provisioningStatusInfo": {"status": "failure", "errorInformation": {"reason": "x\u0000"}}},
+         "provisioningStatusInfo.reason"),
+    ],
+)
+def test_a_record_with_a_nul_character_where_a_column_holds_it_is_a_reject(fields, field):
+    import orjson
+
+    (problem,) = _read_bytes(orjson.dumps({"value": [_record(**fields)]}))
+
+    assert problem.reason == f"record 1: field '{field}' contains a NUL character"
+    assert "\x00" not in problem.raw
+
+
+def test_a_csv_cell_with_a_nul_character_is_a_reject_of_its_row():
+    logs = b"Date,Id,Action,Status\n2026-03-28T06:00:01Z,csv-\x001,Create,Success\n2026-03-28T06:00:02Z,csv-2,Create,Success\n"
+
+    items = _read_bytes(logs, "entra-csv")
+
+    assert [e.id for e in events(items)] == ["csv-2"]
+    assert [p.reason for p in problems(items)] == ["record 1 (line 2): field 'id' contains a NUL character"]
+    assert "\x00" not in problems(items)[0].raw
+
+
+def test_a_problem_never_holds_a_nul_character():
+    (problem,) = _read_bytes(b"\x00", "entra-graph")
+
+    assert "\x00" not in problem.raw and "\x00" not in problem.reason
+
+
+def test_a_time_beyond_the_representable_range_in_utc_is_a_reject():
+    import orjson
+
+    (problem,) = _read_bytes(orjson.dumps([_record(activityDateTime="0001-01-01T00:00:00+01:00")]))
+
+    assert problem.reason == "record 1: field 'activityDateTime' is out of range in UTC: '0001-01-01T00:00:00+01:00'"
+
+
+def test_numbers_of_thousands_of_digits_are_not_counts_nor_durations():
+    from dashboard.entra.values import parse_iso_duration, retry_of
+
+    assert retry_of("This operation was retried " + "9" * 5000 + " times") == (None, None)
+    assert parse_iso_duration("P" + "9" * 5000 + "D") is None
+
+
+def test_salvaged_records_mean_what_they_mean_in_a_file_that_decodes_whole():
+    import orjson
+
+    damaged = _page(orjson.dumps(_record()), b'{"id":"n","x": NaN}', b'{"id":"b","x": ' + b"9" * 5000 + b"}",
+                    b'{"id":"s","x":"\\ud800"}', b"[" * 3000 + b"]" * 3000, orjson.dumps(_record(id="r9")))[:-2]
+
+    items = _read_bytes(damaged, "entra-graph")
+
+    assert [e.id for e in events(items)] == ["r1", "r9"]
+    assert [p.line_no for p in problems(items)] == [2, 3, 4, 5, 7]
+    assert all(p.reason.startswith(f"record {p.line_no}: malformed JSON") for p in problems(items)[:4])
+    assert "truncated" in problems(items)[4].reason  # the array is not closed
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [
+        [{"columns": 5, "rows": 7}],
+        [{"columns": [{"name": {"a": 1}}, None, 3], "rows": [[1, 2, 3], "x"]}],
+        [{"columns": [], "rows": {"TimeGenerated": "2026-03-01T00:00:00Z"}}],
+        ["not a table", None],
+    ],
+)
+def test_odd_query_api_tables_are_rejects_not_exceptions(tables):
+    import orjson
+
+    items = _read_bytes(orjson.dumps({"tables": tables}), "log-analytics")
+
+    assert items and all(isinstance(i, ParseProblem) for i in items)
+
+
+def test_a_page_with_a_byte_order_mark_is_read_whole():
+    import orjson
+
+    items = _read_bytes(b"\xef\xbb\xbf" + orjson.dumps({"value": [_record(), _record(id="r2")]}))
+
+    assert [e.id for e in events(items)] == ["r1", "r2"]
+
+
+def test_gzip_magic_followed_by_junk_is_no_known_format():
+    assert detect_format(b"\x1f\x8b" + b"junk" * 10) == UNKNOWN
+
+
+def test_a_csv_read_abandoned_after_its_stream_is_closed_raises_nothing():
+    import gc
+    import sys
+
+    from dashboard.entra.portal_csv import read_rows
+
+    stream = io.BytesIO(b"Date,Id\n1,2\n3,4\n")
+    rows = read_rows(stream)
+    next(rows)
+    stream.close()
+    unraisable = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        del rows
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+    assert unraisable == []

@@ -319,7 +319,7 @@ def test_it_reports_malformed_json(raw):
 def test_it_rejects_json_that_is_not_an_object(raw):
     problem = _problem(raw)
 
-    assert problem.reason == "a line must be a JSON object"
+    assert problem.reason.startswith("a line must be a JSON object, not a")
 
 
 @pytest.mark.parametrize(
@@ -486,3 +486,113 @@ def test_it_reads_back_any_aware_timestamp(naive, offset_minutes):
     exchange = _exchange(jsonl_line(ts=when.isoformat(timespec="microseconds")))
 
     assert exchange.ts == when
+
+
+# --- bounded nesting and other hostile lines (issue 10 item 4; regressions found by `make fuzz`) ------
+
+_BASE = b'{"ts":"2026-11-28T09:00:00Z","method":"POST","path":"/scim/v2/Users","status":201'
+
+
+def _nested(levels: int) -> bytes:
+    return b'{"a":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
+
+
+def _with(field: bytes, value: bytes) -> bytes:
+    return _BASE + b',"' + field + b'":' + value + b"}"
+
+
+def test_it_accepts_a_body_nested_as_deep_as_the_limit():
+    exchange = _exchange(_with(b"request_body", _nested(parse.MAX_NESTING)))
+
+    assert exchange.request_body["a"]["a"]["a"] is not None
+
+
+@pytest.mark.parametrize("levels", [65, 253, 300, 950, 1000, 1023, 1100, 5000])
+def test_it_rejects_a_body_nested_deeper_than_the_limit_naming_the_field(levels):
+    problem = _problem(_with(b"request_body", _nested(levels)))
+
+    assert problem.reason == "field 'request_body' is nested deeper than 64 levels"
+
+
+@pytest.mark.parametrize("field", [b"response", b"request_headers", b"unknown_field"])
+def test_it_names_the_field_as_the_line_spells_it(field):
+    problem = _problem(_with(field, b"[" * 200 + b"]" * 200))
+
+    assert problem.reason == f"field '{field.decode()}' is nested deeper than 64 levels"
+
+
+def test_it_rejects_a_body_written_as_a_json_string_that_is_nested_too_deep():
+    inner = orjson.dumps(_nested(300).decode())
+
+    problem = _problem(_with(b"response_body", inner))
+
+    assert problem.reason == "field 'response_body' is nested deeper than 64 levels"
+
+
+def test_it_rejects_a_line_that_is_an_array_nested_too_deep():
+    assert _problem(b"[" * 300 + b"]" * 300).reason == "the line is nested deeper than 64 levels"
+    assert _problem(b"[" * 2000 + b"]" * 2000).reason == "the line is nested deeper than 64 levels"
+
+
+def test_the_raw_text_kept_of_a_too_deep_line_can_be_redacted_and_serialised():
+    from dashboard.ingest.redact import DEFAULT_RULES, deeper_than, redact_body
+
+    line = _with(b"request_body", b'{"pin":"1234","x":' + _nested(500) + b"}")
+
+    problem = _problem(line)
+
+    kept = orjson.loads(problem.raw)  # JSON, cut below the limit: "…" stands for what was deeper
+    assert not deeper_than(kept, parse.MAX_NESTING + 1)
+    assert orjson.dumps(redact_body(kept, DEFAULT_RULES)).count(b"[REDACTED]") == 1
+
+
+def test_a_too_deep_line_is_a_reject_of_the_preparation_never_a_deferred_exchange():
+    from dashboard.ingest.prepare import Preparer
+    from dashboard.ingest.redact import DEFAULT_RULES
+
+    preparer = Preparer(rules=DEFAULT_RULES, guid_lookups_are_tests=True, job_id=1, job_name="uniflow-prod")
+
+    items = preparer.prepare([(1, _with(b"request_body", _nested(n))) for n in (253, 255, 990)])
+
+    assert [type(item) for item in items] == [ParseProblem] * 3
+
+
+def test_it_rejects_an_escaped_line_saying_what_it_is():
+    problem = _problem(orjson.dumps(jsonl_line().decode()))
+
+    assert problem.reason == "a line must be a JSON object, not a string (escaped JSON?)"
+
+
+@pytest.mark.parametrize("raw", [b'{1:"a"}', b'{"ts":"2026-11-28T09:00:00Z" "method":"GET"}', b'{:"ts"}'])
+def test_it_rejects_values_where_keys_belong(raw):
+    assert _problem(raw).reason.startswith("malformed JSON")
+
+
+def test_it_rejects_every_truncation_of_a_line_with_a_reason():
+    line = jsonl_line(request_body={"userName": "a@contoso.com", "emails": [{"value": "a@contoso.com"}]})
+
+    for end in range(1, len(line.rstrip(b"\n"))):
+        item = parse_line(1, line[:end])
+        assert isinstance(item, ParseProblem) and item.reason, end
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (b"response_body", b'{"userName":"\\u0000"}'),
+        (b"request_body", b'{"Operations":[{"value":{"a\\u0000":1}}]}'),
+        (b"request_body", orjson.dumps('{"userName":"x\\u0000"}')),  # a body written as a JSON string
+        (b"path", b'"/scim/v2/Users\\u0000"'),
+    ],
+)
+def test_it_rejects_a_nul_character_anywhere_in_a_line(field, value):
+    # PostgreSQL refuses NUL in text, and body strings become columns (userName, SCIM id, detail)
+    problem = _problem(_with(field, value))
+
+    assert problem.reason == f"field '{field.decode()}' contains a NUL character"
+
+
+def test_it_reads_a_line_that_starts_with_a_byte_order_mark():
+    assert _exchange(b"\xef\xbb\xbf" + jsonl_line()).method == "GET"
+    assert _exchange("\ufeff" + jsonl_line().decode()).method == "GET"
+    assert parse_line(1, b"\xef\xbb\xbf\n") is None

@@ -442,3 +442,54 @@ def test_it_hides_a_bearer_token_after_an_unquoted_authorization_header():
     clean = redact_text("POST /scim/v2/Users Authorization: Bearer eyJ0eXAi.abc.def")
 
     assert "eyJ0eXAi" not in clean
+
+
+# --- bounded nesting: the helpers both readers check a line or record with before any walk ---------
+
+
+def _chain(levels: int, leaf: object = None) -> object:
+    value: object = leaf
+    for _ in range(levels):
+        value = [value] if leaf is None else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", [1, 2, 63, 64])
+def test_deeper_than_counts_the_value_itself_as_the_first_level(levels):
+    from dashboard.ingest.redact import deeper_than
+
+    assert not deeper_than(_chain(levels), levels)
+    assert deeper_than(_chain(levels), levels - 1)
+    assert not deeper_than(_chain(levels, leaf=1), levels)
+
+
+def test_deeper_than_and_cut_nesting_never_recurse():
+    from dashboard.ingest.redact import cut_nesting, deeper_than
+
+    value = _chain(200_000)  # far beyond the interpreter's recursion limit
+
+    assert deeper_than(value, 64)
+    cut = cut_nesting(value, 3)
+    assert cut == [[["…"]]]
+
+
+def test_too_deep_names_the_field_that_holds_the_nesting():
+    from dashboard.ingest.redact import MAX_NESTING, too_deep
+
+    assert too_deep({"ok": _chain(MAX_NESTING), "x": 1}) is None
+    assert too_deep({"ok": 1, "deep\u0000er": _chain(MAX_NESTING + 1)}) == \
+        "field 'deep\\x00er' is nested deeper than 64 levels"  # a control character is shown escaped
+
+
+def test_a_body_within_the_limit_is_redacted_whole():
+    from dashboard.ingest.redact import MAX_NESTING
+
+    body = {"pin": "1234"}
+    for _ in range(MAX_NESTING - 1):
+        body = {"nested": body}
+
+    clean = redact_body(body, DEFAULT_RULES)
+
+    for _ in range(MAX_NESTING - 1):
+        clean = clean["nested"]
+    assert clean == {"pin": REDACTED}
