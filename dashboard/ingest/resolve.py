@@ -43,6 +43,9 @@ _FILL = (
     )
 )
 _CHUNK = 300
+# A past name still finds its person this long before its first or after its last sighting: a
+# lookup that arrives after a rename, for the name the person still had when it was sent.
+NAME_SLACK_US = 60 * 60 * 1_000_000
 CACHE_LIMIT = 20_000  # users kept between batches; more are fetched again when a batch names them
 _DEFAULTS = {
     column.name: column.default.arg
@@ -228,10 +231,10 @@ class UserResolver:
             if without_scim and row[R_SCIM] is not None:
                 continue
             span = self.spans.get((uid, NAME, key))
-            inside = span is not None and span[1] <= ts_us <= span[2]
+            inside = span is not None and span[1] - NAME_SLACK_US <= ts_us <= span[2] + NAME_SLACK_US
             if row[R_NAME_KEY] != key and not inside:
                 continue
-            distance = 0 if inside or span is None else min(abs(ts_us - span[1]), abs(ts_us - span[2]))
+            distance = 0 if span is None or span[1] <= ts_us <= span[2] else min(abs(ts_us - span[1]), abs(ts_us - span[2]))
             candidates.append((distance, row[R_EXTERNAL] is None, row[R_EXTERNAL] or "", row[R_SCIM] or "", uid))
         return min(candidates)[-1] if candidates else None
 
