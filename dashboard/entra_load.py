@@ -163,7 +163,7 @@ class _EventLoader:
                 view["id"] = -ids[row["dedupe"]]
                 inserted.append(view)
         self._fold(conn, inserted)
-        # the events are inserted and folded: what ends the batch's users goes here
+        self.resolver.finish_batch(conn)  # merges and aliases, now that the events are in
         # (a row the insert ignored was stored meanwhile by a concurrent import: a duplicate)
         return len(inserted), len(stored) + len(rows) - len(inserted)
 
@@ -178,7 +178,7 @@ class _EventLoader:
 
     def _forget(self) -> None:
         """After a rollback: the users cached from that transaction may not exist."""
-        self.resolver = UserResolver(self.job_id)
+        self.resolver.forget()
 
     def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
         found: set[int] = set()
@@ -192,7 +192,7 @@ class _EventLoader:
         self.resolver.prefetch_names(conn, (entry.names for entry in entries if entry.names))
         for entry in entries:
             names = entry.names
-            user_id = self.resolver.resolve_names(conn, *names) if names else None
+            user_id = self.resolver.resolve_names(conn, *names, entry.row["activity_us"]) if names else None
             entry.row["user_id"] = entry.view["user_id"] = user_id
 
     def _assign(self, conn: Connection, views: list[dict]) -> None:

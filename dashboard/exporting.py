@@ -22,7 +22,8 @@ def export_lines(
 ) -> Iterator[bytes]:
     """Yield one JSON line per exchange in time order; `until` is exclusive.
 
-    `user` matches a userName (case-insensitive), an externalId or a SCIM id.
+    `user` matches any userName the person went by (case and Unicode variants too), or an
+    externalId or SCIM id they had.
     """
     query = select(Exchange).where(Exchange.job_id == job.id)
     if since is not None:
@@ -30,11 +31,9 @@ def export_lines(
     if until is not None:
         query = query.where(Exchange.ts_us < to_us(until))
     if user:
-        ids = select(ScimUser.id).where(
-            ScimUser.job_id == job.id,
-            or_(ScimUser.name_key == user.lower(), ScimUser.external_id == user, ScimUser.scim_id == user),
-        )
-        query = query.where(Exchange.user_id.in_(ids))
+        from .ingest.resolve import users_named
+
+        query = query.where(Exchange.user_id.in_(users_named(job.id, user)))  # any past name or id
     last: tuple[int, int] | None = None
     while True:  # keyset pages: bounded memory on any size
         page = query

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from .exporting import format_ts, line_of
 from .ingest.parse import LineError, parse_ts
+from .ingest.resolve import users_matching, users_named
 from .models import Cycle, Exchange, Job, ScimUser, UserCycle, from_us, to_us
 
 OPERATIONS = ("lookup", "create", "update", "disable", "enable", "delete", "read", "group_lookup", "group_create",
@@ -110,13 +111,9 @@ def _query(job: Job, f: LogFilter):  # type: ignore[no-untyped-def]
         skipped = select(UserCycle.cycle_id, UserCycle.user_id).where(UserCycle.outcome == "skipped").subquery()
         query = query.join(skipped, and_(skipped.c.cycle_id == Exchange.cycle_id, skipped.c.user_id == Exchange.user_id))
     if f.user:
-        users = select(ScimUser.id).where(ScimUser.job_id == job.id, or_(
-            ScimUser.name_key == f.user.lower(), ScimUser.external_id == f.user, ScimUser.scim_id == f.user))
-        query = query.where(Exchange.user_id.in_(users))
+        query = query.where(Exchange.user_id.in_(users_named(job.id, f.user)))  # any past name or id
     if f.text:
-        like = f"%{f.text.lower()}%"
-        users = select(ScimUser.id).where(ScimUser.job_id == job.id, or_(
-            ScimUser.name_key.like(like), ScimUser.external_id.like(f"%{f.text}%"), ScimUser.scim_id == f.text))
+        users = users_matching(job.id, f.text)
         query = query.where(or_(Exchange.user_id.in_(users), Exchange.error_detail.like(f"%{f.text}%"),
                                 Exchange.scim_type == f.text, Exchange.request_id == f.text))
     return query

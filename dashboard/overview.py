@@ -406,9 +406,9 @@ def list_users(session: Session, job: Job, *, state: str | None = None, limit: i
     if state:
         query = query.where(ScimUser.state == state)
     if search:
-        like = f"%{search.lower()}%"
-        query = query.where(or_(ScimUser.name_key.like(like), ScimUser.external_id.like(f"%{search}%"),
-                                ScimUser.scim_id == search))
+        from .ingest.resolve import users_matching
+
+        query = query.where(ScimUser.id.in_(users_matching(job.id, search)))
     if after is not None:
         query = query.where(ScimUser.id > after)
     rows = session.scalars(query.order_by(ScimUser.id).limit(limit + 1)).all()
@@ -418,11 +418,19 @@ def list_users(session: Session, job: Job, *, state: str | None = None, limit: i
 
 
 def find_user(session: Session, job: Job, key: str) -> ScimUser | None:
-    """By userName (case-insensitive), externalId, SCIM id, or our numeric id."""
-    query = select(ScimUser).where(ScimUser.job_id == job.id, or_(
-        ScimUser.name_key == key.lower(), ScimUser.external_id == key, ScimUser.scim_id == key,
-        *( [ScimUser.id == int(key)] if key.isdigit() else [] )))
-    return session.scalars(query.limit(1)).first()
+    """By any userName they went by (case and Unicode variants too), externalId or SCIM id they
+    had, or our numeric id. A name two people held finds the one who holds it now, else the
+    latest to have held it."""
+    from .ingest.resolve import users_named
+
+    from .ingest.identity import name_key
+
+    query = select(ScimUser).where(ScimUser.job_id == job.id, ScimUser.id.in_(users_named(job.id, key)))
+    now_named = ScimUser.name_key == name_key(key)
+    found = session.scalars(query.order_by(now_named.desc(), ScimUser.name_us.desc(), ScimUser.id).limit(1)).first()
+    if found is None and key.isdigit():
+        found = session.scalars(select(ScimUser).where(ScimUser.job_id == job.id, ScimUser.id == int(key))).first()
+    return found
 
 
 def user_timeline(session: Session, job: Job, user: ScimUser, *, limit: int = 500) -> dict[str, Any]:
@@ -439,6 +447,7 @@ def user_timeline(session: Session, job: Job, user: ScimUser, *, limit: int = 50
         by_cycle.setdefault(exchange.cycle_id, []).append(exchange_json(session, exchange, full=exchange.failed or exchange.status >= 400 or exchange.status == 0))
     return {
         "user": user_brief(user),
+        "names": user_history(session, user),
         "cycles": [
             {
                 "cycle": {"id": c.id, "cycle_id": c.key, "started_at": format_ts(c.started_at)},
@@ -451,6 +460,31 @@ def user_timeline(session: Session, job: Job, user: ScimUser, *, limit: int = 50
         ],
         "truncated": len(exchanges) >= limit,
     }
+
+
+def user_history(session: Session, user: ScimUser) -> dict[str, list[dict[str, Any]]]:
+    """The names the person went by and the SCIM ids they had, oldest first, each with its first
+    and last sighting and the cycles of those sightings ("alice until cycle 5, alice.smith since")."""
+    from .models import ScimUserAlias
+
+    aliases = session.scalars(select(ScimUserAlias).where(ScimUserAlias.user_id == user.id)
+                              .order_by(ScimUserAlias.first_us, ScimUserAlias.id)).all()
+    times = sorted({t for a in aliases for t in (a.first_us, a.last_us)})
+    cycles: dict[int, int | None] = {}
+    for t in times:
+        cycles[t] = session.scalars(select(Cycle.id).where(
+            Cycle.job_id == user.job_id, Cycle.started_us <= t, Cycle.ended_us >= t).limit(1)).first()
+    out: dict[str, list[dict[str, Any]]] = {"userName": [], "scim_id": [], "externalId": []}
+    kinds = {"n": "userName", "s": "scim_id", "e": "externalId"}
+    for alias in aliases:
+        out[kinds[alias.kind]].append({
+            "value": alias.value, "first_seen": format_ts(from_us(alias.first_us)),
+            "last_seen": format_ts(from_us(alias.last_us)),
+            "first_cycle": cycles.get(alias.first_us), "last_cycle": cycles.get(alias.last_us),
+            "current": (alias.kind == "n" and alias.key == user.name_key) or (alias.kind == "s" and alias.key == user.scim_id)
+                       or alias.kind == "e",
+        })
+    return out
 
 
 # -- exchanges and signatures -----------------------------------------------------------------------

@@ -381,13 +381,30 @@ class UserResolver:
         self._dirty_aliases = set()
 
 
-def user_ids_named(conn: Connection, job_id: int, text: str) -> list[int]:
-    """The people who ever went by this name, or had this externalId or SCIM id (for searches)."""
-    key = name_key(text)
-    terms = [(_aliases.c.kind == EXTERNAL) & (_aliases.c.key == text), (_aliases.c.kind == SCIM) & (_aliases.c.key == text)]
-    if key:
-        terms.append((_aliases.c.kind == NAME) & (_aliases.c.key == key))
-    from sqlalchemy import or_
+def users_named(job_id: int, text: str):  # type: ignore[no-untyped-def]
+    """SELECT of the ids of people who ever went by this name (any case or Unicode variant), or
+    had this externalId or SCIM id: a person is found by any of their past names or ids."""
+    from sqlalchemy import and_, or_
 
-    return sorted({uid for (uid,) in conn.execute(
-        select(_aliases.c.user_id).where(_aliases.c.job_id == job_id, or_(*terms)))})
+    a = _aliases.c
+    terms = [and_(a.kind == EXTERNAL, a.key == text), and_(a.kind == SCIM, a.key == text)]
+    key = name_key(text)
+    if key:
+        terms.append(and_(a.kind == NAME, a.key == key))
+    return select(a.user_id).where(a.job_id == job_id, or_(*terms))
+
+
+def users_matching(job_id: int, text: str):  # type: ignore[no-untyped-def]
+    """SELECT of the ids of people with a past or present name or externalId containing `text`,
+    or the SCIM id `text` (the search box)."""
+    from sqlalchemy import and_, or_
+
+    a = _aliases.c
+    key = name_key(text) or text.lower()
+    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    raw = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return select(a.user_id).where(a.job_id == job_id, or_(
+        and_(a.kind == NAME, a.key.like(f"%{escaped}%", escape="\\")),
+        and_(a.kind == EXTERNAL, a.key.like(f"%{raw}%", escape="\\")),
+        and_(a.kind == SCIM, a.key == text),
+    ))

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import exc
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import select
 
@@ -42,11 +43,21 @@ def push_exchanges(job_name: str) -> Response:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         return error(f"body larger than {limit} bytes", 413)
-    body = request.get_data(cache=False)
+    body = _body_within(limit)
+    if body is None:
+        return error(f"body larger than {limit} bytes (sent without Content-Length): nothing was stored; "
+                     "send it in smaller pushes", 413)
     from ..cli import ingest_options
 
-    result = ingest_lines(db.engine, job, _numbered(body), source=f"push:{request.remote_addr}",
-                          via="push", options=ingest_options(only_job=True))
+    try:
+        result = ingest_lines(db.engine, job, _numbered(body), source=f"push:{request.remote_addr}",
+                              via="push", options=ingest_options(only_job=True))
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+        # Only the database being unreachable stops a push (a bad line is a reject): the batches
+        # stored before are kept, and a retry of the whole body stores nothing twice.
+        current_app.logger.warning("push to %s: the database is unavailable", job.name, exc_info=True)
+        return error("the database is unavailable; retry the same body later (lines already stored are "
+                     "recognised and not stored twice)", 503, **{"Retry-After": "30"})
     return jsonify(
         lines=result.lines,
         accepted=result.accepted,
@@ -54,6 +65,27 @@ def push_exchanges(job_name: str) -> Response:
         rejected=result.rejected,
         rejects=[{"line": p.line_no, "reason": p.reason} for p in result.problems],
     )
+
+
+def _body_within(limit: int) -> bytes | None:
+    """The request body, or None when it is longer than `limit`. A body without Content-Length
+    (chunked) is read from the server's own stream up to one byte past the limit, so that an
+    oversize body is refused whole instead of cut silently at the limit."""
+    if request.content_length is not None:
+        return request.get_data(cache=False)
+    environ = request.environ
+    if "wsgi.input_terminated" not in environ:
+        return request.get_data(cache=False)  # Werkzeug gives an empty body: nothing to cut
+    stream = environ["wsgi.input"]
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(65_536, limit + 1 - size))
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        size += len(chunk)
+    return None
 
 
 def _numbered(body: bytes):  # type: ignore[no-untyped-def]
