@@ -236,6 +236,8 @@ def _identity(
         if exchange.method in ("POST", "PUT"):
             user_name = _str(exchange.request_body.get("userName"))
             external_id = _str(exchange.request_body.get("externalId"))
+        elif 200 <= exchange.status < 300:  # a PATCH that was applied: the names it set are the user's now
+            user_name, external_id = _patched_names(exchange.request_body)
     elif operation is Operation.LOOKUP:
         if terms is None:
             terms = filter_terms(exchange)
@@ -249,6 +251,26 @@ def _identity(
             if external_id is None and (user_name is None or _same_name(user_name, resource.get("userName"))):
                 external_id = _str(resource.get("externalId"))
     return user_name, external_id
+
+
+def _patched_names(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """userName and externalId that a PatchOp replaces or adds (by path, or in a pathless value),
+    so that a rename answered 204 No Content (RFC 7644 §3.5.2) is still seen."""
+    operations = body.get("Operations") or body.get("operations")
+    names: dict[str, str | None] = {"username": None, "externalid": None}
+    if not isinstance(operations, list):
+        return None, None
+    for op in operations:
+        if not isinstance(op, dict) or str(op.get("op", "")).lower() not in ("replace", "add"):
+            continue
+        path, value = op.get("path"), op.get("value")
+        if isinstance(path, str) and path.strip().lower() in names:
+            names[path.strip().lower()] = _str(value) or names[path.strip().lower()]
+        elif path is None and isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and key.lower() in names:
+                    names[key.lower()] = _str(item) or names[key.lower()]
+    return names["username"], names["externalid"]
 
 
 def _same_name(a: str, b: Any) -> bool:

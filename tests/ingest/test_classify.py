@@ -268,12 +268,30 @@ def test_it_takes_the_user_of_a_read_from_the_response():
     assert (found.scim_id, found.user_name) == ("2819c223", "ryan@contoso.com")
 
 
-def test_it_leaves_the_user_of_a_patch_without_a_response_unknown():
+def test_a_rename_answered_204_names_the_user_by_the_name_it_set():
+    # RFC 7644 §3.5.2 allows 204 No Content: the applied PatchOp is the only record of the rename.
     body = _patch({"op": "Replace", "path": "userName", "value": "new@contoso.com"})
 
     found = classify(_exchange("PATCH", "/scim/v2/Users/2819c223", status=204, request_body=body))
 
-    assert (found.user_name, found.external_id, found.scim_id) == (None, None, "2819c223")
+    assert (found.user_name, found.external_id, found.scim_id) == ("new@contoso.com", None, "2819c223")
+
+
+def test_a_pathless_patch_sets_the_names_in_its_value():
+    body = _patch({"op": "replace", "value": {"userName": "b@contoso.com", "externalId": "ext-b"}})
+
+    found = classify(_exchange("PATCH", "/scim/v2/Users/2819c223", status=204, request_body=body))
+
+    assert (found.user_name, found.external_id) == ("b@contoso.com", "ext-b")
+
+
+def test_a_rename_that_failed_does_not_name_the_user():
+    # a 409 on the rename: the target kept the old name (someone else holds the new one)
+    body = _patch({"op": "Replace", "path": "userName", "value": "taken@contoso.com"})
+
+    found = classify(_exchange("PATCH", "/scim/v2/Users/2819c223", status=409, request_body=body))
+
+    assert (found.user_name, found.scim_id) == (None, "2819c223")
 
 
 def test_it_attributes_no_user_to_a_group_operation():
