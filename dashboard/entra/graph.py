@@ -238,8 +238,8 @@ class ProvisioningPull:
     def _since(self, since: datetime | None) -> datetime:
         config = self.client.config
         if self.previous is None:
-            return since if since is not None else self.client.now() - config.initial_lookback
-        return self.previous.activity_at - config.overlap
+            return since if since is not None else _minus(self.client.now(), config.initial_lookback)
+        return _minus(self.previous.activity_at, config.overlap)
 
     def first_url(self) -> str:
         config = self.client.config
@@ -279,9 +279,17 @@ class ProvisioningPull:
             next_link = page.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) and next_link else None
         if latest is not None:
-            keep_from = latest - self.client.config.overlap
+            keep_from = _minus(latest, self.client.config.overlap)
             self.watermark = Watermark(latest, frozenset(i for i, at in times.items() if at >= keep_from))
         self.complete = True
+
+
+def _minus(at: datetime, span: timedelta) -> datetime:
+    """`at` - `span`, or the first representable instant (an event dated 0001-01-01 is read)."""
+    try:
+        return at - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _origin(url: str) -> str:

@@ -26,7 +26,9 @@ import orjson
 
 from ..ingest.prepare import stable_hash
 from ..ingest.records import ParseProblem
-from ..ingest.redact import DEFAULT_RULES, MAX_NESTING, RedactionRules, cut_nesting, deeper_than, redact_body, too_deep
+from ..ingest.redact import (
+    DEFAULT_RULES, MAX_NESTING, RedactionRules, bounded_raw, cut_nesting, deeper_than, redact_body, too_deep,
+)
 from .jobstatus import JobStatusError, parse_job_status
 from .jsonscan import find_array, iter_array
 from .normalize import RecordError, event_from_record
@@ -96,10 +98,12 @@ def read_events(
 
 
 def _clean(problem: ParseProblem) -> ParseProblem:
-    """A problem as it may be stored: NUL characters (which PostgreSQL refuses) shown escaped."""
-    if "\x00" in problem.reason or "\x00" in problem.raw:
-        return ParseProblem(problem.line_no, problem.reason.replace("\x00", "\\x00"), problem.raw.replace("\x00", "\\x00"))
-    return problem
+    """A problem as it may be stored: NUL characters (which PostgreSQL refuses) shown escaped, and
+    a raw text that is JSON nested too deep cut below the limit (see redact.bounded_raw)."""
+    raw = bounded_raw(problem.raw)
+    if "\x00" in problem.reason or "\x00" in raw:
+        return ParseProblem(problem.line_no, problem.reason.replace("\x00", "\\x00"), raw.replace("\x00", "\\x00"))
+    return problem if raw is problem.raw else ParseProblem(problem.line_no, problem.reason, raw)
 
 
 def _read_events(

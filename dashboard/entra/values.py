@@ -181,11 +181,11 @@ def action_of(value: Any) -> tuple[ProvisioningAction, str | None]:
 
 
 def status_of(value: Any) -> ProvisioningStatus:
+    if not isinstance(value, str):  # (an object or array cannot even be looked up)
+        raise ValueProblem("must be a string")
     found = _FAST_STATUSES.get(value)
     if found is not None:
         return found
-    if not isinstance(value, str):
-        raise ValueProblem("must be a string")
     found = _STATUSES.get(squash(value))
     if found is None:
         raise ValueProblem(f"is not success, failure, skipped or warning: {value[:40]!r}")
@@ -207,10 +207,11 @@ def step_type_of(value: Any) -> str | None:
 def step_status_of(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    found = _FAST_STATUSES.get(value)
+    text = value if isinstance(value, str) else str(value)
+    found = _FAST_STATUSES.get(text)
     if found is None:
-        found = _STATUSES.get(squash(str(value)))
-    return found.value if found is not None else str(value)
+        found = _STATUSES.get(squash(text))
+    return found.value if found is not None else text
 
 
 # "This operation was retried 1 times. It will be retried again after this date:

@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus, urlsplit
 import orjson
 
 from .records import Exchange, ParseProblem
-from .redact import MAX_NESTING, cut_nesting, deeper_than, quoted_name, too_deep
+from .redact import MAX_NESTING, bounded_raw, cut_nesting, deeper_than, quoted_name, too_deep
 
 MAX_LINE_BYTES = 1_048_576  # a line longer than 1 MiB is rejected, not parsed
 RAW_KEEP = 2000  # characters of a rejected line that are kept for the rejects list
@@ -261,7 +261,10 @@ def parse_ts(value: Any) -> datetime:
         )
     except ValueError as exc:
         raise LineError(f"field 'ts' is not a valid date-time: {exc}") from None
-    return stamp.astimezone(UTC)
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable instant
+        raise LineError(f"field 'ts' is out of range in UTC: {value[:40]!r}") from None
 
 
 def _method(value: Any) -> str:
@@ -345,7 +348,7 @@ def _problem(line_no: int, reason: str, raw: bytes | str) -> ParseProblem:
     text = text.replace("\x00", "\\x00").rstrip("\r\n")
     if len(text) > RAW_KEEP:
         text = text[:RAW_KEEP] + "…"
-    return ParseProblem(line_no=line_no, reason=reason, raw=text)
+    return ParseProblem(line_no=line_no, reason=reason, raw=bounded_raw(text))
 
 
 def decode_query(query: str | None) -> str:

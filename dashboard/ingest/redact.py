@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
+
 from .records import Exchange
 
 REDACTED = "[REDACTED]"
@@ -366,3 +368,19 @@ def quoted_name(name: Any) -> str:
     if text.isprintable():
         return f"'{text}'"
     return repr(text)
+
+
+def bounded_raw(text: str) -> str:
+    """The raw text of a rejected line or record as it may be kept: when it is JSON nested deeper
+    than the limit (a line too deep, a damaged record the reader could not decode, a CSV row of
+    brackets), the same JSON with everything below the limit replaced by "…", so that it can be
+    redacted and serialised like any other JSON; any other text as it is."""
+    if text.count("[") + text.count("{") <= MAX_NESTING + 1:
+        return text
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if not deeper_than(value, MAX_NESTING + 1):
+        return text
+    return orjson.dumps(cut_nesting(value, MAX_NESTING + 1)).decode()

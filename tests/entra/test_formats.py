@@ -397,3 +397,21 @@ def test_a_csv_read_abandoned_after_its_stream_is_closed_raises_nothing():
         sys.unraisablehook = hook
 
     assert unraisable == []
+
+
+@pytest.mark.parametrize("status", [{"status": "success"}, ["success"], 3])
+def test_a_status_that_is_not_a_string_is_a_reject_naming_it(status):
+    import orjson
+
+    (problem,) = _read_bytes(orjson.dumps([_record(provisioningStatusInfo={"status": status})]), "entra-portal-json")
+
+    assert problem.reason == "record 1: field 'provisioningStatusInfo.status' must be a string"
+
+
+def test_a_step_status_that_is_not_a_string_is_kept_as_text():
+    import orjson
+
+    (event,) = events(_read_bytes(orjson.dumps([_record(provisioningSteps=[{"name": "EntryImportAdd",
+                                                                           "status": {"a": 1}}])])))
+
+    assert event.steps[0].status == "{'a': 1}"

@@ -111,3 +111,69 @@ def test_a_log_analytics_row_with_nested_json_too_deep_is_a_reject(app):  # type
     assert (result.accepted, result.rejected) == (1, 1)
     (reject,) = db.session.scalars(select(Reject))
     assert reject.reason == "record 1: field 'ProvisioningSteps' is nested deeper than 64 levels"
+
+
+# -- without a database: what the loaders do with a reader's output ----------------------------------
+
+
+def _storable_raw(raw: str) -> str:
+    """What save_rejects does with a reject's raw text (load.redact_raw), which must not raise."""
+    from dashboard.ingest.load import redact_raw
+    from dashboard.ingest.redact import DEFAULT_RULES
+
+    return redact_raw(raw, DEFAULT_RULES)
+
+
+def test_a_csv_row_of_brackets_is_kept_cut_below_the_limit_for_the_rejects_list():
+    logs = b"Date,Id,Action,Status\n" + b"[" * 980 + b"]" * 980 + b"\n"
+
+    (problem,) = list(read_events(io.BytesIO(logs), "entra-csv"))
+
+    assert problem.raw.startswith("[[[") and problem.raw.count("[") == 65
+    assert _storable_raw(problem.raw)
+
+
+def test_a_damaged_record_too_deep_for_the_standard_library_is_kept_storable():
+    from dashboard.ingest.redact import deeper_than
+
+    # 995 levels: the standard library's scanner (salvage path) gives up; orjson would decode it
+    data = b'{"value":[{"id":"a","activityDateTime":"2026-03-01T00:00:00Z"},' + b"[" * 995 + b"]" * 995 + b","
+
+    problems = [i for i in read_events(io.BytesIO(data), "entra-graph") if not hasattr(i, "activity_at")]
+
+    assert [p.line_no for p in problems] == [1, 2]  # the first record (no status), the deep one
+    for problem in problems:
+        assert _storable_raw(problem.raw) is not None  # redacting it for storage does not raise
+        try:
+            kept = orjson.loads(problem.raw)
+        except orjson.JSONDecodeError:
+            continue
+        assert not deeper_than(kept, 65)
+
+
+class _Pages:
+    """A Graph client answering one page of records (then an empty page)."""
+
+    def __init__(self, records: list[dict]) -> None:
+        from datetime import UTC, datetime
+
+        from dashboard.entra.graph import GraphClient, GraphConfig
+
+        self.client = GraphClient(GraphConfig("t", "c", "s"), now=lambda: datetime(2026, 3, 2, tzinfo=UTC),
+                                  sleep=lambda _s: None)
+        pages = [{"value": records}, {"value": []}]
+        self.client.get_json = lambda _url: pages.pop(0)  # type: ignore[method-assign]
+        self.client.token = lambda: "token"  # type: ignore[method-assign]
+
+
+def test_a_pull_reads_an_event_dated_in_year_one_and_its_watermark_still_works():
+    from dashboard.entra.graph import Watermark
+    from dashboard.ingest.redact import DEFAULT_RULES
+
+    record = _record(activityDateTime="0001-01-01T00:00:00Z")
+    pull = _Pages([record]).client.pull(None, rules=DEFAULT_RULES)
+
+    assert [e.id for e in pull] == ["r1"]  # no OverflowError (watermark minus the overlap)
+    assert pull.complete and pull.watermark == Watermark(pull.watermark.activity_at, frozenset({"r1"}))
+    again = _Pages([]).client.pull(pull.watermark, rules=DEFAULT_RULES)
+    assert list(again) == [] and again.first_url()

@@ -596,3 +596,8 @@ def test_it_reads_a_line_that_starts_with_a_byte_order_mark():
     assert _exchange(b"\xef\xbb\xbf" + jsonl_line()).method == "GET"
     assert _exchange("\ufeff" + jsonl_line().decode()).method == "GET"
     assert parse_line(1, b"\xef\xbb\xbf\n") is None
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_it_rejects_a_time_out_of_range_once_in_utc(ts):
+    assert _problem(jsonl_line(ts=ts)).reason == f"field 'ts' is out of range in UTC: {ts!r}"
