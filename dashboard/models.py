@@ -133,11 +133,13 @@ class ScimUser(db.Model):
 
 
 class ScimUserAlias(db.Model):
-    """One name a person went by, or one identifier they had, and when it was seen.
+    """One name a person went by, or one SCIM id they had, and when it was seen.
 
-    kind: "n" a userName (key: its name key), "e" an externalId, "s" a SCIM id of the target.
-    The history of names ("alice until cycle 5, alice.smith since") and the search by any past
-    name or id read this table; so does the resolver, to find a person by an id they once had.
+    kind: "n" a userName (key: its name key), "s" a SCIM id of the target. Written only once a
+    person's name (or id) changes, for all of their names (ids) from then on; the current values
+    are on the person's row. The history of names ("alice until cycle 5, alice.smith since") and
+    the search by any past name or id read this table; so does the resolver, to find a person by
+    a name or id they once had.
     """
 
     __tablename__ = "scim_user_alias"

@@ -11,8 +11,10 @@ An exchange names up to three things: a userName, an externalId and the target's
    at that time; else the name's provisional row.
 Provisional rows (no externalId) are merged into the person a later line links them to; two
 rows with an externalId never are. The current userName and SCIM id are those of the latest
-line (by time, not by arrival), and every name and id is kept as an alias with its first and
-last sighting, so the result does not depend on the order lines arrive in.
+line (by time, not by arrival), so the result does not depend on the order lines arrive in.
+The current values live on the person's row (indexed); once a person's name or SCIM id changes,
+every name (or id) they had is kept as an alias with its first and last sighting: a person
+who never changed costs no alias row.
 
 Writes: new rows are inserted at once (their id goes into the batch's rows); everything else
 (completed rows, aliases, merges) is written by `finish_batch`, after the batch's rows are in,
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from ..models import ScimUser, ScimUserAlias
@@ -34,14 +36,9 @@ from .records import Classified
 _users = ScimUser.__table__
 _aliases = ScimUserAlias.__table__
 _INSERT = _users.insert()
-_FILL = (
-    update(_users)
-    .where(_users.c.id == bindparam("uid"))
-    .values(
-        user_name=bindparam("user_name"), name_key=bindparam("name_key"), external_id=bindparam("external_id"),
-        scim_id=bindparam("scim_id"), name_us=bindparam("name_us"), scim_us=bindparam("scim_us"),
-    )
-)
+_exchanges_name = "exchange"
+_ROW = "name_key, external_id, scim_id, user_name, name_us, scim_us"  # the cache's row, in R_* order
+_COLUMN = {NAME: "name_key", EXTERNAL: "external_id", SCIM: "scim_id"}
 _CHUNK = 300
 # A past name still finds its person this long before its first or after its last sighting: a
 # lookup that arrives after a rename, for the name the person still had when it was sent.
@@ -88,7 +85,9 @@ class UserResolver:
         self._asked: set[tuple[str, str]] = set()
         self._dirty_rows: set[int] = set()
         self._dirty_aliases: set[tuple[int, str, str]] = set()
-        self._stored_aliases: set[tuple[int, str, str]] = set()
+        self._stored_aliases: dict[tuple[int, str, str], tuple[int, int]] = {}  # as written: (first, last)
+        self._stored_times: dict[int, tuple[int | None, int | None]] = {}  # as written: (name_us, scim_us)
+        self._history: set[tuple[int, str]] = set()  # (user, kind) whose values are kept as aliases
         self.merges: list[tuple[int, int]] = []
 
     # -- fetching ---------------------------------------------------------------------------
@@ -98,7 +97,9 @@ class UserResolver:
         self.prefetch_names(conn, ((item.user_name, item.external_id, item.scim_id) for item in found))
 
     def prefetch_names(self, conn: Connection, names: Iterable[tuple[str | None, str | None, str | None]]) -> None:
-        """As `prefetch`, for (user_name, external_id, scim_id) triples."""
+        """As `prefetch`, for (user_name, external_id, scim_id) triples: the people who hold these
+        values now (scim_user's own indexed columns) and, for names and SCIM ids, who held them
+        before (aliases, written only for people whose name or id changed)."""
         if len(self.rows) > CACHE_LIMIT and not (self._dirty_rows or self._dirty_aliases or self.merges):
             self.forget()
         wanted: dict[str, set[str]] = {NAME: set(), EXTERNAL: set(), SCIM: set()}
@@ -113,22 +114,66 @@ class UserResolver:
             ordered = sorted(keys)
             for start in range(0, len(ordered), _CHUNK):
                 chunk = ordered[start : start + _CHUNK]
-                found.extend(self._select(
-                    conn, f"SELECT user_id, kind, key, value, first_us, last_us FROM {_aliases.name} "
-                    f"WHERE job_id = ? AND kind = ? AND key IN", [self.job_id, kind], chunk))
-        new_users = sorted({row[0] for row in found} - set(self.rows))
+                for uid, *row in self._select(
+                    conn, f"SELECT id, {_ROW} FROM {_users.name} WHERE job_id = ? AND {_COLUMN[kind]} IN",
+                    [self.job_id], chunk,
+                ):
+                    if uid not in self.rows:
+                        self._cache_row(int(uid), list(row))
+                if kind != EXTERNAL:
+                    found.extend(self._select(
+                        conn, f"SELECT user_id, kind, key, value, first_us, last_us FROM {_aliases.name} "
+                        f"WHERE job_id = ? AND kind = ? AND key IN", [self.job_id, kind], chunk))
+        self._load_rows(conn, {row[0] for row in found})
+        self._cache_aliases(found)
+
+    def _load_rows(self, conn: Connection, user_ids: set[int]) -> None:
+        new_users = sorted(user_ids - set(self.rows))
         for start in range(0, len(new_users), _CHUNK):
-            chunk = new_users[start : start + _CHUNK]
             for uid, *row in self._select(
-                conn, f"SELECT id, name_key, external_id, scim_id, user_name, name_us, scim_us FROM {_users.name} "
-                f"WHERE id IN", [], chunk,
+                conn, f"SELECT id, {_ROW} FROM {_users.name} WHERE id IN", [], new_users[start : start + _CHUNK],
             ):
                 self._cache_row(int(uid), list(row))
+
+    def _cache_aliases(self, found: list[tuple]) -> None:
         for user_id, kind, key, value, first_us, last_us in found:
-            if user_id in self.rows and (user_id, kind, key) not in self.spans:
+            if user_id not in self.rows:
+                continue
+            self._history.add((user_id, kind))
+            span = self.spans.get((user_id, kind, key))
+            if span is None:
                 self.spans[(user_id, kind, key)] = [value, first_us, last_us]
-                self._stored_aliases.add((user_id, kind, key))
-                self._index(user_id, kind, key)
+            else:  # seen in this session already: the stored sightings widen it
+                span[1], span[2] = min(span[1], first_us), max(span[2], last_us)
+            self._stored_aliases[(user_id, kind, key)] = (first_us, last_us)
+            self._index(user_id, kind, key)
+
+    def _ensure_history(self, conn: Connection, uid: int, kind: str) -> None:
+        """The person's name (or SCIM id) is changing: from now on its values are kept as aliases,
+        the current one included (with its sightings: this session's, else the stored ones)."""
+        if (uid, kind) in self._history:
+            return
+        self._history.add((uid, kind))
+        found = self._select(conn, f"SELECT user_id, kind, key, value, first_us, last_us FROM {_aliases.name} "
+                                   f"WHERE kind = ? AND user_id IN", [kind], [uid])
+        self._cache_aliases(found)
+        row = self.rows[uid]
+        current = row[R_NAME_KEY] if kind == NAME else row[R_SCIM]
+        if current is None:
+            return
+        span = self.spans.get((uid, kind, current))
+        if span is None:
+            last = (row[R_NAME_US] if kind == NAME else row[R_SCIM_US]) or 0
+            first = self._first_seen(conn, uid) or last
+            value = row[R_USER_NAME] if kind == NAME else current
+            span = self.spans[(uid, kind, current)] = [value or current, min(first, last), last]
+        self._dirty_aliases.add((uid, kind, current))
+        for (user_id, kind_, _key) in [k for k in self.spans if k[0] == uid and k[1] == kind]:
+            self._dirty_aliases.add((user_id, kind_, _key))
+
+    def _first_seen(self, conn: Connection, uid: int) -> int | None:
+        rows = self._select(conn, f"SELECT MIN(ts_us) FROM {_exchanges_name} WHERE user_id IN", [], [uid])
+        return rows[0][0] if rows and rows[0][0] is not None else None
 
     def _select(self, conn: Connection, head: str, params: list, keys: list) -> list[tuple]:
         padded = pad(keys)
@@ -144,6 +189,7 @@ class UserResolver:
 
     def _cache_row(self, user_id: int, row: list) -> None:
         self.rows[user_id] = row
+        self._stored_times[user_id] = (row[R_NAME_US], row[R_SCIM_US])
         if row[R_EXTERNAL]:
             self.by_external.setdefault(row[R_EXTERNAL], user_id)
         if row[R_SCIM]:
@@ -206,12 +252,15 @@ class UserResolver:
             uid = self._holder(key, ts_us) or self._provisional(key)  # type: ignore[arg-type]
             if uid is None:
                 uid = self._create(conn, user_name, key, None, None, ts_us)
-        if external_id:
-            self._note(uid, EXTERNAL, external_id, external_id, ts_us)
+        row = self.rows[uid]
+        if external_id and row[R_EXTERNAL] is None:
+            row[R_EXTERNAL] = external_id
+            self.by_external.setdefault(external_id, uid)
+            self._dirty_rows.add(uid)
         if scim_id and keep_scim:
-            self._note(uid, SCIM, scim_id, scim_id, ts_us)
+            self._note(conn, uid, SCIM, scim_id, scim_id, ts_us)
         if key:
-            self._note(uid, NAME, key, user_name, ts_us)  # type: ignore[arg-type]
+            self._note(conn, uid, NAME, key, user_name, ts_us)  # type: ignore[arg-type]
         return uid
 
     def _provisional(self, key: str) -> int | None:
@@ -238,33 +287,41 @@ class UserResolver:
             candidates.append((distance, row[R_EXTERNAL] is None, row[R_EXTERNAL] or "", row[R_SCIM] or "", uid))
         return min(candidates)[-1] if candidates else None
 
-    def _note(self, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
-        """Record that the person went by this name / had this id at `ts_us`."""
+    def _note(self, conn: Connection, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
+        """Record that the person went by this name / had this SCIM id at `ts_us`."""
+        row = self.rows[uid]
+        current = row[R_NAME_KEY] if kind == NAME else row[R_SCIM]
+        if current is not None and current != key:
+            self._ensure_history(conn, uid, kind)  # a second name (or id): keep them all from now on
+        history = (uid, kind) in self._history
+        value = value[:512]
         span = self.spans.get((uid, kind, key))
         if span is None:
-            self.spans[(uid, kind, key)] = [value[:512], ts_us, ts_us]
-            self._dirty_aliases.add((uid, kind, key))
+            self.spans[(uid, kind, key)] = [value, ts_us, ts_us]
             self._index(uid, kind, key)
+            if history:
+                self._dirty_aliases.add((uid, kind, key))
         elif ts_us < span[1] or ts_us > span[2]:
+            if ts_us > span[2]:
+                span[0] = value
             span[1], span[2] = min(span[1], ts_us), max(span[2], ts_us)
-            if ts_us >= span[2]:
-                span[0] = value[:512]
-            self._dirty_aliases.add((uid, kind, key))
-        row = self.rows[uid]
-        if kind == NAME:
-            if row[R_NAME_KEY] is None or row[R_NAME_US] is None or ts_us >= row[R_NAME_US]:
-                if (row[R_NAME_KEY], row[R_USER_NAME], row[R_NAME_US]) != (key, value, ts_us):
-                    row[R_NAME_KEY], row[R_USER_NAME], row[R_NAME_US] = key, value[:512], ts_us
-                    self._dirty_rows.add(uid)
-        elif kind == SCIM:
-            if row[R_SCIM] is None or row[R_SCIM_US] is None or ts_us >= row[R_SCIM_US]:
-                if (row[R_SCIM], row[R_SCIM_US]) != (key, ts_us):
-                    row[R_SCIM], row[R_SCIM_US] = key, ts_us
+            stored = self._stored_aliases.get((uid, kind, key))
+            if history and (stored is None or span[1] < stored[0] - TIME_GRAIN_US or span[2] > stored[1] + TIME_GRAIN_US):
+                self._dirty_aliases.add((uid, kind, key))
+        at = R_NAME_US if kind == NAME else R_SCIM_US
+        if current is None or row[at] is None or ts_us >= row[at]:
+            if current != key or (kind == NAME and row[R_USER_NAME] != value):
+                if kind == NAME:
+                    row[R_NAME_KEY], row[R_USER_NAME] = key, value
+                else:
+                    row[R_SCIM] = key
                     self.by_scim[key] = uid
+                row[at] = ts_us
+                self._dirty_rows.add(uid)
+            elif row[at] != ts_us:
+                row[at] = ts_us
+                if _later(ts_us, self._stored_times.get(uid, (None, None))[0 if kind == NAME else 1]):
                     self._dirty_rows.add(uid)
-        elif row[R_EXTERNAL] is None:
-            row[R_EXTERNAL] = key
-            self._dirty_rows.add(uid)
 
     def _create(
         self, conn: Connection, user_name: str | None, key: str | None, external_id: str | None,
@@ -312,7 +369,7 @@ class UserResolver:
         for (uid, kind, key) in [k for k in self.spans if k[0] == drop]:
             value, first, last = self.spans.pop((uid, kind, key))
             self._dirty_aliases.discard((uid, kind, key))
-            self._stored_aliases.discard((uid, kind, key))
+            self._stored_aliases.pop((uid, kind, key), None)
             mine = self.spans.get((keep, kind, key))
             if mine is None:
                 self.spans[(keep, kind, key)] = [value, first, last]
@@ -321,6 +378,16 @@ class UserResolver:
                     mine[0] = value
                 mine[1], mine[2] = min(mine[1], first), max(mine[2], last)
             self._dirty_aliases.add((keep, kind, key))
+        for kind in (NAME, SCIM):
+            if (drop, kind) in self._history:
+                self._history.add((keep, kind))
+            keys = [k for k in self.spans if k[0] == keep and k[1] == kind]
+            if len(keys) > 1:
+                self._history.add((keep, kind))
+            if (keep, kind) in self._history:
+                self._dirty_aliases.update(keys)
+            else:
+                self._dirty_aliases.difference_update(keys)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -334,77 +401,87 @@ class UserResolver:
             merge_users(conn, keep=keep, drop=drop)
         self.merges = []
         if self._dirty_rows:
-            conn.execute(_FILL, [
-                {"uid": uid, "user_name": row[R_USER_NAME], "name_key": row[R_NAME_KEY], "external_id": row[R_EXTERNAL],
-                 "scim_id": row[R_SCIM], "name_us": row[R_NAME_US], "scim_us": row[R_SCIM_US]}
+            params = [
+                (row[R_USER_NAME], row[R_NAME_KEY], row[R_EXTERNAL], row[R_SCIM], row[R_NAME_US], row[R_SCIM_US], uid)
                 for uid in sorted(self._dirty_rows) if (row := self.rows.get(uid)) is not None
-            ])
+            ]
+            _executemany(conn, _FILL_SQL, params)
+            for *_values, name_us, scim_us, uid in params:
+                self._stored_times[uid] = (name_us, scim_us)
             self._dirty_rows = set()
         if self._dirty_aliases:
             self._write_aliases(conn)
 
     def _write_aliases(self, conn: Connection) -> None:
-        inserts, updates = [], []
+        params = []
         for uid, kind, key in sorted(self._dirty_aliases):
             if uid not in self.rows:
                 continue
             value, first, last = self.spans[(uid, kind, key)]
-            if (uid, kind, key) in self._stored_aliases:
-                updates.append({"u": uid, "k": kind, "y": key, "value": value, "first_us": first, "last_us": last})
-            else:
-                inserts.append({"job_id": self.job_id, "user_id": uid, "kind": kind, "key": key, "value": value,
-                                "first_us": first, "last_us": last})
-        if inserts:
-            # A merge may have moved a stored alias of the dropped row onto the kept one already.
-            dialect = conn.dialect.name
-            if dialect in ("sqlite", "postgresql"):
-                from sqlalchemy.dialects import postgresql, sqlite
-
-                module = sqlite if dialect == "sqlite" else postgresql
-                stmt = module.insert(_aliases)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["user_id", "kind", "key"],
-                    set_={"value": stmt.excluded.value, "first_us": stmt.excluded.first_us,
-                          "last_us": stmt.excluded.last_us},
-                )
-                conn.execute(stmt, inserts)
-            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-                conn.execute(_aliases.insert(), inserts)
-        if updates:
-            conn.execute(
-                update(_aliases).where(_aliases.c.user_id == bindparam("u"), _aliases.c.kind == bindparam("k"),
-                                       _aliases.c.key == bindparam("y"))
-                .values(value=bindparam("value"), first_us=bindparam("first_us"), last_us=bindparam("last_us")),
-                updates,
-            )
-        self._stored_aliases.update(self._dirty_aliases)
+            params.append((self.job_id, uid, kind, key, value, first, last))
+            self._stored_aliases[(uid, kind, key)] = (first, last)
+        # One upsert for new and known aliases alike: a merge may have moved a stored alias of the
+        # dropped row onto the kept one already, and the cache holds the whole span.
+        _executemany(conn, _ALIAS_UPSERT_SQL, params)
         self._dirty_aliases = set()
 
 
-def users_named(job_id: int, text: str):  # type: ignore[no-untyped-def]
-    """SELECT of the ids of people who ever went by this name (any case or Unicode variant), or
-    had this externalId or SCIM id: a person is found by any of their past names or ids."""
-    from sqlalchemy import and_, or_
+_FILL_SQL = (f"UPDATE {_users.name} SET user_name = ?, name_key = ?, external_id = ?, scim_id = ?, name_us = ?, "
+             f"scim_us = ? WHERE id = ?")
+_ALIAS_UPSERT_SQL = (
+    f"INSERT INTO {_aliases.name} (job_id, user_id, kind, key, value, first_us, last_us) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_id, kind, key) DO UPDATE SET value = excluded.value, first_us = excluded.first_us, "
+    "last_us = excluded.last_us"
+)
+# Times of a sighting are written when they move by more than this (a person seen again in the
+# same cycle rewrites nothing); the cache keeps them exact, so resolving is not affected.
+TIME_GRAIN_US = 5 * 60 * 1_000_000
 
-    a = _aliases.c
-    terms = [and_(a.kind == EXTERNAL, a.key == text), and_(a.kind == SCIM, a.key == text)]
+
+def _later(ts_us: int, stored: int | None) -> bool:
+    return stored is None or ts_us > stored + TIME_GRAIN_US or ts_us < stored - TIME_GRAIN_US
+
+
+def _executemany(conn: Connection, sql: str, params: list[tuple]) -> None:
+    """Run one statement for many rows through the driver (these run per user and batch, where
+    SQLAlchemy's per-row work costs more than the database's). `sql` uses ? placeholders."""
+    if not params:
+        return
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(sql, params)
+        finally:
+            cursor.close()
+    else:
+        conn.exec_driver_sql(sql.replace("?", "%s"), params)
+
+
+def users_named(job_id: int, text: str):  # type: ignore[no-untyped-def]
+    """SELECT of the ids of people who go or went by this name (any case or Unicode variant), or
+    have or had this externalId or SCIM id: a person is found by any of their names or ids."""
+    from sqlalchemy import and_, or_, union
+
+    a, u = _aliases.c, _users.c
     key = name_key(text)
-    if key:
-        terms.append(and_(a.kind == NAME, a.key == key))
-    return select(a.user_id).where(a.job_id == job_id, or_(*terms))
+    now = [u.external_id == text, u.scim_id == text] + ([u.name_key == key] if key else [])
+    before = [and_(a.kind == SCIM, a.key == text)] + ([and_(a.kind == NAME, a.key == key)] if key else [])
+    return union(select(u.id).where(u.job_id == job_id, or_(*now)),
+                 select(a.user_id).where(a.job_id == job_id, or_(*before)))
 
 
 def users_matching(job_id: int, text: str):  # type: ignore[no-untyped-def]
-    """SELECT of the ids of people with a past or present name or externalId containing `text`,
-    or the SCIM id `text` (the search box)."""
-    from sqlalchemy import and_, or_
+    """SELECT of the ids of people with a present or past name, or an externalId, containing
+    `text`, or the SCIM id `text` (the search box)."""
+    from sqlalchemy import and_, or_, union
 
-    a = _aliases.c
+    a, u = _aliases.c, _users.c
     key = name_key(text) or text.lower()
-    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    raw = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return select(a.user_id).where(a.job_id == job_id, or_(
-        and_(a.kind == NAME, a.key.like(f"%{escaped}%", escape="\\")),
-        and_(a.kind == EXTERNAL, a.key.like(f"%{raw}%", escape="\\")),
-        and_(a.kind == SCIM, a.key == text),
-    ))
+    like_key = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like_raw = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return union(
+        select(u.id).where(u.job_id == job_id, or_(u.name_key.like(like_key, escape="\\"),
+                                                   u.external_id.like(like_raw, escape="\\"), u.scim_id == text)),
+        select(a.user_id).where(a.job_id == job_id, or_(and_(a.kind == NAME, a.key.like(like_key, escape="\\")),
+                                                        and_(a.kind == SCIM, a.key == text))),
+    )
