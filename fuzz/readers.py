@@ -128,13 +128,20 @@ CATCH_ALL = re.compile(r"unreadable (?:line|record) \((\w+)\)")
 caught: list[str] = []
 
 
-def check_problem(problem: ParseProblem) -> None:
-    """A reject must say why, and be storable as the loaders store it (redacted)."""
+def check_problem(problem: ParseProblem, *, entra: bool = False) -> None:
+    """A reject must say why, and be storable as the loaders store it (redacted; the Entra loader
+    also escapes NUL and lone surrogates first, entra_load._storable)."""
     if not isinstance(problem.reason, str) or not problem.reason.strip():
         raise AssertionError(f"a reject without a reason: {problem!r:.200}")
     last_resort = CATCH_ALL.search(problem.reason)
     if last_resort:
         caught.append(last_resort.group(1))
+    if entra:
+        from dashboard import entra_load
+
+        storable = getattr(entra_load, "_storable", None)
+        if storable is not None:
+            problem = storable(problem)
     if not isinstance(problem.line_no, int) or not isinstance(problem.raw, str):
         raise AssertionError(f"a malformed reject: {problem!r:.200}")
     try:
@@ -225,7 +232,7 @@ def _check_items(items: Any) -> tuple[int, int]:
     accepted = rejected = 0
     for item in items:
         if isinstance(item, ParseProblem):
-            check_problem(item)
+            check_problem(item, entra=True)
             rejected += 1
         elif isinstance(item, ProvisioningEvent):
             _check_event(item)
@@ -294,7 +301,7 @@ def run_job_status(case: Case) -> tuple[int, int]:
     accepted = rejected = 0
     for item in items:
         if isinstance(item, ParseProblem):
-            check_problem(item)
+            check_problem(item, entra=True)
             rejected += 1
             continue
         status = item.status
