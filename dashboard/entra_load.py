@@ -34,7 +34,7 @@ from .entra.records import JobStatus, ProvisioningEvent
 from .incremental import BatchAnalyzer, _mark_dirty
 from .ingest import codec
 from .ingest.load import IngestOptions, IngestResult, save_rejects
-from .ingest.prepare import stable_hash
+from .ingest.prepare import future_reason, stable_hash
 from .ingest.records import ParseProblem
 from .ingest.redact import RedactionRules, redact_body
 from .ingest.resolve import UserResolver
@@ -82,6 +82,8 @@ class _EventLoader:
         self.job_id = job.id
         self.source = source[:500]
         self.options = options
+        tolerance = options.future_tolerance_us
+        self.not_after_us = None if tolerance is None else to_us(_now()) + tolerance  # a clock ahead: a reject
         self.resolver = UserResolver(job.id)
         self.analyzer = BatchAnalyzer(options.gap_us)
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
@@ -100,6 +102,10 @@ class _EventLoader:
         for where, item in batch:
             if isinstance(item, ParseProblem):
                 problems.append((where, item))
+                continue
+            if self.not_after_us is not None and to_us(item.activity_at) > self.not_after_us:
+                problems.append((where, ParseProblem(item.record_no, f"record {item.record_no}: "
+                                                     + future_reason(item.activity_at, self.not_after_us), "")))
                 continue
             try:
                 key = dedupe_key(item)

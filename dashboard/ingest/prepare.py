@@ -111,7 +111,7 @@ def future_reason(ts: Any, not_after_us: int) -> str:
 
     limit = datetime.fromtimestamp(not_after_us / 1_000_000, UTC).replace(microsecond=0)
     return (f"field 'ts' is {ts.isoformat()}, later than {limit.isoformat()} (the time of ingest plus "
-            f"ingest.future_tolerance_minutes): a clock ahead of time; the line is not stored")
+            f"ingest.future_tolerance_minutes): a clock ahead of time; it is not stored")
 
 
 def blob_of(exchange: Exchange) -> dict:

@@ -388,3 +388,18 @@ def test_out_of_range_numbers_do_not_fail_the_batch(app, settings, tmp_path):  #
     assert (result.accepted, result.rejected) == (2, 0)
     assert {e.entra_id: e.duration_ms for e in db.session.scalars(select(EntraEvent))} == {
         "event-cycle-1-1": None, "event-cycle-1-2": 5}
+
+
+def test_an_event_dated_beyond_the_tolerance_is_a_reject_and_opens_no_cycle(app, settings, tmp_path):  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    page = _page(tmp_path / "p.json", [
+        _record(1, at=now - timedelta(minutes=5), cycle="c-now"),
+        _record(2, at=datetime(2031, 1, 1, tzinfo=UTC), cycle="c-2031"),  # a clock gone wrong
+    ])
+
+    result = _import(settings, [page])
+
+    assert (result.accepted, result.rejected) == (1, 1)
+    (problem,) = result.problems
+    assert "record 2" in problem.reason and "field 'ts' is 2031-01-01" in problem.reason
+    assert db.session.scalars(select(Cycle.key)).all() == ["c-now"]
