@@ -53,7 +53,7 @@ def iter_array(text: str, pos: int) -> Iterator[Element]:
             return
         number += 1
         try:
-            value, end = _DECODER.raw_decode(text, pos)
+            value, end = _decode(text, pos, resync)
         except json.JSONDecodeError as exc:
             following = resync.search(text, pos + 1) if resync else None
             stop = following.start(1) if following else end_of_text
@@ -80,7 +80,7 @@ def iter_array(text: str, pos: int) -> Iterator[Element]:
             # The standard library found where the element ends; orjson reads it, so that a
             # salvaged record means what it means in a file that decodes whole (no NaN or
             # Infinity, no integers beyond 64 bits, no lone surrogates, the same depth limit).
-            value = orjson.loads(text[pos:end])
+            value = orjson.loads(_TRAILING_COMMA.sub(_blank_comma, text[pos:end]))
         except orjson.JSONDecodeError as exc:
             yield Element(number, problem=f"malformed JSON: {exc.msg}", raw=text[pos:end][:RAW_KEEP])
             pos = end
@@ -89,6 +89,36 @@ def iter_array(text: str, pos: int) -> Iterator[Element]:
             resync = _resync_pattern(value)
         yield Element(number, value=value)
         pos = end
+
+
+def _decode(text: str, pos: int, resync: re.Pattern[str] | None) -> tuple[Any, int]:
+    """The element at `pos` and where it ends. An element that does not decode is tried again with
+    its trailing commas dropped (`[1, 2,]`, `{"a": 1,}`: Graph's own published examples hold one):
+    they are the one damage whose intent is certain."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as first:
+        following = resync.search(text, pos + 1) if resync else None
+        stop = following.start(1) if following else len(text)
+        segment = text[pos:stop]
+        cleaned = _TRAILING_COMMA.sub(_blank_comma, segment)
+        if cleaned == segment:
+            raise
+        try:
+            value, end = _DECODER.raw_decode(cleaned, 0)
+        except json.JSONDecodeError:
+            raise first from None
+        # decoded from the cleaned text; the same length, so `end` is an offset in the original
+        return value, pos + end
+
+
+# a string (skipped), or a comma followed by nothing but space before a closing bracket
+_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=\s*[\]}])')
+
+
+def _blank_comma(match: re.Match[str]) -> str:
+    token = match.group()
+    return " " if token == "," else token
 
 
 def _resync_pattern(value: Any) -> re.Pattern[str] | None:

@@ -415,3 +415,17 @@ def test_a_step_status_that_is_not_a_string_is_kept_as_text():
                                                                            "status": {"a": 1}}])])))
 
     assert event.steps[0].status == "{'a': 1}"
+
+
+def test_a_page_with_trailing_commas_is_read_and_commas_inside_strings_are_kept():
+    page = (b'{"value": [{"id": "r1", "activityDateTime": "2026-03-01T00:00:00Z", "provisioningAction": "create",'
+            b' "provisioningStatusInfo": {"status": "failure", "errorInformation": {"reason": "a,]b,}",}},'
+            b' "modifiedProperties": [{"displayName": "userName", "newValue": "a@contoso.com"},\n ],},'
+            b' {"id": "r2", "activityDateTime": "2026-03-01T00:00:01Z", "provisioningStatusInfo": {"status": "success"}},'
+            b"\n]}")
+
+    items = _read_bytes(page)
+
+    assert [e.id for e in events(items)] == ["r1", "r2"] and problems(items) == []
+    assert events(items)[0].reason == "a,]b,}"
+    assert events(items)[0].user_name == "a@contoso.com"
