@@ -95,7 +95,7 @@ class ScimUser(db.Model):
     userName is an attribute that changes (renames, corrections) and that two people may briefly
     share, so it is not unique; its history, and every SCIM id the person had, are kept as
     aliases (ScimUserAlias). The columns hold the current values: `user_name` and `scim_id` are
-    those of the latest exchange that named them (`name_us`, `scim_us`), whatever the arrival
+    those of the latest exchange that named them (`name_us`, `scim_us`: since when), whatever the arrival
     order. A row may start with only a userName (a lookup that found nothing) or only a SCIM id
     (a PATCH seen before the create that named it): a provisional identity, merged into the
     durable one when an exchange links them. Two rows with an externalId are never merged.
@@ -115,8 +115,8 @@ class ScimUser(db.Model):
     name_key: Mapped[str | None] = mapped_column(String(512), nullable=True)  # ingest.identity.name_key
     external_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     scim_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    name_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # when user_name was last named
-    scim_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # when scim_id was last named
+    name_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # since when user_name is current
+    scim_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # since when scim_id is current
     # Derived from the user's cycles (analysis.users.user_state); kept current by ingestion.
     state: Mapped[str] = mapped_column(String(20), default="unknown", server_default="unknown")
     provisioned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())

@@ -86,7 +86,6 @@ class UserResolver:
         self._dirty_rows: set[int] = set()
         self._dirty_aliases: set[tuple[int, str, str]] = set()
         self._stored_aliases: dict[tuple[int, str, str], tuple[int, int]] = {}  # as written: (first, last)
-        self._stored_times: dict[int, tuple[int | None, int | None]] = {}  # as written: (name_us, scim_us)
         self._history: set[tuple[int, str]] = set()  # (user, kind) whose values are kept as aliases
         self.merges: list[tuple[int, int]] = []
 
@@ -162,18 +161,20 @@ class UserResolver:
         if current is None:
             return
         span = self.spans.get((uid, kind, current))
-        if span is None:
-            last = (row[R_NAME_US] if kind == NAME else row[R_SCIM_US]) or 0
-            first = self._first_seen(conn, uid) or last
+        if span is None:  # its sightings: from the person's stored exchanges (the current value is the latest)
+            since = (row[R_NAME_US] if kind == NAME else row[R_SCIM_US]) or 0
+            first, last = self._seen(conn, uid)
             value = row[R_USER_NAME] if kind == NAME else current
-            span = self.spans[(uid, kind, current)] = [value or current, min(first, last), last]
+            span = self.spans[(uid, kind, current)] = [value or current, min(first or since, since),
+                                                       max(last or since, since)]
         self._dirty_aliases.add((uid, kind, current))
         for (user_id, kind_, _key) in [k for k in self.spans if k[0] == uid and k[1] == kind]:
             self._dirty_aliases.add((user_id, kind_, _key))
 
-    def _first_seen(self, conn: Connection, uid: int) -> int | None:
-        rows = self._select(conn, f"SELECT MIN(ts_us) FROM {_exchanges_name} WHERE user_id IN", [], [uid])
-        return rows[0][0] if rows and rows[0][0] is not None else None
+    def _seen(self, conn: Connection, uid: int) -> tuple[int | None, int | None]:
+        """First and last time of the person's stored exchanges (the user/time index)."""
+        rows = self._select(conn, f"SELECT MIN(ts_us), MAX(ts_us) FROM {_exchanges_name} WHERE user_id IN", [], [uid])
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def _select(self, conn: Connection, head: str, params: list, keys: list) -> list[tuple]:
         padded = pad(keys)
@@ -189,7 +190,6 @@ class UserResolver:
 
     def _cache_row(self, user_id: int, row: list) -> None:
         self.rows[user_id] = row
-        self._stored_times[user_id] = (row[R_NAME_US], row[R_SCIM_US])
         if row[R_EXTERNAL]:
             self.by_external.setdefault(row[R_EXTERNAL], user_id)
         if row[R_SCIM]:
@@ -265,8 +265,12 @@ class UserResolver:
 
     def _provisional(self, key: str) -> int | None:
         """The row known only by this name (no externalId, no SCIM id), if any."""
-        found = [u for u in self.by_name.get(key, ()) if u in self.rows and self.rows[u][R_EXTERNAL] is None
-                 and self.rows[u][R_SCIM] is None and self.rows[u][R_NAME_KEY] == key]
+        holders = self.by_name.get(key)
+        if not holders:
+            return None
+        rows = self.rows
+        found = [u for u in holders if (row := rows.get(u)) is not None and row[R_EXTERNAL] is None
+                 and row[R_SCIM] is None and row[R_NAME_KEY] == key]
         return min(found) if found else None
 
     def _holder(self, key: str, ts_us: int, *, without_scim: bool = False) -> int | None:
@@ -288,40 +292,56 @@ class UserResolver:
         return min(candidates)[-1] if candidates else None
 
     def _note(self, conn: Connection, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
-        """Record that the person went by this name / had this SCIM id at `ts_us`."""
+        """Record that the person went by this name / had this SCIM id at `ts_us`.
+
+        Sightings are tracked (as spans) only for people whose name (id) has changed: they are
+        what the aliases keep. Everyone else's current value and its time are on the row."""
         row = self.rows[uid]
-        current = row[R_NAME_KEY] if kind == NAME else row[R_SCIM]
+        name = kind == NAME
+        current = row[R_NAME_KEY] if name else row[R_SCIM]
+        if len(value) > 512:
+            value = value[:512]
         if current is not None and current != key:
             self._ensure_history(conn, uid, kind)  # a second name (or id): keep them all from now on
-        history = (uid, kind) in self._history
-        value = value[:512]
+        if (uid, kind) in self._history:
+            self._sighting(uid, kind, key, value, ts_us)
+        elif current is None:
+            self._index(uid, kind, key)
+        # The current value: the one of the latest line. `name_us` / `scim_us` say since when it is
+        # current, and are written only when it changes (a person seen again rewrites nothing).
+        at = R_NAME_US if name else R_SCIM_US
+        if current is None:
+            switch = True
+        elif current != key:  # (the person has history now: the current value's span is known)
+            span = self.spans.get((uid, kind, current))
+            switch = span is None or ts_us >= span[2]
+        else:
+            switch = name and row[R_USER_NAME] != value and (row[at] is None or ts_us >= row[at])  # a respelling
+            if not switch and row[at] is not None and ts_us < row[at]:
+                row[at] = ts_us  # an earlier sighting of the current value, arrived late
+                self._dirty_rows.add(uid)
+        if switch:
+            if name:
+                row[R_NAME_KEY], row[R_USER_NAME] = key, value
+            else:
+                row[R_SCIM] = key
+                self.by_scim[key] = uid
+            row[at] = ts_us
+            self._dirty_rows.add(uid)
+
+    def _sighting(self, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
         span = self.spans.get((uid, kind, key))
         if span is None:
             self.spans[(uid, kind, key)] = [value, ts_us, ts_us]
             self._index(uid, kind, key)
-            if history:
-                self._dirty_aliases.add((uid, kind, key))
+            self._dirty_aliases.add((uid, kind, key))
         elif ts_us < span[1] or ts_us > span[2]:
             if ts_us > span[2]:
                 span[0] = value
             span[1], span[2] = min(span[1], ts_us), max(span[2], ts_us)
             stored = self._stored_aliases.get((uid, kind, key))
-            if history and (stored is None or span[1] < stored[0] - TIME_GRAIN_US or span[2] > stored[1] + TIME_GRAIN_US):
+            if stored is None or span[1] < stored[0] - TIME_GRAIN_US or span[2] > stored[1] + TIME_GRAIN_US:
                 self._dirty_aliases.add((uid, kind, key))
-        at = R_NAME_US if kind == NAME else R_SCIM_US
-        if current is None or row[at] is None or ts_us >= row[at]:
-            if current != key or (kind == NAME and row[R_USER_NAME] != value):
-                if kind == NAME:
-                    row[R_NAME_KEY], row[R_USER_NAME] = key, value
-                else:
-                    row[R_SCIM] = key
-                    self.by_scim[key] = uid
-                row[at] = ts_us
-                self._dirty_rows.add(uid)
-            elif row[at] != ts_us:
-                row[at] = ts_us
-                if _later(ts_us, self._stored_times.get(uid, (None, None))[0 if kind == NAME else 1]):
-                    self._dirty_rows.add(uid)
 
     def _create(
         self, conn: Connection, user_name: str | None, key: str | None, external_id: str | None,
@@ -352,6 +372,12 @@ class UserResolver:
         kept, dropped = self.rows[keep], self.rows.pop(drop)
         self.merges.append((keep, drop))
         self._dirty_rows.discard(drop)
+        for kind, at, label in ((NAME, R_NAME_US, R_USER_NAME), (SCIM, R_SCIM_US, R_SCIM)):
+            mine, theirs = kept[R_NAME_KEY if kind == NAME else R_SCIM], dropped[R_NAME_KEY if kind == NAME else R_SCIM]
+            if mine and theirs and mine != theirs:  # the person had two names (ids): keep both
+                for row, key in ((kept, mine), (dropped, theirs)):
+                    self.spans.setdefault((keep, kind, key), [row[label] or key, row[at] or 0, row[at] or 0])
+                self._history.add((keep, kind))
         if dropped[R_NAME_KEY] and (kept[R_NAME_KEY] is None or (dropped[R_NAME_US] or 0) > (kept[R_NAME_US] or 0)):
             kept[R_NAME_KEY], kept[R_USER_NAME], kept[R_NAME_US] = dropped[R_NAME_KEY], dropped[R_USER_NAME], dropped[R_NAME_US]
         if dropped[R_SCIM] and (kept[R_SCIM] is None or (dropped[R_SCIM_US] or 0) > (kept[R_SCIM_US] or 0)):
@@ -406,8 +432,6 @@ class UserResolver:
                 for uid in sorted(self._dirty_rows) if (row := self.rows.get(uid)) is not None
             ]
             _executemany(conn, _FILL_SQL, params)
-            for *_values, name_us, scim_us, uid in params:
-                self._stored_times[uid] = (name_us, scim_us)
             self._dirty_rows = set()
         if self._dirty_aliases:
             self._write_aliases(conn)
@@ -433,13 +457,9 @@ _ALIAS_UPSERT_SQL = (
     "ON CONFLICT (user_id, kind, key) DO UPDATE SET value = excluded.value, first_us = excluded.first_us, "
     "last_us = excluded.last_us"
 )
-# Times of a sighting are written when they move by more than this (a person seen again in the
-# same cycle rewrites nothing); the cache keeps them exact, so resolving is not affected.
+# An alias's sightings are rewritten when they move by more than this (a person seen again in
+# the same cycle rewrites nothing); the cache keeps them exact, so resolving is not affected.
 TIME_GRAIN_US = 5 * 60 * 1_000_000
-
-
-def _later(ts_us: int, stored: int | None) -> bool:
-    return stored is None or ts_us > stored + TIME_GRAIN_US or ts_us < stored - TIME_GRAIN_US
 
 
 def _executemany(conn: Connection, sql: str, params: list[tuple]) -> None:
