@@ -14,6 +14,7 @@ key are one name, as the target's uniqueness check would have it.
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 NAME = "n"  # ScimUserAlias.kind of a userName
 EXTERNAL = "e"  # ... of an externalId
@@ -21,6 +22,7 @@ SCIM = "s"  # ... of the target's SCIM id
 KEY_LENGTH = 512
 
 
+@lru_cache(maxsize=65_536)
 def name_key(user_name: str | None) -> str | None:
     """The comparable form of a userName (None for none or only white space)."""
     if not user_name:

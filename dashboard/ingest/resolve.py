@@ -87,6 +87,7 @@ class UserResolver:
         self._dirty_aliases: set[tuple[int, str, str]] = set()
         self._stored_aliases: dict[tuple[int, str, str], tuple[int, int]] = {}  # as written: (first, last)
         self._history: set[tuple[int, str]] = set()  # (user, kind) whose values are kept as aliases
+        self._aliases_seen = False  # the job has aliases (see _has_aliases)
         self.merges: list[tuple[int, int]] = []
 
     # -- fetching ---------------------------------------------------------------------------
@@ -109,6 +110,7 @@ class UserResolver:
                     wanted[kind].add(key)
                     asked.add((kind, key))
         found: list[tuple] = []
+        history = any(wanted.values()) and self._has_aliases(conn)
         for kind, keys in wanted.items():
             ordered = sorted(keys)
             for start in range(0, len(ordered), _CHUNK):
@@ -119,12 +121,20 @@ class UserResolver:
                 ):
                     if uid not in self.rows:
                         self._cache_row(int(uid), list(row))
-                if kind != EXTERNAL:
+                if kind != EXTERNAL and history:
                     found.extend(self._select(
                         conn, f"SELECT user_id, kind, key, value, first_us, last_us FROM {_aliases.name} "
                         f"WHERE job_id = ? AND kind = ? AND key IN", [self.job_id, kind], chunk))
         self._load_rows(conn, {row[0] for row in found})
         self._cache_aliases(found)
+
+    def _has_aliases(self, conn: Connection) -> bool:
+        """Has anyone of this job ever changed name or id? Until then (most jobs, most of the
+        time) there are no aliases to look in; asked once per batch until the answer is yes."""
+        if not self._aliases_seen:
+            self._aliases_seen = conn.execute(
+                select(_aliases.c.id).where(_aliases.c.job_id == self.job_id).limit(1)).first() is not None
+        return self._aliases_seen
 
     def _load_rows(self, conn: Connection, user_ids: set[int]) -> None:
         new_users = sorted(user_ids - set(self.rows))
@@ -234,7 +244,7 @@ class UserResolver:
                     uid = self._create(conn, user_name, key, external_id, scim_id if keep_scim else None, ts_us)
             elif s_uid is not None and s_uid != uid:
                 self._merge(keep=uid, drop=s_uid)
-            if key:
+            if key and self._others_named(key, uid):
                 spare = self._provisional(key)
                 if spare is not None and spare != uid:
                     self._merge(keep=uid, drop=spare)
@@ -244,7 +254,7 @@ class UserResolver:
                 uid = self._provisional(key) or self._holder(key, ts_us, without_scim=True) or self._holder(key, ts_us)
             if uid is None:
                 uid = self._create(conn, user_name, key, None, scim_id, ts_us)
-            elif key:
+            elif key and self._others_named(key, uid):
                 spare = self._provisional(key)
                 if spare is not None and spare != uid:
                     self._merge(keep=uid, drop=spare)
@@ -262,6 +272,10 @@ class UserResolver:
         if key:
             self._note(conn, uid, NAME, key, user_name, ts_us)  # type: ignore[arg-type]
         return uid
+
+    def _others_named(self, key: str, uid: int) -> bool:
+        holders = self.by_name.get(key)
+        return bool(holders) and (len(holders) > 1 or uid not in holders)  # type: ignore[arg-type]
 
     def _provisional(self, key: str) -> int | None:
         """The row known only by this name (no externalId, no SCIM id), if any."""
@@ -448,6 +462,7 @@ class UserResolver:
         # dropped row onto the kept one already, and the cache holds the whole span.
         _executemany(conn, _ALIAS_UPSERT_SQL, params)
         self._dirty_aliases = set()
+        self._aliases_seen = self._aliases_seen or bool(params)
 
 
 _FILL_SQL = (f"UPDATE {_users.name} SET user_name = ?, name_key = ?, external_id = ?, scim_id = ?, name_us = ?, "
