@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from .models import Exchange, Job, ScimUser, from_us, to_us
+from .models import Exchange, Job, from_us, to_us
 
 
 def export_lines(
