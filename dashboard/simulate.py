@@ -61,21 +61,63 @@ Ground truth, per cycle and user (a user appears at most once per cycle)
 `requests` counts lines including the connection test. With `max_lines` the output stops exactly
 after that many lines (a prefix of the unlimited output); the cut cycle has `"truncated": true`
 and leaves out the user whose requests were cut.
+
+Realities of identity (`SimConfig.realities`, all off by default, all on in `SimConfig.realistic()`;
+or scripted per person and cycle with `SimConfig(events=(SimEvent(...), ...))`). A person is
+Entra's source object: their externalId never changes, their userName may; the target's SCIM id
+changes when the user is created again. Nothing here draws from the random stream unless a
+reality or an event is on, so the output of a config without them is unchanged.
+    rename     the userName changes between cycles (same externalId). Entra looks the new name
+               up and finds nothing; then either it POSTs it and the target answers 409
+               uniqueness ("A user with externalId ... already exists"; operation create,
+               failed; one or two cycles), and the retry matches by id, or at once (the share
+               `1 - rename_conflict_share`): PATCH /Users/{id} Replace userName -> 200 (update)
+    variant    some people are born with a userName holding a no-break space (U+00A0), a
+               full-width @ (U+FF20) or decomposed accents (NFD); it is corrected later to the
+               plain form (the same name after NFKC and casefold) like a rename; and case-only
+               changes: the target's filter ignores case, so the lookup finds the user and a
+               PATCH Replace userName follows
+    collision  two joiners (different externalId) with one userName in one cycle: both looked
+               up (nothing), both POSTed; the second answers 409 uniqueness ("User '...' already
+               exists"). Entra retries that create (a POST, no lookup; 409 while the name is
+               held) until the person's name is fixed (a rename: lookup, POST -> 201). No line
+               names only a shared name without telling whose it is: while the name's holder is
+               at work in a cycle the failing person waits, the holder's lookups do not fail (a
+               failure falls on the write), holders sit out outage cycles, and no collision
+               starts in an outage cycle
+    recreate   the target deleted the user (not in the log); Entra finds nothing and POSTs ->
+               201 with a new id
+    scope      half the leavers go out of scope by DELETE (not a disable); deleted people come
+               back in scope and are created again (new id); disabled ones are enabled (as before)
+    unmatched  a few new people are incomplete for a cycle or two: looked up, nothing found,
+               nothing written (a skip whose lookup did not find them: not provisioned)
+    disorder   the lines as a shipper delivers them: some creates held back until after a later
+               PATCH or DELETE of their id, some lines a little late, `duplicate_rate` of them
+               twice (same request_id). Only the order changes; `requests` counts lines once
+Ground truth of identity: `GroundTruth.people` (PersonTruth by externalId: names over time,
+SCIM ids, outcome per cycle, final state: in_sync, failing, disabled, deleted,
+never_provisioned), `CycleTruth.people` (outcome per externalId; `users` stays keyed by userName,
+which two people may share), and with `record_events` one PersonEvent per person and cycle, from
+which dashboard/entra/generate.py writes Entra's provisioning logs of the same run.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import math
 import random
 import time
+import unicodedata
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from typing import IO, Any
+from urllib.parse import quote_plus
 
 import orjson
 
@@ -91,6 +133,13 @@ QUARANTINE_GAPS = (timedelta(hours=6), timedelta(hours=12), timedelta(hours=24))
 TIMEOUT_MS = 30000.0  # Entra's HTTP time-out is not documented
 AUTH_DETAIL = "Bearer token is invalid or expired"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The realities of identity a run may turn on (SimConfig.realities); see the module's docstring.
+REALITIES = ("rename", "variant", "collision", "recreate", "scope", "unmatched", "disorder")
+# Kinds of a scripted SimEvent.
+EVENT_KINDS = ("rename", "case", "unicode", "collide", "recreate", "update", "disable", "delete",
+               "enable", "incomplete")
+STATES = ("in_sync", "failing", "disabled", "deleted", "never_provisioned")
+_SOURCE_NS = uuid.UUID("6b1f3f7e-2a43-4f0e-9a2c-5d0c7e9b1a64")
 
 
 class Outcome(StrEnum):
@@ -106,6 +155,47 @@ class Operation(StrEnum):
     ENABLE = "enable"
     DELETE = "delete"
     NONE = "none"
+
+
+@dataclass(frozen=True)
+class SimEvent:
+    """One scripted identity event: what happens to person `person` (0 .. users-1) in `cycle`.
+
+    rename   the userName changes (same externalId); a person failing on a collision gets a
+             name of their own (the fix)
+    case     the userName changes case only (the target's lookup ignores case: it finds them)
+    unicode  a userName born with a no-break space, a decomposed (NFD) or a full-width character
+             is corrected to its plain form (same name key; the target's lookup does not match)
+    collide  `person` and `other` join in this cycle with one userName (`other`'s): both looked
+             up, then created; `person`'s create answers 409 uniqueness
+    recreate the target deleted the user; Entra finds nothing and creates it again (new id)
+    update   an ordinary change of attributes (PATCH by id)
+    disable  out of scope: PATCH active false
+    delete   out of scope: DELETE (also of a disabled user)
+    enable   back in scope: PATCH active true (disabled), or created again (deleted)
+    incomplete  the person is not created before this cycle: in every cycle before it, Entra
+             looks them up, finds nothing and writes nothing (a required attribute is empty);
+             in this cycle they are complete and created
+    `variant` for rename and unicode: "409" (the target refuses the create: the externalId exists;
+    the retry matches by id) or "patch" (Entra matches by id and PATCHes userName). An event that
+    does not fit (the person is not there yet, is failing, or has no such name) is ignored.
+    """
+
+    cycle: int
+    kind: str
+    person: int
+    other: int | None = None
+    variant: str = "409"
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}")
+        if self.variant not in ("409", "patch"):
+            raise ValueError("variant must be '409' or 'patch'")
+        if self.cycle < 0 or self.person < 0 or (self.other is not None and self.other < 0):
+            raise ValueError("cycle and persons must not be negative")
+        if self.kind == "collide" and self.other is None:
+            raise ValueError("a collide event names the other person")
 
 
 @dataclass(frozen=True)
@@ -133,8 +223,38 @@ class SimConfig:
     requests_per_second: float = 20.0
     flag_scim062020: bool = False
     max_lines: int | None = None
+    # Realities of identity (all off by default: the output above is unchanged). See REALITIES.
+    realities: tuple[str, ...] = ()
+    identity_rate: float = 0.03  # per active person and incremental cycle, per kind of event
+    rename_conflict_share: float = 0.5  # renames answered 409 (else matched by id and PATCHed)
+    duplicate_rate: float = 0.02  # "disorder": lines written twice
+    events: tuple[SimEvent, ...] = ()  # scripted identity events (persons 0 .. users-1)
+    record_events: bool = False  # keep each person's event per cycle (for Entra's logs)
+
+    @classmethod
+    def realistic(cls, **overrides: Any) -> SimConfig:
+        """Every reality of identity on, people leaving and joining often enough to go out of
+        scope and back, and the events kept for Entra's provisioning logs."""
+        values: dict[str, Any] = {"realities": REALITIES, "record_events": True,
+                                  "leave_rate": 0.03, "join_rate": 0.02, "delete_rate": 0.01}
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def identity(self) -> bool:
+        """Whether any reality of identity is on (realities or scripted events)."""
+        return bool(self.realities or self.events)
 
     def __post_init__(self) -> None:
+        unknown = set(self.realities) - set(REALITIES)
+        if unknown:
+            raise ValueError(f"unknown realities: {sorted(unknown)}")
+        for name in ("identity_rate", "rename_conflict_share", "duplicate_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if any(not isinstance(e, SimEvent) or e.person >= self.users
+               or (e.other is not None and e.other >= self.users) for e in self.events):
+            raise ValueError("events must be SimEvents naming persons below `users`")
         if self.users < 1 or self.cycles < 1:
             raise ValueError("users and cycles must be at least 1")
         for name in ("failure_rate", "change_rate", "leave_rate", "join_rate", "delete_rate"):
@@ -156,10 +276,14 @@ class UserOutcome:
     operation: Operation
     status: int
     attempts: int
+    found: bool = True  # a skip: False when the lookup found nothing (and nothing was written)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": str(self.outcome), "operation": str(self.operation),
-                "status": self.status, "attempts": self.attempts}
+        out: dict[str, Any] = {"outcome": str(self.outcome), "operation": str(self.operation),
+                               "status": self.status, "attempts": self.attempts}
+        if not self.found:
+            out["found"] = False
+        return out
 
 
 _BUCKET = {Operation.CREATE: "create", Operation.UPDATE: "update", Operation.DISABLE: "disable",
@@ -177,27 +301,145 @@ class CycleTruth:
     requests: int
     connection_test: bool
     connection_test_status: int | None
-    users: dict[str, UserOutcome]
+    users: dict[str, UserOutcome]  # by the userName of the cycle (two people may share one)
     truncated: bool = False
+    people: dict[str, UserOutcome] = field(default_factory=dict)  # by externalId: per person
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Users per bucket (create, update, disable, delete, other) and success/failure/skipped."""
+        """People per bucket (create, update, disable, delete, other) and success/failure/skipped."""
         out = {b: {"success": 0, "failure": 0, "skipped": 0}
                for b in ("create", "update", "disable", "delete", "other")}
-        for user in self.users.values():
+        for user in (self.people or self.users).values():
             out[_BUCKET[user.operation]][_COLUMN[user.outcome]] += 1
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, people: bool = False) -> dict[str, Any]:
         out = {"index": self.index, "cycle_id": self.cycle_id, "kind": self.kind,
                "started_at": format_ts(self.started_at), "ended_at": format_ts(self.ended_at),
                "requests": self.requests, "connection_test": self.connection_test,
                "connection_test_status": self.connection_test_status,
                "users": {name: u.to_dict() for name, u in self.users.items()},
                "counts": self.counts()}
+        if people:
+            out["people"] = {key: u.to_dict() for key, u in self.people.items()}
         if self.truncated:
             out["truncated"] = True
         return out
+
+
+def name_key(user_name: str) -> str:
+    """A userName as the product compares names: Unicode NFKC, then case-folded."""
+    return unicodedata.normalize("NFKC", user_name).casefold()
+
+
+def person_state(history: list[UserOutcome]) -> str:
+    """A person's state after their outcomes (in cycle order): one of STATES.
+
+    failing while the last outcome failed; otherwise deleted, disabled, in sync or never
+    provisioned after the last successful write. A skip whose lookup found the account counts
+    as provisioned; one whose lookup found nothing does not.
+    """
+    provisioned = disabled = deleted = failing = False
+    for outcome in history:
+        if outcome.outcome is Outcome.FAILED:
+            failing = True
+            continue
+        failing = False
+        if outcome.outcome is Outcome.SKIPPED:
+            provisioned = provisioned or outcome.found
+        elif outcome.operation in (Operation.CREATE, Operation.UPDATE, Operation.ENABLE):
+            provisioned, disabled, deleted = True, False, False
+        elif outcome.operation is Operation.DISABLE:
+            provisioned, disabled = True, True
+        elif outcome.operation is Operation.DELETE:
+            deleted = True
+    if failing:
+        return "failing"
+    if deleted:
+        return "deleted"
+    if disabled:
+        return "disabled"
+    return "in_sync" if provisioned else "never_provisioned"
+
+
+@dataclass(slots=True)
+class PersonTruth:
+    """One person (Entra's source object), keyed by externalId, over the cycles emitted so far.
+
+    `names`: (first cycle, userName as Entra sent it) in order - "A until cycle 5, B since";
+    `scim_ids`: the target's ids as the lines showed them, in order (a re-created user gets a new
+    one); `cycles`: the outcome per cycle index in which the person took part.
+    """
+
+    external_id: str
+    job: str
+    names: list[tuple[int, str]] = field(default_factory=list)
+    scim_ids: list[str] = field(default_factory=list)
+    cycles: dict[int, UserOutcome] = field(default_factory=dict)
+
+    @property
+    def source_id(self) -> str:
+        """Entra's object id of the person (sourceIdentity.id in its logs)."""
+        return source_id(self.job, self.external_id)
+
+    @property
+    def user_name(self) -> str:
+        """The latest userName."""
+        return self.names[-1][1]
+
+    @property
+    def scim_id(self) -> str | None:
+        return self.scim_ids[-1] if self.scim_ids else None
+
+    @property
+    def state(self) -> str:
+        return person_state([self.cycles[i] for i in sorted(self.cycles)])
+
+    @property
+    def failing(self) -> bool:
+        return self.state == "failing"
+
+    def name_keys(self) -> set[str]:
+        return {name_key(name) for _, name in self.names}
+
+    def name_at(self, cycle: int) -> str | None:
+        """The userName the person had in cycle `cycle` (None before the first)."""
+        found = None
+        for since, name in self.names:
+            if since > cycle:
+                break
+            found = name
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"external_id": self.external_id, "source_id": self.source_id,
+                "names": [{"since_cycle": c, "user_name": n} for c, n in self.names],
+                "scim_ids": list(self.scim_ids), "state": self.state,
+                "cycles": {str(i): o.to_dict() for i, o in sorted(self.cycles.items())}}
+
+
+@dataclass(frozen=True, slots=True)
+class PersonEvent:
+    """What one person's requests in one cycle came to, as Entra would log it (`record_events`).
+
+    `intent` is what Entra set out to do (create, update, disable, enable, delete, none, or an
+    identity op: rename, case, recreate, fix, collide); `previous_name` is set when the userName
+    changed in this cycle; `scim_id` is the target's id after the cycle (None if none yet).
+    """
+
+    cycle: int
+    cycle_id: str
+    at: datetime  # the person's last request in the cycle
+    external_id: str
+    source_id: str
+    user_name: str
+    previous_name: str | None
+    intent: str
+    outcome: UserOutcome
+    scim_type: str | None
+    detail: str | None
+    scim_id: str | None
+    duration_ms: float
 
 
 @dataclass(frozen=True)
@@ -224,6 +466,40 @@ class GroundTruth:
     config: SimConfig
     cycles: list[CycleTruth] = field(default_factory=list)
     storm_sizes: dict[int, int] = field(default_factory=dict)
+    # kept while the lines are made when the config has realities or events, or record_events
+    recorded: dict[str, PersonTruth] = field(default_factory=dict, repr=False)
+    events: list[PersonEvent] = field(default_factory=list)  # with `record_events`
+    # the simulator's users: the people of a plain run are found from them when asked
+    sim_users: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def people(self) -> dict[str, PersonTruth]:
+        """Each person of the cycles emitted so far, by externalId."""
+        if self.config.identity or self.config.record_events:
+            return self.recorded
+        # a plain run: one name and at most one id per person (cheaper than keeping them all)
+        out: dict[str, PersonTruth] = {}
+        for cycle in self.cycles:
+            for key, outcome in cycle.people.items():
+                person = out.get(key)
+                if person is None:
+                    person = out[key] = PersonTruth(key, self.config.job)
+                person.cycles[cycle.index] = outcome
+        for user in self.sim_users:
+            person = out.get(user.external_id)
+            if person is not None:
+                person.names.append((min(person.cycles), user.user_name))
+                if user.sid is not None:
+                    person.scim_ids.append(user.sid)
+        return out
+
+    def states(self) -> dict[str, str]:
+        """Each person's final state, by externalId."""
+        return {key: person.state for key, person in self.people.items()}
+
+    def failing(self) -> set[str]:
+        """The externalIds of the people failing at the end."""
+        return {key for key, person in self.people.items() if person.failing}
 
     def scenarios(self) -> list[Scenario]:
         """Scenarios of the cycles emitted so far; runs of consecutive cycles are merged."""
@@ -245,10 +521,14 @@ class GroundTruth:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job": self.config.job, "seed": self.config.seed,
-                "users_in_scope_initial": self.config.users,
-                "cycles": [c.to_dict() for c in self.cycles],
-                "scenarios": [s.to_dict() for s in self.scenarios()]}
+        identity = self.config.identity  # without realities the dict is as it always was
+        out = {"job": self.config.job, "seed": self.config.seed,
+               "users_in_scope_initial": self.config.users,
+               "cycles": [c.to_dict(people=identity) for c in self.cycles],
+               "scenarios": [s.to_dict() for s in self.scenarios()]}
+        if identity:
+            out["people"] = {key: p.to_dict() for key, p in self.people.items()}
+        return out
 
 
 def simulate(config: SimConfig) -> tuple[Iterator[dict[str, Any]], GroundTruth]:
@@ -260,7 +540,10 @@ def simulate(config: SimConfig) -> tuple[Iterator[dict[str, Any]], GroundTruth]:
 def simulate_lines(config: SimConfig) -> tuple[Iterator[bytes], GroundTruth]:
     """Lines as JSON bytes ending in b"\\n"; the ground truth fills in as they are consumed."""
     truth = GroundTruth(config)
-    return _Simulator(config, truth).run(), truth
+    lines = _Simulator(config, truth).run()
+    if "disorder" in config.realities:
+        lines = _disorder(lines, config)
+    return lines, truth
 
 
 def write_log(config: SimConfig, out: IO[bytes]) -> GroundTruth:
@@ -274,6 +557,52 @@ def write_log(config: SimConfig, out: IO[bytes]) -> GroundTruth:
             chunk.clear()
     out.write(b"".join(chunk))
     return truth
+
+
+def source_id(job: str, external_id: str) -> str:
+    """Entra's object id of the person with this externalId (stable per job and person)."""
+    return str(uuid.uuid5(_SOURCE_NS, f"{job}/{external_id}"))
+
+
+def _disorder(lines: Iterator[bytes], config: SimConfig) -> Iterator[bytes]:
+    """The lines as a log shipper may deliver them: a create held back until after a later
+    request that names its id (a PATCH or DELETE before the create), some lines a little late,
+    some twice (same bytes, same request_id). Its own random stream: the lines themselves are
+    those of the run without disorder."""
+    rng = random.Random(f"disorder/{config.job}/{config.seed}")
+    later: list[tuple[int, int, bytes, str | None]] = []  # (due, order, line, id it names)
+    held: dict[str, tuple[int, bytes]] = {}  # created id -> (due, the POST line)
+    order = 0
+
+    def emit(line: bytes, names: str | None) -> list[bytes]:
+        out = [line]
+        if names is not None and names in held:
+            out.append(held.pop(names)[1])
+        return out
+
+    for position, line in enumerate(lines):
+        while later and later[0][0] <= position:
+            _, _, due_line, names = heapq.heappop(later)
+            yield from emit(due_line, names)
+        for key in [k for k, (due, _) in held.items() if due <= position]:
+            yield held.pop(key)[1]
+        data = orjson.loads(line)
+        names = data["path"].partition("/Users/")[2] or None  # the id a PATCH or DELETE names
+        if rng.random() < config.duplicate_rate:
+            heapq.heappush(later, (position + rng.randint(1, 50), order, line, names))
+            order += 1
+        if data["method"] == "POST" and data["status"] == 201 and rng.random() < 0.5:
+            held[data["response_body"]["id"]] = (position + 400, line)
+        elif rng.random() < 0.03:
+            heapq.heappush(later, (position + rng.randint(1, 30), order, line, names))
+            order += 1
+        else:
+            yield from emit(line, names)
+    while later:
+        _, _, due_line, names = heapq.heappop(later)
+        yield from emit(due_line, names)
+    for _, line in sorted(held.values()):
+        yield line
 
 
 def format_ts(at: datetime) -> str:
@@ -327,6 +656,7 @@ _FAILURES["adopt"] = _FAILURES["update"]
 _FAILURES["enable"] = _FAILURES["disable"]
 _OMIT = object()  # no response_body field at all (a 204), unlike None (no response: status 0)
 _TRANSIENT = frozenset({"500", "429", "0"})
+_IDENTITY_OPS = frozenset({"rename", "case", "recreate", "fix", "collide", "unmatched"})
 _OPERATION = {"create": Operation.CREATE, "update": Operation.UPDATE, "adopt": Operation.UPDATE,
               "disable": Operation.DISABLE, "enable": Operation.ENABLE,
               "delete": Operation.DELETE, "none": Operation.NONE}
@@ -364,7 +694,8 @@ class _User:
                  "department", "street", "phone", "card_number", "card_code", "local_username",
                  "pin", "id", "state", "target", "target_active", "created_ts", "pending",
                  "op", "changes", "pathless", "fail_kind", "fail_left", "attempts", "adopt",
-                 "query_plain", "query_encoded", "attrs")
+                 "query_plain", "query_encoded", "attrs", "sid", "clean_name", "prev_name",
+                 "conflicts", "complete_from")
 
     def __init__(self, index: int, user_name: str) -> None:
         self.index, self.user_name = index, user_name
@@ -385,6 +716,11 @@ class _User:
         self.attempts = 0
         self.adopt = False
         self.attrs = b""  # cached _attributes()
+        self.sid: str | None = None  # the target's id as the lines last showed it
+        self.clean_name: str | None = None  # a name born with a Unicode variant: its plain form
+        self.prev_name: str | None = None  # the userName before a rename still under way
+        self.conflicts = 0  # 409s still to come for a rename answered "externalId exists"
+        self.complete_from = 0  # the cycle from which Entra has what it needs to create them
 
 
 class _Simulator:
@@ -402,6 +738,7 @@ class _Simulator:
         digest = hashlib.blake2s(f"{config.job}\0{config.seed}".encode(), digest_size=4)
         self.rid_prefix = digest.hexdigest() + "-"
         self.cycle_id = ""
+        self.cycle_index = 0
         self.outage: int | None = None  # 401 or 404 while a scenario cycle runs
         read = {"authorization": "Bearer " + self._token(), "accept": "application/scim+json"}
         write = {**read, "content-type": "application/scim+json"}
@@ -410,12 +747,24 @@ class _Simulator:
         self.taken: dict[str, int] = {}
         self.user_count = 0
         self.generated = 0  # lines built; lines are emitted in the same order
-        self.users = [self._new_user() for _ in range(config.users)]
+        self.users: list[_User] = truth.sim_users  # the truth finds a plain run's people there
+        self.users.extend(self._new_user() for _ in range(config.users))
         self.active: dict[int, _User] = {}
         self.disabled: dict[int, _User] = {}
         self.pending: dict[int, _User] = {}
         self.outcomes: dict[tuple[Outcome, Operation, int, int], UserOutcome] = {}
         self.foreign_created = format_ts(config.start - timedelta(days=30))
+        # realities of identity: nothing below draws from `rng` unless config.identity
+        self.identity = config.identity
+        self.held: dict[str, _User] = {}  # the target's userNames (case-insensitive) -> holder
+        self.removed: dict[int, _User] = {}  # deleted users without a pending operation
+        self.pair_of: dict[int, tuple[_User, _User]] = {}  # this cycle's colliding joiners
+        self.script: dict[int, list[SimEvent]] = {}
+        self.scripted_pairs: dict[int, list[tuple[_User, _User]]] = {}
+        self.join_cycle: dict[int, int] = {}  # scripted persons who join after cycle 0
+        self.shared_keys: set[str] = set()  # name keys a person failing on a collision holds
+        if self.identity:
+            self._setup_identity()
 
     # --- the cycle loop -------------------------------------------------------------------
 
@@ -438,13 +787,16 @@ class _Simulator:
 
     def _emit_cycle(self, index: int, budget: float) -> Iterator[bytes]:
         self.cycle_id = self._guid()
+        self.cycle_index = index
         self.outage = (401 if index in self.cfg.auth_outage_cycles
                        else 404 if index in self.cfg.lookup_404_cycles else None)
         started_ms, first_line = self.next_ms, self.line_no
         users: dict[str, UserOutcome] = {}
+        people: dict[str, UserOutcome] = {}
+        record = self.identity or self.cfg.record_events
         test_status: int | None = None
         truncated, last_line = False, b""
-        for lines, name, outcome in self._units(index):
+        for lines, user, outcome in self._units(index):
             for line in lines:
                 if self.line_no >= budget:
                     truncated = True
@@ -454,10 +806,18 @@ class _Simulator:
                 yield line
             if truncated:
                 break
-            if name is None:
-                test_status = outcome  # type: ignore[assignment]
-            else:
-                users[name] = outcome  # type: ignore[assignment]
+            if user is not None:
+                users[user.user_name] = outcome
+                people[user.external_id] = outcome
+                if record:
+                    self._record(index, user, outcome, lines[-1])
+            elif outcome.__class__ is int:
+                test_status = outcome
+            else:  # a unit of several people: (user, outcome, the user's last line) each
+                for one, result, last in outcome:
+                    users[one.user_name] = result
+                    people[one.external_id] = result
+                    self._record(index, one, result, last)
         ended_ms = self.last_ms
         if truncated:
             ended_ms = _ms_of(last_line)
@@ -466,15 +826,72 @@ class _Simulator:
         self.truth.cycles.append(CycleTruth(
             index, self.cycle_id, "initial" if index == 0 else "incremental", _at(started_ms),
             _at(ended_ms), self.line_no - first_line, self.cfg.connection_test, test_status,
-            users, truncated))
+            users, truncated, people))
         return truncated
 
-    def _units(self, index: int) -> Iterator[tuple[list[bytes], str | None, Any]]:
+    def _record(self, index: int, user: _User, outcome: UserOutcome, last: bytes) -> None:
+        """The person's truth after their unit of a cycle: names, ids, outcome (and event)."""
+        people, sid = self.truth.recorded, user.sid
+        person = people.get(user.external_id)
+        if person is None:
+            people[user.external_id] = PersonTruth(
+                user.external_id, self.cfg.job, [(index, user.user_name)],
+                [] if sid is None else [sid], {index: outcome})
+        else:
+            names = person.names
+            if names[-1][1] != user.user_name:
+                names.append((index, user.user_name))
+            if sid is not None and (not person.scim_ids or person.scim_ids[-1] != sid):
+                person.scim_ids.append(sid)
+            person.cycles[index] = outcome
+        if self.cfg.record_events:
+            self.truth.events.append(self._event(index, people[user.external_id], user, outcome,
+                                                 last))
+        if user.prev_name is not None and outcome.outcome is not Outcome.FAILED:
+            user.prev_name = None
+
+    def _event(self, index: int, person: PersonTruth, user: _User, outcome: UserOutcome,
+               last: bytes) -> PersonEvent:
+        data = orjson.loads(last)
+        body = data.get("response_body")
+        scim_type = detail = None
+        if isinstance(body, dict) and body.get("schemas") == [ERROR]:
+            scim_type, detail = body.get("scimType"), body.get("detail")
+        at = datetime.strptime(data["ts"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        return PersonEvent(index, self.cycle_id, at, user.external_id, person.source_id,
+                           user.user_name, user.prev_name, user.op, outcome, scim_type, detail,
+                           user.sid, data["duration_ms"])
+
+    def _units(self, index: int) -> Iterator[tuple[list[bytes], _User | None, Any]]:
+        """The cycle's units: (lines, user, outcome), (lines, None, connection test status) or
+        (lines, None, ((user, outcome, the user's last line), ...)); a unit's lines are emitted
+        whole or, when cut, not recorded."""
         if self.cfg.connection_test:
-            yield self._connection_test()
-        for user in self.users if index == 0 else self._plan_incremental(index):
+            lines, status = self._connection_test()
+            yield lines, None, status
+        order = self._initial() if index == 0 else self._plan_incremental(index)
+        if not self.identity:
+            for user in order:
+                lines, outcome = self._attempt(user, user.op)
+                yield lines, user, outcome
+            return
+        done: set[int] = set()
+        for user in order:
+            if user.index in done:
+                continue
+            pair = self.pair_of.get(user.index)
+            if pair is not None:
+                done.update((pair[0].index, pair[1].index))
+                lines, both = self._pair(*pair)
+                yield lines, None, both
+                continue
             lines, outcome = self._attempt(user, user.op)
-            yield lines, user.user_name, outcome
+            yield lines, user, outcome
+
+    def _initial(self) -> list[_User]:
+        if not self.join_cycle:
+            return self.users
+        return [u for u in self.users if self.join_cycle.get(u.index, 0) == 0]
 
     def _gap(self, quarantined: int) -> int:
         minute = 60000
@@ -498,6 +915,10 @@ class _Simulator:
             user.op = self._plan_change(user)
         for user in picks[n_change:]:  # leavers, then the deletion storm
             user.op = "disable"
+        if "scope" in cfg.realities:  # half the leavers go out of scope by a DELETE
+            for user in picks[n_change:n_change + n_leave]:
+                if rng.random() < 0.5:
+                    user.op = "delete"
         if index == cfg.deletion_storm_cycle:
             self.truth.storm_sizes[index] = len(picks) - min(len(picks), n_change + n_leave)
         n_delete = _binomial(rng, cfg.users, cfg.delete_rate)
@@ -515,13 +936,297 @@ class _Simulator:
             else:
                 user = self._new_user()
                 self.users.append(user)
+                if self.identity:
+                    self._born(user)
             work.append(user)
+        if self.identity:
+            self.pair_of.clear()
+            work.extend(self._plan_identity(index, retries, work))
+            retries, work = self._sort_out_shared_names(index, retries, work)
         rng.shuffle(work)
         return retries + work
+
+    # --- realities of identity ----------------------------------------------------------------
+
+    def _setup_identity(self) -> None:
+        cfg = self.cfg
+        for event in cfg.events:
+            self.script.setdefault(event.cycle, []).append(event)
+        taken: set[int] = set()
+        outages = set(cfg.auth_outage_cycles) | set(cfg.lookup_404_cycles)
+        for event in cfg.events:  # a collision makes both persons join in its cycle
+            if event.kind != "collide" or event.person == event.other or event.cycle in outages:
+                continue  # (in an outage two failed lookups of one name could be anyone's)
+            other = event.other if event.other is not None else event.person
+            if event.person in taken or other in taken:
+                continue
+            taken.update((event.person, other))
+            first, second = self.users[other], self.users[event.person]
+            self.scripted_pairs.setdefault(event.cycle, []).append((first, second))
+            if event.cycle:
+                self.join_cycle[first.index] = self.join_cycle[second.index] = event.cycle
+        paired = {u.index for pairs in self.scripted_pairs.values() for pair in pairs for u in pair}
+        for event in cfg.events:
+            if event.kind == "incomplete" and event.person not in paired and event.cycle:
+                user = self.users[event.person]
+                user.complete_from = max(user.complete_from, event.cycle)
+                user.op = "unmatched"
+        corrected = {e.person for e in cfg.events if e.kind == "unicode"}
+        scripted = {e.person for e in cfg.events} | {e.other for e in cfg.events}
+        for user in self.users:
+            self._born(user, True if user.index in corrected else
+                       False if user.index in scripted else None)
+        for first, second in self.scripted_pairs.get(0, ()):
+            self._plan_pair(first, second)
+        if "collision" in cfg.realities and cfg.users >= 2 and 0 not in outages:
+            free = [u for u in self.users if u.index not in scripted]
+            n = min(len(free) // 2, _binomial(self.rng, cfg.users, cfg.identity_rate / 4))
+            chosen = self.rng.sample(free, 2 * n)
+            for first, second in zip(chosen[::2], chosen[1::2], strict=True):
+                self._plan_pair(first, second)
+
+    def _born(self, user: _User, dirty: bool | None = None) -> None:
+        """Maybe make a new person incomplete for a cycle or two ("unmatched"), and maybe give
+        them a userName with a Unicode variant, corrected later ("variant")."""
+        if dirty is None and "unmatched" in self.cfg.realities and self.rng.random() < 0.05:
+            user.complete_from = self.cycle_index + self.rng.randint(1, 2)
+            user.op = "unmatched"
+        if dirty is None:
+            dirty = "variant" in self.cfg.realities and self.rng.random() < 0.15
+        if not dirty:
+            return
+        local = user.external_id
+        suffix = local[len(local.rstrip("0123456789")):]
+        spelled = f"{user.given}.{user.family}".lower().replace(" ", "") + suffix + "@" + DOMAIN
+        decomposed = unicodedata.normalize("NFD", spelled)
+        if decomposed != spelled:  # an accent: Entra sent the decomposed form (NFD)
+            name, clean = decomposed, unicodedata.normalize("NFC", spelled)
+        elif user.index % 2:  # a no-break space, U+00A0
+            name = local.replace(".", "\u00a0", 1) + "@" + DOMAIN
+            clean = local.replace(".", " ", 1) + "@" + DOMAIN
+        else:  # a full-width commercial at, U+FF20
+            name, clean = local + "\uff20" + DOMAIN, user.user_name
+        self._set_name(user, name)
+        user.clean_name = clean
+
+    def _set_name(self, user: _User, name: str) -> None:
+        user.user_name = name
+        user.query_plain = f'filter=userName eq "{name}"'
+        user.query_encoded = "filter=userName+eq+%22" + quote_plus(name, safe="") + "%22"
+        user.attrs = b""
+
+    def _fresh_name(self, user: _User) -> str:
+        given = user.external_id.split(".", 1)[0]
+        base = f"{given}.{self._pick(_LAST)[1]}"
+        seen = self.taken.get(base, 0)
+        self.taken[base] = seen + 1
+        return f"{base}{seen + 1 if seen else ''}@{DOMAIN}"
+
+    def _plan_identity(self, index: int, retries: list[_User], work: list[_User]) -> list[_User]:
+        """This cycle's identity events, scripted then drawn: the users they add to the work."""
+        cfg, rng = self.cfg, self.rng
+        busy = {u.index for u in retries}
+        busy.update(u.index for u in work)
+        extra: list[_User] = []
+        for first, second in self.scripted_pairs.get(index, ()) if index else ():
+            self._plan_pair(first, second)
+            extra += (first, second)
+        for event in self.script.get(index, ()):
+            if event.kind != "collide":
+                self._apply(event.kind, self.users[event.person], event.variant, busy, extra)
+        realities = cfg.realities
+        if not realities or index in cfg.auth_outage_cycles or index in cfg.lookup_404_cycles:
+            return extra
+        rate = cfg.identity_rate
+        if "collision" in realities:
+            for user in retries:  # a colliding person's name is fixed after a cycle or two
+                if user.pending == "collide" and user.attempts >= 2 and rng.random() < 0.5:
+                    self._apply("rename", user, "409", busy, extra)
+        if "variant" in realities:
+            for user in list(self.active.values()):
+                if user.clean_name and user.index not in busy and rng.random() < 0.3:
+                    self._apply("unicode", user, self._variant(), busy, extra)
+        idle = [u for u in self.active.values() if u.index not in busy]
+        kinds = [("rename", _binomial(rng, len(idle), rate) if "rename" in realities else 0),
+                 ("case", _binomial(rng, len(idle), rate / 2) if "variant" in realities else 0),
+                 ("recreate", _binomial(rng, len(idle), rate / 2)
+                  if "recreate" in realities else 0)]
+        picks = rng.sample(idle, min(len(idle), sum(n for _, n in kinds)))
+        start = 0
+        for kind, n in kinds:  # as many of each kind as there are people left
+            for user in picks[start:start + n]:
+                self._apply(kind, user, self._variant(), busy, extra)
+            start += n
+        if "scope" in realities:  # back in scope after a DELETE: created again
+            for user in list(self.removed.values()):
+                if user.index not in busy and rng.random() < 0.25:
+                    self._apply("enable", user, "409", busy, extra)
+        if "collision" in realities:
+            for _ in range(_binomial(rng, cfg.users, rate / 4)):
+                first, second = self._new_user(), self._new_user()
+                self.users += (first, second)
+                self._plan_pair(first, second)
+                extra += (first, second)
+        return extra
+
+    def _sort_out_shared_names(self, index: int, retries: list[_User], work: list[_User]
+                               ) -> tuple[list[_User], list[_User]]:
+        """While a person fails on a collision, their name (by key) is shared: the simulator never
+        writes a line that names only that name and belongs to nobody the lines can tell. So the
+        waiting person sits out a cycle in which another holder of the name is at work; a holder's
+        lookups do not fail (a failure falls on its write, see _attempt); and in an outage cycle,
+        where every lookup fails, the holders sit out."""
+        waiting = [u for u in retries if u.op == "collide"]
+        self.shared_keys = {name_key(u.user_name) for u in waiting}
+        if not waiting:
+            return retries, work
+        holders = {u.index for u in (*retries, *work)
+                   if u.op != "collide" and name_key(u.user_name) in self.shared_keys}
+        if index in self.cfg.auth_outage_cycles or index in self.cfg.lookup_404_cycles:
+            return ([u for u in retries if u.index not in holders],
+                    [u for u in work if u.index not in holders])
+        busy = {name_key(u.user_name) for u in (*retries, *work) if u.index in holders}
+        return [u for u in retries if u.op != "collide" or name_key(u.user_name) not in busy], work
+
+    def _variant(self) -> str:
+        return "409" if self.rng.random() < self.cfg.rename_conflict_share else "patch"
+
+    def _apply(self, kind: str, user: _User, variant: str, busy: set[int],
+               extra: list[_User]) -> None:
+        """Plan one identity event for `user`, when it fits (see SimEvent)."""
+        if user.index in busy:
+            if kind == "rename" and user.pending == "collide":  # the fix: a name of their own
+                user.prev_name = user.user_name
+                self._set_name(user, self._fresh_name(user))
+                user.op = "fix"
+            return
+        state = user.state
+        if state == "new" or (state != "active" and kind not in ("delete", "enable")):
+            return
+        if kind in ("recreate", "enable") and state != "disabled" and self._claimed(user):
+            return  # someone else has taken the name meanwhile: not modelled
+        if kind in ("rename", "unicode"):
+            if kind == "unicode" and not user.clean_name:
+                return
+            new_name = self._fresh_name(user) if kind == "rename" else user.clean_name
+            user.clean_name = None
+            self._plan_rename(user, new_name, variant)  # type: ignore[arg-type]
+        elif kind == "case":
+            self._plan_rename(user, user.user_name[0].swapcase() + user.user_name[1:], "case")
+        elif kind == "recreate":
+            self._plan_recreate(user)
+        elif kind == "update":
+            user.op = self._plan_update(user)
+        elif kind == "disable":
+            user.op = "disable"
+        elif kind == "delete":
+            if state == "deleted":
+                return
+            user.op = "delete"
+        elif kind == "enable":
+            if state == "disabled":
+                user.op = "enable"
+            elif state == "deleted":
+                self._plan_recreate(user)
+            else:
+                return
+        busy.add(user.index)
+        extra.append(user)
+
+    def _claimed(self, user: _User) -> bool:
+        """Whether another person holds or waits for the user's name at the target."""
+        key = user.user_name.lower()
+        if self.held.get(key, user) is not user:
+            return True
+        return any(other is not user and other.pending == "collide"
+                   and other.user_name.lower() == key for other in self.pending.values())
+
+    def _plan_rename(self, user: _User, new_name: str, mode: str) -> None:
+        user.prev_name = user.user_name
+        self._set_name(user, new_name)
+        user.changes, user.pathless = (("userName", new_name, False),), False
+        user.op = "case" if mode == "case" else "rename"
+        user.conflicts = 0
+        if mode == "409":  # the target refuses the create once (scripted) or once or twice
+            user.conflicts = 1 if self.cfg.events or self.rng.random() < 0.7 else 2
+
+    def _plan_recreate(self, user: _User) -> None:
+        self.held[user.user_name.lower()] = user  # nobody else takes the name meanwhile
+        user.id, user.target, user.op = None, b"", "recreate"
+
+    def _plan_pair(self, first: _User, second: _User) -> None:
+        self._set_name(second, first.user_name)
+        second.clean_name = None
+        first.op = second.op = "create"
+        first.complete_from = second.complete_from = 0
+        self.pair_of[first.index] = self.pair_of[second.index] = (first, second)
+
+    def _hold(self, user: _User) -> None:
+        self.held[user.user_name.lower()] = user
+
+    def _release(self, user: _User, name: str) -> None:
+        if self.held.get(name.lower()) is user:
+            del self.held[name.lower()]
+
+    def _pair(self, first: _User, second: _User) -> tuple[list[bytes], Any]:
+        """Two joiners with one userName: both looked up (nothing), both created; the second
+        create answers 409 uniqueness."""
+        first.attempts += 1
+        second.attempts += 1
+        look1, status1 = self._lookup(first, "create", None)
+        look2, status2 = self._lookup(second, "create", None)
+        if status1 != 200:  # an outage: neither lookup went through
+            return [look1, look2], (
+                (first, self._failed(first, "create", Operation.NONE, status1), look1),
+                (second, self._failed(second, "collide", Operation.NONE, status2), look2))
+        post1, status1 = self._post(first, None)
+        post2, status2 = self._post(second, "409")
+        return [look1, look2, post1, post2], (
+            (first, self._done(first, Outcome.SUCCEEDED, Operation.CREATE, status1), post1),
+            (second, self._failed(second, "collide", Operation.CREATE, status2), post2))
+
+    def _identity_attempt(self, user: _User, op: str) -> tuple[list[bytes], UserOutcome]:
+        if op == "unmatched" and user.complete_from <= self.cycle_index:
+            user.op = "create"  # complete now: created as anyone else
+            return self._attempt(user, "create")
+        user.attempts += 1
+        if op == "collide":  # Entra retries the escrowed create
+            kind = "401" if self.outage == 401 else None
+            holder = self.held.get(user.user_name.lower())
+            if kind is None and holder is not None and holder is not user:
+                kind = "409"
+            line, status = self._post(user, kind)
+            if kind is None:
+                return [line], self._done(user, Outcome.SUCCEEDED, Operation.CREATE, status)
+            return [line], self._failed(user, op, Operation.CREATE, status)
+        # a case change is found (the target's filter ignores case); any other new name is not
+        lookup, status = self._lookup(user, "update" if op == "case" else "create", None)
+        if status != 200:
+            return [lookup], self._failed(user, op, Operation.NONE, status)
+        if op == "unmatched":
+            # found nothing, and Entra writes nothing: looked up again next cycle
+            user.pending, user.attempts = "unmatched", 0
+            self.pending[user.index] = user
+            self._file(user)
+            return [lookup], self._outcome(Outcome.SKIPPED, Operation.NONE, 200, 1, found=False)
+        if op in ("recreate", "fix"):
+            write, status = self._post(user, None)
+            return [lookup, write], self._done(user, Outcome.SUCCEEDED, Operation.CREATE, status)
+        if op == "rename" and user.conflicts > 0:
+            user.conflicts -= 1
+            write, status = self._post(user, "409-externalId")
+            return [lookup, write], self._failed(user, op, Operation.CREATE, status)
+        write, status = self._patch(user, "update", None)
+        if user.prev_name is not None:
+            self._release(user, user.prev_name)
+        self._hold(user)
+        return [lookup, write], self._done(user, Outcome.SUCCEEDED, Operation.UPDATE, status)
 
     # --- one user's requests in one cycle --------------------------------------------------
 
     def _attempt(self, user: _User, op: str) -> tuple[list[bytes], UserOutcome]:
+        if op in _IDENTITY_OPS:
+            return self._identity_attempt(user, op)
         user.attempts += 1
         if op == "create" and user.fail_kind == "409" and user.fail_left == 0 and user.adopt:
             op = "adopt"  # the conflicting account is matched this time
@@ -532,6 +1237,10 @@ class _Simulator:
             return self._delete(user, kind)
         on_lookup = kind is not None and kind in _TRANSIENT and (
             op == "none" or self.rng.random() < 0.3)
+        if on_lookup and self.shared_keys and name_key(user.user_name) in self.shared_keys:
+            on_lookup = False  # a shared name: the failure falls on the write (or there is none)
+            if op == "none":
+                kind, user.fail_kind, user.fail_left = None, None, 0
         lookup, status = self._lookup(user, op, kind if on_lookup else None)
         if status != 200:
             return [lookup], self._failed(user, op, Operation.NONE, status)
@@ -564,14 +1273,14 @@ class _Simulator:
             user.fail_left = 0 if kind == "404" or rng.random() < 0.8 else 1
         return kind
 
-    def _outcome(self, outcome: Outcome, operation: Operation, status: int, attempts: int
-                 ) -> UserOutcome:
+    def _outcome(self, outcome: Outcome, operation: Operation, status: int, attempts: int,
+                 found: bool = True) -> UserOutcome:
         # a handful of distinct values: share them (fewer objects for the garbage collector)
-        key = (outcome, operation, status, attempts)
-        found = self.outcomes.get(key)
-        if found is None:
-            found = self.outcomes[key] = UserOutcome(outcome, operation, status, attempts)
-        return found
+        key = (outcome, operation, status, attempts, found)
+        shared = self.outcomes.get(key)
+        if shared is None:
+            shared = self.outcomes[key] = UserOutcome(outcome, operation, status, attempts, found)
+        return shared
 
     def _done(self, user: _User, outcome: Outcome, operation: Operation, status: int
               ) -> UserOutcome:
@@ -599,10 +1308,15 @@ class _Simulator:
         else:
             self.active.pop(index, None)
             self.disabled.pop(index, None)
+        if self.identity:
+            if idle and user.state == "deleted":
+                self.removed[index] = user
+            else:
+                self.removed.pop(index, None)
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _connection_test(self) -> tuple[list[bytes], None, int]:
+    def _connection_test(self) -> tuple[list[bytes], int]:
         guid = self._guid()
         query = (f'filter=externalId eq "{guid}"' if self.rng.random() < 0.5
                  else f"filter=externalId+eq+%22{guid}%22")
@@ -611,7 +1325,7 @@ class _Simulator:
         ts = self._tick()
         line = self._dump(ts, "GET", self.users_path, status, self._duration(5, 30), query=query,
                           response_body=body)
-        return [line], None, status
+        return [line], status
 
     def _lookup(self, user: _User, op: str, kind: str | None) -> tuple[bytes, int]:
         query = user.query_plain if self.rng.random() < 0.5 else user.query_encoded
@@ -623,8 +1337,11 @@ class _Simulator:
             status, body = int(kind), self._transient_error(kind)
         else:
             status = 200
-            body = _EMPTY_LIST if op == "create" else orjson.Fragment(
-                _FOUND_HEAD + user.target + _FOUND_TAIL)
+            if op == "create":
+                body = _EMPTY_LIST
+            else:
+                body = orjson.Fragment(_FOUND_HEAD + user.target + _FOUND_TAIL)
+                user.sid = user.id
         duration = TIMEOUT_MS if status == 0 else self._duration(8, 40)
         line = self._dump(ts, "GET", self.users_path, status, duration, query=query,
                           response_body=body)
@@ -636,8 +1353,11 @@ class _Simulator:
         body = orjson.Fragment(_RESOURCE_HEAD + attrs + _POST_TAIL)
         if kind is None:
             user.id = user.id or self._guid()
+            user.sid = user.id
             user.created_ts, user.target_active, user.state = ts, True, "active"
             user.target = self._target(user, attrs, ts, ts)
+            if self.identity:
+                self._hold(user)
             status, response, duration = 201, orjson.Fragment(user.target), self._duration(25, 150)
         else:
             status, response, duration = self._write_error(user, kind, "create")
@@ -649,6 +1369,7 @@ class _Simulator:
         ts = self._tick()
         body = (self._state_patch(op == "enable") if op in ("disable", "enable")
                 else self._patch_body(user.changes, user.pathless))
+        user.sid = user.id
         if kind is None:
             if op in ("disable", "enable"):
                 user.target_active = op == "enable"
@@ -664,6 +1385,7 @@ class _Simulator:
     def _delete(self, user: _User, kind: str | None) -> tuple[list[bytes], UserOutcome]:
         ts = self._tick()
         path = f"{self.users_path}/{user.id}"
+        user.sid = user.id
         if self.outage == 401:
             status, response, duration = 401, _AUTH_ERROR, self._duration(3, 15)
         elif kind is not None:
@@ -671,6 +1393,8 @@ class _Simulator:
         else:
             line = self._dump(ts, "DELETE", path, 204, self._duration(15, 60))
             user.state = "deleted"
+            if self.identity:
+                self._release(user, user.user_name)
             return [line], self._done(user, Outcome.SUCCEEDED, Operation.DELETE, 204)
         line = self._dump(ts, "DELETE", path, status, duration, response_body=response)
         return [line], self._failed(user, "delete", Operation.DELETE, status)
@@ -681,6 +1405,12 @@ class _Simulator:
             return int(kind), self._transient_error(kind), duration
         if kind == "409":
             body = _error(409, f"User '{user.user_name}' already exists", "uniqueness")
+        elif kind == "409-externalId":  # a rename sent as a create: the person is there already
+            body = _error(409, f"A user with externalId '{user.external_id}' already exists",
+                          "uniqueness")
+            kind = "409"
+        elif kind == "401":
+            return 401, _AUTH_ERROR, self._duration(3, 15)
         elif kind == "404":
             body = _error(404, f"Resource {user.id} not found")
         else:
@@ -796,6 +1526,9 @@ class _Simulator:
     def _plan_change(self, user: _User) -> str:
         if self.rng.random() < 0.3:
             return "none"  # a change of an attribute that is not mapped: Entra skips it
+        return self._plan_update(user)
+
+    def _plan_update(self, user: _User) -> str:
         user.attrs = b""
         kind = self._weighted(_UPDATE_KINDS)
         if kind == "card":  # a re-registered card: the secrets arrive in a path-less value object
