@@ -1032,7 +1032,7 @@ class _Simulator:
             self._plan_pair(first, second)
             extra += (first, second)
         for event in self.script.get(index, ()):
-            if event.kind != "collide":
+            if event.kind not in ("collide", "incomplete"):  # (those two are set up beforehand)
                 self._apply(event.kind, self.users[event.person], event.variant, busy, extra)
         realities = cfg.realities
         if not realities or index in cfg.auth_outage_cycles or index in cfg.lookup_404_cycles:
@@ -1130,6 +1130,8 @@ class _Simulator:
                 self._plan_recreate(user)
             else:
                 return
+        else:
+            return
         busy.add(user.index)
         extra.append(user)
 

@@ -590,6 +590,13 @@ def operations(person: Any) -> list[str]:
     return [str(person.cycles[i].operation) for i in sorted(person.cycles)]
 
 
+def created_ids(output: bytes) -> Counter:
+    """How often each SCIM id was created (POST answered 201), each line taken once."""
+    lines = {x["request_id"]: x for x in map(orjson.loads, output.splitlines())}
+    return Counter(x["response_body"]["id"] for x in lines.values()
+                   if x["method"] == "POST" and x["status"] == 201)
+
+
 def recorded_people(truth: GroundTruth) -> dict[tuple[int, str], tuple]:
     return {(c.index, key): (u.outcome, u.operation, u.status)
             for c in truth.cycles for key, u in c.people.items()}
@@ -645,6 +652,7 @@ def test_it_records_what_the_lines_show_whatever_the_realities(seed, cycles, dat
     output, truth = raw(config)
 
     assert derive_people(output.splitlines(), truth) == recorded_people(truth)
+    assert [i for i, n in created_ids(output).items() if n > 1] == []  # an id is created once
     held = Counter(p.user_name.lower() for p in truth.people.values()
                    if p.state in ("in_sync", "disabled"))
     assert [name for name, n in held.items() if n > 1] == []  # the target's names stay unique
@@ -666,6 +674,7 @@ def test_it_records_what_the_lines_show_for_any_scripted_story(data):
 
     assert derive_people(output.splitlines(), truth) == recorded_people(truth)
     assert len(truth.events) == sum(len(c.people) for c in truth.cycles)
+    assert [i for i, n in created_ids(output).items() if n > 1] == []  # an id is created once
 
 
 def test_it_keeps_users_by_name_and_people_by_external_id():
@@ -812,6 +821,14 @@ def test_it_ignores_events_that_do_not_fit():
     assert sorted(len(p.names) for p in truth.people.values()) == [1, 1, 1, 2]
     assert sorted(operations(p) for p in truth.people.values()) == [
         ["create"], ["create"], ["create", "delete"], ["create", "update"]]
+
+
+def test_it_ignores_an_incomplete_event_for_a_person_of_a_collision():
+    events = (SimEvent(1, "collide", 0, other=1), SimEvent(2, "incomplete", 1))
+    output, truth = raw(scripted(*events, users=2, cycles=3))
+
+    assert sorted(operations(p) for p in truth.people.values()) == [["create"], ["create", "create"]]
+    assert list(created_ids(output).values()) == [1]  # the holder is not created twice
 
 
 def test_it_delivers_lines_out_of_order_and_twice_when_disordered():
