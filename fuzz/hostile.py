@@ -15,18 +15,25 @@ from typing import Any
 import orjson
 
 
-@dataclass(frozen=True, slots=True)
 class Raw:
-    """Text written into the document as it is."""
+    """Text written into the document as it is. (Not a dataclass: orjson must refuse it, see dumps.)"""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Raw({self.text[:40]!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Pairs:
     """An object as a list of (key, value): keys may repeat, in any order."""
 
-    items: tuple[tuple[str, Any], ...]
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[tuple[str, Any], ...]) -> None:
+        self.items = items
 
 
 # -- values ------------------------------------------------------------------------------------------
@@ -129,11 +136,19 @@ def dumps(value: Any, *, indent: bool = False) -> str:
     out: list[str] = []
     stack: list[Any] = [value]
     newline = "\n" if indent else ""
+    option = orjson.OPT_INDENT_2 if indent else 0
     while stack:
         item = stack.pop()
         if item.__class__ is _Text:
             out.append(item.text)
-        elif isinstance(item, Raw):
+            continue
+        if item.__class__ is dict or item.__class__ is list:
+            try:  # the common case: nothing orjson refuses below (Raw, Pairs, a lone surrogate, depth)
+                out.append(orjson.dumps(item, default=_refuse, option=option).decode())
+                continue
+            except TypeError:
+                pass
+        if isinstance(item, Raw):
             out.append(item.text)
         elif isinstance(item, Pairs | dict):
             pairs = item.items if isinstance(item, Pairs) else tuple(item.items())
@@ -169,6 +184,10 @@ def dumps(value: Any, *, indent: bool = False) -> str:
 @dataclass(frozen=True, slots=True)
 class _Text:
     text: str
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
 def _string(text: str) -> str:
