@@ -242,6 +242,10 @@ CASES = {
     # the item 2: two people, one userName, one cycle; the second stays failing, then is fixed
     "a collision": scripted(SimEvent(1, "collide", 3, other=2), cycles=4),
     "a collision fixed by a rename": scripted(SimEvent(0, "collide", 1, other=0), SimEvent(2, "rename", 1)),
+    # the holder of a shared name corrects it to a variant of it (one name key): the lookup of the
+    # new name is the holder's (their PATCH follows), not the waiting person's
+    "a collision, then the holder's full-width @ corrected": scripted(
+        SimEvent(0, "collide", 1, other=0), SimEvent(2, "unicode", 0, variant="patch")),
     "deleted in the target and created again": scripted(SimEvent(1, "recreate", 0)),
     "out of scope by DELETE and back": scripted(SimEvent(1, "delete", 1), SimEvent(2, "enable", 1)),
     "disabled and enabled": scripted(SimEvent(1, "disable", 2), SimEvent(2, "enable", 2)),
