@@ -83,7 +83,8 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
     try:
         if len(raw) > MAX_LINE_BYTES:
             return _problem(line_no, f"line is longer than {MAX_LINE_BYTES} bytes", raw)
-        if raw[:1] in (b"\xef", "\ufeff"):
+        is_text = isinstance(raw, str)
+        if raw[:1] == ("\ufeff" if is_text else b"\xef"):
             raw = _without_bom(raw)  # a UTF-8 byte order mark (Windows tools write one) is not data
         if not raw.strip():
             return None
@@ -93,13 +94,18 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
             if exc.msg.startswith("depth limit"):  # orjson stops at 1024 levels
                 return _problem(line_no, _deep_field_reason(raw), raw)
             return _problem(line_no, f"malformed JSON: {exc.msg} at character {exc.pos + 1}", raw)
-        # Counting brackets is cheap and bounds the depth from above (brackets inside strings
-        # count too): only a line with more of them than the limit is walked.
-        if raw.count(b"{" if raw.__class__ is bytes else "{") + raw.count(b"[" if raw.__class__ is bytes else "[") > MAX_NESTING:
+        # Counting the opening brackets is cheap and bounds the depth from above (brackets inside
+        # strings count too): only a line with more of them than the limit is walked.
+        if (raw.count("{") + raw.count("[") if is_text
+                else len(raw.translate(None, _ALL_BUT_OPENING))) > MAX_NESTING:
             reason = too_deep(data)
             if reason is not None:
                 return _problem(line_no, reason, orjson.dumps(cut_nesting(data, MAX_NESTING + 1)))
-        if (b"\\u0000" if raw.__class__ is bytes else "\\u0000") in raw and isinstance(data, dict):
+        if is_text:
+            nul = "\\u0000" in raw
+        else:  # "\u0000" needs a backslash: looked for (fast) first
+            nul = b"\\" in raw and b"\\u0000" in raw
+        if nul and isinstance(data, dict):
             # PostgreSQL refuses a NUL character in text, and any string of a body may become a
             # column (a userName, a SCIM id, an error's detail): such a line is refused whole.
             for key, value in data.items():
@@ -116,10 +122,13 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
         return _problem(line_no, f"unreadable line ({type(exc).__name__})", raw)
 
 
+_ALL_BUT_OPENING = bytes(b for b in range(256) if b not in b"{[")  # bytes.translate keeps "{" and "["
+
+
 def _without_bom(raw: bytes | str) -> bytes | str:
-    if raw.__class__ is bytes:
-        return raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw
-    return raw[1:] if raw[:1] == "\ufeff" else raw
+    if isinstance(raw, str):
+        return raw[1:] if raw[:1] == "\ufeff" else raw
+    return raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw
 
 
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
