@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from ..ingest.redact import bounded_raw, too_deep
+
 from ..ingest.records import ParseProblem
 from .records import JobStatus, Progress, Quarantine, Schedule, SyncError, TaskExecution
 from .values import optional_time, parse_iso_duration
@@ -78,7 +80,13 @@ def read_job_status_file(data: bytes) -> list[JobDocument | ParseProblem]:
             data = gzip.decompress(data)
         document = orjson.loads(data)
     except (orjson.JSONDecodeError, OSError, EOFError, zlib.error) as exc:
-        return [ParseProblem(0, f"not JSON ({exc})", _text(data))]
+        return [ParseProblem(0, f"not JSON ({exc})", bounded_raw(_text(data)))]
+    deep = too_deep(document)  # before anything recursive reads it (the checks, parsing, storing)
+    if deep is not None:
+        return [ParseProblem(0, deep, bounded_raw(_text(data)))]
+    if b"\\u0000" in data or b"\x00" in data:
+        return [ParseProblem(0, "it holds a NUL character (\\u0000), which no job status field may hold",
+                             bounded_raw(_text(data).replace("\x00", "\\u0000")))]
     listed = document.get("value") if isinstance(document, dict) and not isinstance(document.get("status"), dict) \
         else document
     if isinstance(listed, list):  # Graph's list of jobs, or an array of them
@@ -113,9 +121,9 @@ def _text(data: bytes) -> str:
 
 def _raw(item: Any) -> str:
     try:
-        return orjson.dumps(item).decode()[:RAW_KEEP]
+        return bounded_raw(orjson.dumps(item).decode())[:RAW_KEEP]
     except (TypeError, orjson.JSONEncodeError):
-        return str(item)[:RAW_KEEP]
+        return type(item).__name__
 
 
 def parse_job_status(data: Any) -> JobStatus:

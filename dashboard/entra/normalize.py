@@ -64,11 +64,11 @@ def action_of(value: Any) -> tuple[ProvisioningAction, str | None]:
     """The action, and Entra's own word when it is not a known spelling (then: OTHER)."""
     if value is None or value == "":
         return _A.OTHER, None
+    if not isinstance(value, str):
+        raise ValueProblem("must be a string")
     found = _FAST_ACTIONS.get(value)
     if found is not None:
         return found, None
-    if not isinstance(value, str):
-        raise ValueProblem("must be a string")
     found = _ACTIONS.get(squash(value))
     return (found, None) if found is not None else (_A.OTHER, value[:64])
 

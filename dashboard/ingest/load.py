@@ -31,7 +31,7 @@ from .prepare import (
     P_JOB_ID, P_LINE_NO, P_METHOD, P_OPERATION, P_REQUEST_ID, P_SCIM_ID, P_SCIM_TYPE, P_STATUS, P_TS_US, P_USER_NAME,
     Preparer, Workers, blob_of, dedupe_key, stable_hash,
 )
-from .redact import RedactionRules, redact_body, redact_text
+from .redact import RedactionRules, bounded_raw, redact_body, redact_text
 from .records import ParseProblem
 from .resolve import UserResolver, pad
 
@@ -397,7 +397,7 @@ class _Loader:
     def _resolver(self, job_id: int) -> UserResolver:
         resolver = self.resolvers.get(job_id)
         if resolver is None:
-            resolver = self.resolvers[job_id] = UserResolver(job_id)
+            resolver = self.resolvers[job_id] = UserResolver(job_id, self.options.gap_us)
         return resolver
 
     def _save_problems(self, conn: Connection, problems: list[ParseProblem]) -> None:
@@ -456,6 +456,7 @@ def save_rejects(conn: Connection, statement, job_id: int,  # type: ignore[no-un
 
 def redact_raw(raw: str, rules: RedactionRules) -> str:
     """A rejected line as it may be stored: redacted structurally when it is JSON, else by text."""
+    raw = bounded_raw(raw)  # JSON nested too deep for the structural redaction: cut below the limit
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

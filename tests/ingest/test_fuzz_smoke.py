@@ -15,16 +15,7 @@ from fuzz.readers import READERS, Case, Unstorable
 SMALL = 300
 
 
-@pytest.mark.parametrize(
-    "reader",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(
-            strict=False, reason="a synchronizationJob nested too deep, or holding a NUL character, is read by "
-                                 "entra/jobstatus.py and stored by entra_load.py (not yet bounded: see the fuzz "
-                                 "report of issue 10)")) if name == "job-status" else name
-        for name in READERS
-    ],
-)
+@pytest.mark.parametrize("reader", READERS)
 def test_every_input_of_a_small_run_is_stored_or_rejected_with_a_reason(reader):
     tally = harness.run_chunk((reader, 0, SMALL, 1))
 
