@@ -84,7 +84,7 @@ class _EventLoader:
         self.options = options
         tolerance = options.future_tolerance_us
         self.not_after_us = None if tolerance is None else to_us(_now()) + tolerance  # a clock ahead: a reject
-        self.resolver = UserResolver(job.id)
+        self.resolver = UserResolver(job.id, options.gap_us)
         self.analyzer = BatchAnalyzer(options.gap_us)
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
         with engine.begin() as conn:

@@ -515,6 +515,43 @@ def merge_users(conn: Connection, *, keep: int, drop: int) -> None:
         _mark_dirty(conn, job_id, start)
 
 
+def give_lookups_to_the_writer(conn: Connection, holders: list[int]) -> None:
+    """Two people hold one userName (a collision). A lookup naming only that userName belongs to
+    whichever of them Entra was working on, which the line does not say; the resolver guesses
+    from what it has seen so far, and lines arriving out of order can prove it wrong. Here, per
+    cycle: when exactly one of the holders wrote (create, update...) and another took part with
+    lookups only, those lookups were the writer's (Entra looks a user up to write them): they
+    move to the writer, whose outcome absorbs them, and the cycle is recounted."""
+    rows = conn.execute(
+        select(_user_cycles.c.id, _user_cycles.c.cycle_id, _user_cycles.c.user_id, _user_cycles.c.summary)
+        .where(_user_cycles.c.user_id.in_(holders))
+    ).all()
+    by_cycle: dict[int, list[tuple[int, int, Summary]]] = defaultdict(list)
+    for rid, cycle_id, user_id, summary in rows:
+        by_cycle[cycle_id].append((rid, user_id, Summary.from_dict(orjson.loads(summary))))
+    touched: set[int] = set()
+    for cycle_id, entries in by_cycle.items():
+        writers = [e for e in entries if e[2].writes > 0]
+        idle = [e for e in entries if e[2].writes == 0 and e[2].requests == e[2].lookups > 0]
+        if len(writers) != 1 or not idle:
+            continue
+        writer_rid, writer, mine = writers[0]
+        for rid, user_id, theirs in idle:
+            theirs_here = and_(_exchanges.c.cycle_id == cycle_id, _exchanges.c.user_id == user_id,
+                               _exchanges.c.operation == "lookup")
+            if conn.execute(select(func.count()).where(theirs_here)).scalar_one() != theirs.requests:
+                continue  # not only exchanges (an Entra event too): leave it
+            conn.execute(update(_exchanges).where(theirs_here).values(user_id=writer))
+            mine = mine.merge(theirs)
+            conn.execute(delete(_user_cycles).where(_user_cycles.c.id == rid))
+            touched.update((user_id, writer))
+        conn.execute(update(_user_cycles).where(_user_cycles.c.id == writer_rid).values(
+            operation=mine.operation, outcome=mine.outcome.value, summary=orjson.dumps(mine.to_dict()).decode()))
+        recount_cycle(conn, cycle_id)
+    if touched:
+        refresh_user_states(conn, touched)
+
+
 def recount_cycle(conn: Connection, cycle_id: int) -> None:
     """Recompute a cycle's counters from its exchanges and user rows (after a merge)."""
     e = _exchanges.c

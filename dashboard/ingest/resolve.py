@@ -71,8 +71,9 @@ def pad(values: list) -> list:
 class UserResolver:
     """One job's people as far as ingestion has needed them (fetched per batch, bounded)."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, gap_us: int = 15 * 60 * 1_000_000) -> None:
         self.job_id = job_id
+        self.gap_us = gap_us  # a lookup and the write it prepares are closer than this (a cycle's gap)
         self.forget()
 
     def forget(self) -> None:
@@ -88,6 +89,11 @@ class UserResolver:
         self._stored_aliases: dict[tuple[int, str, str], tuple[int, int]] = {}  # as written: (first, last)
         self._history: set[tuple[int, str]] = set()  # (user, kind) whose values are kept as aliases
         self._aliases_seen = False  # the job has aliases (see _has_aliases)
+        self._worked: dict[str, list[tuple[int, int]]] = {}  # name key -> (time, person) of this batch's identifying lines
+        self._into: dict[int, int] = {}  # merged row -> the row it went into
+        self._prov_span: dict[int, list[int]] = {}  # provisional row -> [first, last] time of its lines
+        self._shared: set[str] = set()  # names two identified people hold, named in this batch
+        self._needs_seen: set[tuple[int, str, str]] = set()  # spans to widen by the person's stored exchanges
         self.merges: list[tuple[int, int]] = []
 
     # -- fetching ---------------------------------------------------------------------------
@@ -181,6 +187,17 @@ class UserResolver:
         for (user_id, kind_, _key) in [k for k in self.spans if k[0] == uid and k[1] == kind]:
             self._dirty_aliases.add((user_id, kind_, _key))
 
+    def _widen_seen(self, conn: Connection) -> None:
+        for uid, kind, key in sorted(self._needs_seen):
+            uid = self._final(uid)
+            span = self.spans.get((uid, kind, key))
+            if span is not None:
+                first, last = self._seen(conn, uid)
+                span[1] = min(span[1], first) if first is not None else span[1]
+                span[2] = max(span[2], last) if last is not None else span[2]
+                self._dirty_aliases.add((uid, kind, key))
+        self._needs_seen = set()
+
     def _seen(self, conn: Connection, uid: int) -> tuple[int | None, int | None]:
         """First and last time of the person's stored exchanges (the user/time index)."""
         rows = self._select(conn, f"SELECT MIN(ts_us), MAX(ts_us) FROM {_exchanges_name} WHERE user_id IN", [], [uid])
@@ -239,29 +256,41 @@ class UserResolver:
             if s_uid is not None and self.rows[s_uid][R_EXTERNAL] not in (None, external_id):
                 keep_scim, s_uid = False, None  # the id is another person's: never merge two people
             if uid is None:
-                uid = s_uid if s_uid is not None else (self._provisional(key) if key else None)
+                uid = s_uid if s_uid is not None else (self._provisional(key, before=ts_us) if key else None)
                 if uid is None:
                     uid = self._create(conn, user_name, key, external_id, scim_id if keep_scim else None, ts_us)
             elif s_uid is not None and s_uid != uid:
                 self._merge(keep=uid, drop=s_uid)
             if key and self._others_named(key, uid):
                 spare = self._provisional(key)
-                if spare is not None and spare != uid:
+                if spare is not None and spare != uid and self._near(spare, ts_us):
                     self._merge(keep=uid, drop=spare)
+                if self.rows[uid][R_SCIM] is None and not scim_id:
+                    placeholder = self._placeholder(key)  # the account a lookup found under this name
+                    if placeholder is not None and placeholder != uid:
+                        self._merge(keep=uid, drop=placeholder)
         elif scim_id:
             uid = self.by_scim.get(scim_id)
             if uid is None and key:
-                uid = self._provisional(key) or self._holder(key, ts_us, without_scim=True) or self._holder(key, ts_us)
+                uid = (self._provisional(key, before=ts_us) or self._holder(key, ts_us, without_scim=True)
+                       or self._holder(key, ts_us))
             if uid is None:
                 uid = self._create(conn, user_name, key, None, scim_id, ts_us)
             elif key and self._others_named(key, uid):
+                if self.rows[uid][R_EXTERNAL] is None:  # a placeholder by id: the person waiting for it
+                    waiting = self._holder(key, ts_us, without_scim=True)
+                    if waiting is not None and waiting != uid:
+                        self._merge(keep=waiting, drop=uid)
+                        uid = waiting
                 spare = self._provisional(key)
-                if spare is not None and spare != uid:
+                if spare is not None and spare != uid and self._near(spare, ts_us):
                     self._merge(keep=uid, drop=spare)
         else:
-            uid = self._holder(key, ts_us) or self._provisional(key)  # type: ignore[arg-type]
+            uid = self._named_only(conn, key, ts_us)  # type: ignore[arg-type]
             if uid is None:
                 uid = self._create(conn, user_name, key, None, None, ts_us)
+        if self._needs_seen:
+            self._widen_seen(conn)
         row = self.rows[uid]
         if external_id and row[R_EXTERNAL] is None:
             row[R_EXTERNAL] = external_id
@@ -271,25 +300,94 @@ class UserResolver:
             self._note(conn, uid, SCIM, scim_id, scim_id, ts_us)
         if key:
             self._note(conn, uid, NAME, key, user_name, ts_us)  # type: ignore[arg-type]
+            if row[R_EXTERNAL] is None and row[R_SCIM] is None:
+                span = self._prov_span.setdefault(uid, [ts_us, ts_us])
+                span[0], span[1] = min(span[0], ts_us), max(span[1], ts_us)
+            else:  # who worked on this name when, in this batch (stored batches: their exchanges)
+                self._worked.setdefault(key, []).append((ts_us, uid))
+                if self._others_named(key, uid):
+                    self._shared.add(key)
+        if key and external_id is None and scim_id is None and len(self.by_name.get(key, ())) > 1:
+            self._shared.add(key)
         return uid
+
+    def _named_only(self, conn: Connection, key: str, ts_us: int) -> int | None:
+        """The person a line that names only a userName (a lookup) is about. One identified
+        holder of the name: them. Two (a collision): the one Entra worked on within a cycle's gap
+        of the line (their lines here, else their stored exchanges), else nobody yet: the name's
+        provisional row keeps it until a write for the name comes close enough."""
+        holders = self._holders(key, ts_us)
+        if len(holders) == 1:
+            return holders[0]
+        if holders:
+            worked = self._worked_on(conn, key, ts_us, holders)
+            if worked is not None:
+                return worked
+        return self._provisional(key)
+
+    def _worked_on(self, conn: Connection, key: str, ts_us: int, holders: list[int]) -> int | None:
+        gap = self.gap_us
+        wanted = set(holders)
+        near = [(abs(t - ts_us), 0 if t >= ts_us else 1, self._final(u)) for t, u in self._worked.get(key, ())
+                if abs(t - ts_us) <= gap and self._final(u) in wanted]
+        if not near:
+            ids = sorted(wanted)
+            rows = self._select(
+                conn, f"SELECT user_id, ts_us FROM {_exchanges_name} WHERE ts_us BETWEEN ? AND ? AND user_id IN",
+                [ts_us - gap, ts_us + gap], ids)
+            near = [(abs(t - ts_us), 0 if t >= ts_us else 1, u) for u, t in rows]
+        return min(near)[2] if near else None
+
+    def _final(self, uid: int) -> int:
+        while uid in self._into:
+            uid = self._into[uid]
+        return uid
+
+    def _near(self, provisional: int, ts_us: int) -> bool:
+        """Are the provisional row's lines within a cycle's gap of `ts_us` (a lookup and its write)?"""
+        span = self._span_of(provisional)
+        return span[0] - self.gap_us <= ts_us <= span[1] + self.gap_us
+
+    def _placeholder(self, key: str) -> int | None:
+        """The one row known by this name and a SCIM id but no externalId (an account a lookup
+        found, or a PATCH placeholder named by its answer), if there is exactly one."""
+        found = [u for u in self.by_name.get(key, ()) if (row := self.rows.get(u)) is not None
+                 and row[R_EXTERNAL] is None and row[R_SCIM] is not None and row[R_NAME_KEY] == key]
+        return found[0] if len(found) == 1 else None
 
     def _others_named(self, key: str, uid: int) -> bool:
         holders = self.by_name.get(key)
         return bool(holders) and (len(holders) > 1 or uid not in holders)  # type: ignore[arg-type]
 
-    def _provisional(self, key: str) -> int | None:
-        """The row known only by this name (no externalId, no SCIM id), if any."""
+    def _provisional(self, key: str, *, before: int | None = None) -> int | None:
+        """The row known only by this name (no externalId, no SCIM id), if any. `before`: only
+        one whose lines start no later than a cycle's gap after it (a lookup prepares the write
+        that follows it, never one before it)."""
         holders = self.by_name.get(key)
         if not holders:
             return None
         rows = self.rows
         found = [u for u in holders if (row := rows.get(u)) is not None and row[R_EXTERNAL] is None
                  and row[R_SCIM] is None and row[R_NAME_KEY] == key]
+        if before is not None:
+            found = [u for u in found if self._span_of(u)[0] <= before + self.gap_us]
         return min(found) if found else None
+
+    def _span_of(self, provisional: int) -> list[int]:
+        span = self._prov_span.get(provisional)
+        if span is None:  # stored before this session: its time is when it was named
+            since = self.rows[provisional][R_NAME_US] or 0
+            span = [since, since]
+        return span
 
     def _holder(self, key: str, ts_us: int, *, without_scim: bool = False) -> int | None:
         """The identified person holding this name now, or at `ts_us`; ties: by externalId.
         `without_scim`: only one whose SCIM id is not known yet (a new id is theirs to take)."""
+        holders = self._holders(key, ts_us, without_scim=without_scim)
+        return holders[0] if holders else None
+
+    def _holders(self, key: str, ts_us: int, *, without_scim: bool = False) -> list[int]:
+        """The identified people holding this name now, or at `ts_us`, nearest first."""
         candidates = []
         for uid in self.by_name.get(key, ()):
             row = self.rows.get(uid)
@@ -303,7 +401,7 @@ class UserResolver:
                 continue
             distance = 0 if span is None or span[1] <= ts_us <= span[2] else min(abs(ts_us - span[1]), abs(ts_us - span[2]))
             candidates.append((distance, row[R_EXTERNAL] is None, row[R_EXTERNAL] or "", row[R_SCIM] or "", uid))
-        return min(candidates)[-1] if candidates else None
+        return [c[-1] for c in sorted(candidates)]
 
     def _note(self, conn: Connection, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
         """Record that the person went by this name / had this SCIM id at `ts_us`.
@@ -385,12 +483,21 @@ class UserResolver:
         its stored rows."""
         kept, dropped = self.rows[keep], self.rows.pop(drop)
         self.merges.append((keep, drop))
+        self._into[drop] = keep
+        gone = self._prov_span.pop(drop, None)
+        if gone is not None and kept[R_EXTERNAL] is None and kept[R_SCIM] is None:
+            self._prov_span[keep] = gone
         self._dirty_rows.discard(drop)
         for kind, at, label in ((NAME, R_NAME_US, R_USER_NAME), (SCIM, R_SCIM_US, R_SCIM)):
             mine, theirs = kept[R_NAME_KEY if kind == NAME else R_SCIM], dropped[R_NAME_KEY if kind == NAME else R_SCIM]
             if mine and theirs and mine != theirs:  # the person had two names (ids): keep both
-                for row, key in ((kept, mine), (dropped, theirs)):
-                    self.spans.setdefault((keep, kind, key), [row[label] or key, row[at] or 0, row[at] or 0])
+                if (keep, kind, mine) not in self.spans:  # all the kept row's lines so far bore its value
+                    since = kept[at] or 0
+                    self.spans[(keep, kind, mine)] = [kept[label] or mine, since, since]
+                    self._needs_seen.add((keep, kind, mine))
+                if (keep, kind, theirs) not in self.spans and (drop, kind, theirs) not in self.spans:
+                    first, last = self._prov_span.get(drop) or [dropped[at] or 0, dropped[at] or 0]
+                    self.spans[(keep, kind, theirs)] = [dropped[label] or theirs, first, last]
                 self._history.add((keep, kind))
         if dropped[R_NAME_KEY] and (kept[R_NAME_KEY] is None or (dropped[R_NAME_US] or 0) > (kept[R_NAME_US] or 0)):
             kept[R_NAME_KEY], kept[R_USER_NAME], kept[R_NAME_US] = dropped[R_NAME_KEY], dropped[R_USER_NAME], dropped[R_NAME_US]
@@ -440,6 +547,16 @@ class UserResolver:
         for keep, drop in self.merges:
             merge_users(conn, keep=keep, drop=drop)
         self.merges = []
+        self._worked = {}  # the batch's lines are stored now: its exchanges answer from here on
+        if self._shared:
+            from ..incremental import give_lookups_to_the_writer
+
+            for key in sorted(self._shared):
+                holders = sorted({self._final(u) for u in self.by_name.get(key, ()) if self._final(u) in self.rows
+                                  and (self.rows[self._final(u)][R_EXTERNAL] or self.rows[self._final(u)][R_SCIM])})
+                if len(holders) > 1:
+                    give_lookups_to_the_writer(conn, holders)
+            self._shared = set()
         if self._dirty_rows:
             params = [
                 (row[R_USER_NAME], row[R_NAME_KEY], row[R_EXTERNAL], row[R_SCIM], row[R_NAME_US], row[R_SCIM_US], uid)
