@@ -515,13 +515,14 @@ def merge_users(conn: Connection, *, keep: int, drop: int) -> None:
         _mark_dirty(conn, job_id, start)
 
 
-def give_lookups_to_the_writer(conn: Connection, holders: list[int]) -> None:
+def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int = 15 * 60 * 1_000_000) -> None:
     """Two people hold one userName (a collision). A lookup naming only that userName belongs to
     whichever of them Entra was working on, which the line does not say; the resolver guesses
     from what it has seen so far, and lines arriving out of order can prove it wrong. Here, per
     cycle: when exactly one of the holders wrote (create, update...) and another took part with
-    lookups only, those lookups were the writer's (Entra looks a user up to write them): they
-    move to the writer, whose outcome absorbs them, and the cycle is recounted."""
+    lookups only, all made within the gap before that write, those lookups prepared the write
+    (Entra looks a user up, then writes them): they move to the writer, whose outcome absorbs
+    them (it does not change: they come before the write), and the cycle is recounted."""
     rows = conn.execute(
         select(_user_cycles.c.id, _user_cycles.c.cycle_id, _user_cycles.c.user_id, _user_cycles.c.summary)
         .where(_user_cycles.c.user_id.in_(holders))
@@ -536,7 +537,10 @@ def give_lookups_to_the_writer(conn: Connection, holders: list[int]) -> None:
         if len(writers) != 1 or not idle:
             continue
         writer_rid, writer, mine = writers[0]
+        write_us = mine.last_write.ts_us if mine.last_write is not None else mine.last_us
         for rid, user_id, theirs in idle:
+            if not (write_us - gap_us <= theirs.first_us and theirs.last_us <= write_us):
+                continue  # not the lookups that prepared this write (those come just before it)
             theirs_here = and_(_exchanges.c.cycle_id == cycle_id, _exchanges.c.user_id == user_id,
                                _exchanges.c.operation == "lookup")
             if conn.execute(select(func.count()).where(theirs_here)).scalar_one() != theirs.requests:

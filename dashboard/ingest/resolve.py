@@ -94,6 +94,7 @@ class UserResolver:
         self._prov_span: dict[int, list[int]] = {}  # provisional row -> [first, last] time of its lines
         self._shared: set[str] = set()  # names two identified people hold, named in this batch
         self._needs_seen: set[tuple[int, str, str]] = set()  # spans to widen by the person's stored exchanges
+        self._current: dict[tuple[int, str], list[int]] = {}  # (person, kind) -> [first, last] sighting of the current value here
         self.merges: list[tuple[int, int]] = []
 
     # -- fetching ---------------------------------------------------------------------------
@@ -180,9 +181,10 @@ class UserResolver:
         if span is None:  # its sightings: from the person's stored exchanges (the current value is the latest)
             since = (row[R_NAME_US] if kind == NAME else row[R_SCIM_US]) or 0
             first, last = self._seen(conn, uid)
+            here = self._current.get((uid, kind), [since, since])
             value = row[R_USER_NAME] if kind == NAME else current
-            span = self.spans[(uid, kind, current)] = [value or current, min(first or since, since),
-                                                       max(last or since, since)]
+            span = self.spans[(uid, kind, current)] = [value or current, min(first or since, since, here[0]),
+                                                       max(last or since, since, here[1])]
         self._dirty_aliases.add((uid, kind, current))
         for (user_id, kind_, _key) in [k for k in self.spans if k[0] == uid and k[1] == kind]:
             self._dirty_aliases.add((user_id, kind_, _key))
@@ -440,6 +442,12 @@ class UserResolver:
                 self.by_scim[key] = uid
             row[at] = ts_us
             self._dirty_rows.add(uid)
+        if (row[R_NAME_KEY] if name else row[R_SCIM]) == key:  # a sighting of the current value
+            here = self._current.get((uid, kind))
+            if here is None or current != key:
+                self._current[(uid, kind)] = [ts_us, ts_us]
+            else:
+                here[0], here[1] = min(here[0], ts_us), max(here[1], ts_us)
 
     def _sighting(self, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
         span = self.spans.get((uid, kind, key))
@@ -493,10 +501,12 @@ class UserResolver:
             if mine and theirs and mine != theirs:  # the person had two names (ids): keep both
                 if (keep, kind, mine) not in self.spans:  # all the kept row's lines so far bore its value
                     since = kept[at] or 0
-                    self.spans[(keep, kind, mine)] = [kept[label] or mine, since, since]
+                    first, last = self._current.get((keep, kind), [since, since])
+                    self.spans[(keep, kind, mine)] = [kept[label] or mine, min(first, since), max(last, since)]
                     self._needs_seen.add((keep, kind, mine))
                 if (keep, kind, theirs) not in self.spans and (drop, kind, theirs) not in self.spans:
-                    first, last = self._prov_span.get(drop) or [dropped[at] or 0, dropped[at] or 0]
+                    since = dropped[at] or 0
+                    first, last = self._prov_span.get(drop) or self._current.get((drop, kind)) or [since, since]
                     self.spans[(keep, kind, theirs)] = [dropped[label] or theirs, first, last]
                 self._history.add((keep, kind))
         if dropped[R_NAME_KEY] and (kept[R_NAME_KEY] is None or (dropped[R_NAME_US] or 0) > (kept[R_NAME_US] or 0)):
@@ -555,7 +565,7 @@ class UserResolver:
                 holders = sorted({self._final(u) for u in self.by_name.get(key, ()) if self._final(u) in self.rows
                                   and (self.rows[self._final(u)][R_EXTERNAL] or self.rows[self._final(u)][R_SCIM])})
                 if len(holders) > 1:
-                    give_lookups_to_the_writer(conn, holders)
+                    give_lookups_to_the_writer(conn, holders, self.gap_us)
             self._shared = set()
         if self._dirty_rows:
             params = [
