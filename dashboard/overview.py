@@ -465,6 +465,7 @@ def user_timeline(session: Session, job: Job, user: ScimUser, *, limit: int = 50
 def user_history(session: Session, user: ScimUser) -> dict[str, list[dict[str, Any]]]:
     """The names the person went by and the SCIM ids they had, oldest first, each with its first
     and last sighting and the cycles of those sightings ("alice until cycle 5, alice.smith since")."""
+    from .ingest.identity import visible
     from .models import ScimUserAlias
 
     aliases = session.scalars(select(ScimUserAlias).where(ScimUserAlias.user_id == user.id)
@@ -478,7 +479,7 @@ def user_history(session: Session, user: ScimUser) -> dict[str, list[dict[str, A
     kinds = {"n": "userName", "s": "scim_id", "e": "externalId"}
     for alias in aliases:
         out[kinds[alias.kind]].append({
-            "value": alias.value, "first_seen": format_ts(from_us(alias.first_us)),
+            "value": alias.value, "shown": visible(alias.value), "first_seen": format_ts(from_us(alias.first_us)),
             "last_seen": format_ts(from_us(alias.last_us)),
             "first_cycle": cycles.get(alias.first_us), "last_cycle": cycles.get(alias.last_us),
             "current": (alias.kind == "n" and alias.key == user.name_key) or (alias.kind == "s" and alias.key == user.scim_id)

@@ -41,3 +41,16 @@ def nearest(spans: dict[int, tuple[int, int]], ts_us: int) -> list[int]:
         return (0 if first <= ts_us <= last else min(abs(ts_us - first), abs(ts_us - last)), user_id)
 
     return [user_id for user_id, _span in sorted(spans.items(), key=distance)]
+
+
+def visible(text: str) -> str:
+    """`text` with the characters a person cannot tell apart shown by their code point: white
+    space other than a plain space (a no-break space...), format characters (zero-width joiners,
+    marks), so that "ryan smith" and "ryan\u00a0smith" no longer look alike on a page."""
+    out = []
+    for char in text:
+        if char != " " and (char.isspace() or unicodedata.category(char) in ("Cf", "Zs", "Zl", "Zp", "Cc")):
+            out.append(f"\u27e8U+{ord(char):04X}\u27e9")
+        else:
+            out.append(char)
+    return "".join(out)
