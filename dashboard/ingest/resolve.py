@@ -94,7 +94,8 @@ class UserResolver:
         self._prov_span: dict[int, list[int]] = {}  # provisional row -> [first, last] time of its lines
         self._shared: set[str] = set()  # names two identified people hold, named in this batch
         self._needs_seen: set[tuple[int, str, str]] = set()  # spans to widen by the person's stored exchanges
-        self._current: dict[tuple[int, str], list[int]] = {}  # (person, kind) -> [first, last] sighting of the current value here
+        # kind -> person -> [first, last] sighting of their current value in this session
+        self._current: dict[str, dict[int, list[int]]] = {NAME: {}, SCIM: {}}
         self.merges: list[tuple[int, int]] = []
 
     # -- fetching ---------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class UserResolver:
         if span is None:  # its sightings: from the person's stored exchanges (the current value is the latest)
             since = (row[R_NAME_US] if kind == NAME else row[R_SCIM_US]) or 0
             first, last = self._seen(conn, uid)
-            here = self._current.get((uid, kind), [since, since])
+            here = self._current[kind].get(uid, [since, since])
             value = row[R_USER_NAME] if kind == NAME else current
             span = self.spans[(uid, kind, current)] = [value or current, min(first or since, since, here[0]),
                                                        max(last or since, since, here[1])]
@@ -263,7 +264,7 @@ class UserResolver:
                     uid = self._create(conn, user_name, key, external_id, scim_id if keep_scim else None, ts_us)
             elif s_uid is not None and s_uid != uid:
                 self._merge(keep=uid, drop=s_uid)
-            if key and self._others_named(key, uid):
+            if key and (named := self.by_name.get(key)) and (len(named) > 1 or uid not in named):
                 spare = self._provisional(key)
                 if spare is not None and spare != uid and self._near(spare, ts_us):
                     self._merge(keep=uid, drop=spare)
@@ -278,7 +279,7 @@ class UserResolver:
                        or self._holder(key, ts_us))
             if uid is None:
                 uid = self._create(conn, user_name, key, None, scim_id, ts_us)
-            elif key and self._others_named(key, uid):
+            elif key and (named := self.by_name.get(key)) and (len(named) > 1 or uid not in named):
                 if self.rows[uid][R_EXTERNAL] is None:  # a placeholder by id: the person waiting for it
                     waiting = self._holder(key, ts_us, without_scim=True)
                     if waiting is not None and waiting != uid:
@@ -306,11 +307,13 @@ class UserResolver:
                 span = self._prov_span.setdefault(uid, [ts_us, ts_us])
                 span[0], span[1] = min(span[0], ts_us), max(span[1], ts_us)
             else:  # who worked on this name when, in this batch (stored batches: their exchanges)
-                self._worked.setdefault(key, []).append((ts_us, uid))
-                if self._others_named(key, uid):
-                    self._shared.add(key)
-        if key and external_id is None and scim_id is None and len(self.by_name.get(key, ())) > 1:
-            self._shared.add(key)
+                worked = self._worked.get(key)
+                if worked is None:
+                    self._worked[key] = [(ts_us, uid)]
+                else:
+                    worked.append((ts_us, uid))
+            if len(self.by_name.get(key, ())) > 1:  # a shared name (rare)
+                self._shared.add(key)
         return uid
 
     def _named_only(self, conn: Connection, key: str, ts_us: int) -> int | None:
@@ -356,10 +359,6 @@ class UserResolver:
         found = [u for u in self.by_name.get(key, ()) if (row := self.rows.get(u)) is not None
                  and row[R_EXTERNAL] is None and row[R_SCIM] is not None and row[R_NAME_KEY] == key]
         return found[0] if len(found) == 1 else None
-
-    def _others_named(self, key: str, uid: int) -> bool:
-        holders = self.by_name.get(key)
-        return bool(holders) and (len(holders) > 1 or uid not in holders)  # type: ignore[arg-type]
 
     def _provisional(self, key: str, *, before: int | None = None) -> int | None:
         """The row known only by this name (no externalId, no SCIM id), if any. `before`: only
@@ -415,6 +414,20 @@ class UserResolver:
         current = row[R_NAME_KEY] if name else row[R_SCIM]
         if len(value) > 512:
             value = value[:512]
+        if current == key and (not name or row[R_USER_NAME] == value) and (uid, kind) not in self._history:
+            # the common case: the person seen again under their current value
+            at = R_NAME_US if name else R_SCIM_US
+            if row[at] is not None and ts_us < row[at]:
+                row[at] = ts_us  # an earlier sighting of the current value, arrived late
+                self._dirty_rows.add(uid)
+            here = self._current[kind].get(uid)
+            if here is None:
+                self._current[kind][uid] = [ts_us, ts_us]
+            elif ts_us < here[0]:
+                here[0] = ts_us
+            elif ts_us > here[1]:
+                here[1] = ts_us
+            return
         if current is not None and current != key:
             self._ensure_history(conn, uid, kind)  # a second name (or id): keep them all from now on
         if (uid, kind) in self._history:
@@ -443,9 +456,9 @@ class UserResolver:
             row[at] = ts_us
             self._dirty_rows.add(uid)
         if (row[R_NAME_KEY] if name else row[R_SCIM]) == key:  # a sighting of the current value
-            here = self._current.get((uid, kind))
+            here = self._current[kind].get(uid)
             if here is None or current != key:
-                self._current[(uid, kind)] = [ts_us, ts_us]
+                self._current[kind][uid] = [ts_us, ts_us]
             else:
                 here[0], here[1] = min(here[0], ts_us), max(here[1], ts_us)
 
@@ -501,12 +514,12 @@ class UserResolver:
             if mine and theirs and mine != theirs:  # the person had two names (ids): keep both
                 if (keep, kind, mine) not in self.spans:  # all the kept row's lines so far bore its value
                     since = kept[at] or 0
-                    first, last = self._current.get((keep, kind), [since, since])
+                    first, last = self._current[kind].get(keep, [since, since])
                     self.spans[(keep, kind, mine)] = [kept[label] or mine, min(first, since), max(last, since)]
                     self._needs_seen.add((keep, kind, mine))
                 if (keep, kind, theirs) not in self.spans and (drop, kind, theirs) not in self.spans:
                     since = dropped[at] or 0
-                    first, last = self._prov_span.get(drop) or self._current.get((drop, kind)) or [since, since]
+                    first, last = self._prov_span.get(drop) or self._current[kind].get(drop) or [since, since]
                     self.spans[(keep, kind, theirs)] = [dropped[label] or theirs, first, last]
                 self._history.add((keep, kind))
         if dropped[R_NAME_KEY] and (kept[R_NAME_KEY] is None or (dropped[R_NAME_US] or 0) > (kept[R_NAME_US] or 0)):
