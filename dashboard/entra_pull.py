@@ -33,7 +33,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from .entra.graph import GraphClient, GraphConfig, GraphError, ProvisioningPull, Watermark
-from .entra.jobstatus import JobStatusError, parse_job_status
+from .entra.jobstatus import JobStatusError, check_job_document, parse_job_status
 from .entra.records import ProvisioningEvent
 from .entra_load import Item, import_events, import_job_status
 from .ingest.load import IngestResult, options_from
@@ -174,6 +174,7 @@ def _pull_status(
 ) -> None:
     try:
         data = client.get_job_json(spec.entra_service_principal_id, spec.entra_job_id)
+        check_job_document(data)  # a Graph error, or anything but a job, never replaces the stored status
         status = parse_job_status(data)
     except (GraphError, JobStatusError) as exc:
         outcome.errors.append(f"job status: {scrub(str(exc), secret)}")

@@ -56,6 +56,9 @@ def check_job_document(data: Any) -> None:
     status: an object with a `status` object, or with a job's or a status's own fields."""
     if not isinstance(data, dict):
         raise JobStatusError(f"a JSON {_json_type(data)}, not an object")
+    deep = too_deep(data)
+    if deep is not None:
+        raise JobStatusError(deep)
     event_keys = [key for key in _EVENT_KEYS if key in data]
     if event_keys:
         raise JobStatusError(

@@ -5,7 +5,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .records import ProvisioningAction, ProvisioningStatus
+from .records import ProvisioningStatus
 
 
 class ValueProblem(ValueError):
@@ -136,17 +136,6 @@ def squash(name: str) -> str:
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _SQUASHED: dict[str, str] = {}
 
-_ACTIONS = {
-    "create": ProvisioningAction.CREATE,
-    "add": ProvisioningAction.CREATE,
-    "update": ProvisioningAction.UPDATE,
-    "delete": ProvisioningAction.DELETE,
-    "disable": ProvisioningAction.DISABLE,
-    "stageddelete": ProvisioningAction.STAGED_DELETE,
-    "stagedaction": ProvisioningAction.STAGED_DELETE,  # the accidental-deletions page's other name
-    "other": ProvisioningAction.OTHER,
-    "unknownfuturevalue": ProvisioningAction.OTHER,
-}
 _STATUSES = {
     "success": ProvisioningStatus.SUCCESS,
     "succeeded": ProvisioningStatus.SUCCESS,
@@ -159,25 +148,8 @@ _STATUSES = {
     "warning": ProvisioningStatus.WARNING,
     "warn": ProvisioningStatus.WARNING,
 }
-_FAST_ACTIONS = {**_ACTIONS, "Create": ProvisioningAction.CREATE,
-                 "Update": ProvisioningAction.UPDATE, "Delete": ProvisioningAction.DELETE,
-                 "Disable": ProvisioningAction.DISABLE, "StagedDelete": ProvisioningAction.STAGED_DELETE,
-                 "stagedDelete": ProvisioningAction.STAGED_DELETE, "Other": ProvisioningAction.OTHER}
 _FAST_STATUSES = {**_STATUSES, "Success": ProvisioningStatus.SUCCESS, "Failure": ProvisioningStatus.FAILURE,
                   "Skipped": ProvisioningStatus.SKIPPED, "Warning": ProvisioningStatus.WARNING}
-
-
-def action_of(value: Any) -> tuple[ProvisioningAction, str | None]:
-    """The action, and Entra's own word when it is not a known spelling (then: OTHER)."""
-    if value is None or value == "":
-        return ProvisioningAction.OTHER, None
-    found = _FAST_ACTIONS.get(value)
-    if found is not None:
-        return found, None
-    if not isinstance(value, str):
-        raise ValueProblem("must be a string")
-    found = _ACTIONS.get(squash(value))
-    return (found, None) if found is not None else (ProvisioningAction.OTHER, value[:64])
 
 
 def status_of(value: Any) -> ProvisioningStatus:

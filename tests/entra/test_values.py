@@ -7,8 +7,9 @@ import pytest
 
 from dashboard.entra.records import ProvisioningAction as A
 from dashboard.entra.records import ProvisioningStatus as S
+from dashboard.entra.normalize import action_of
 from dashboard.entra.values import (
-    ValueProblem, action_of, optional_time, parse_iso_duration, parse_time, retry_of, status_of, step_type_of,
+    ValueProblem, optional_time, parse_iso_duration, parse_time, retry_of, status_of, step_type_of,
 )
 
 

@@ -80,6 +80,18 @@ def test_it_stores_entras_status_of_the_job(app, settings, graph, sleeps):
     assert any(path.endswith(f"/servicePrincipals/{SP_ID}/synchronization/jobs/{JOB_ID}") for _m, path, _s in graph.requests)
 
 
+def test_a_job_answer_that_is_not_a_job_keeps_the_stored_status_and_says_why(app, settings, graph, sleeps):
+    _pull(settings, graph, sleeps)  # stores Active
+    graph.job = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#auditLogs/provisioning", "value": []}
+
+    outcome = _pull(settings, graph, sleeps)
+
+    assert [row.code for row in db.session.scalars(select(EntraJobStatus))] == ["Active"]
+    assert outcome.status_code is None and not outcome.status_stored
+    assert any(error.startswith("job status: not a synchronizationJob") and "none of a job's fields" in error
+               for error in outcome.errors), outcome.errors
+
+
 def test_a_second_pull_resumes_from_the_watermark_and_stores_no_duplicates(app, settings, graph, sleeps):
     _three_pages(graph)
     _pull(settings, graph, sleeps)
