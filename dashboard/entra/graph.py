@@ -252,6 +252,7 @@ class ProvisioningPull:
     def __iter__(self) -> Iterator[ProvisioningEvent | ParseProblem]:
         seen_before = self.previous.seen_ids if self.previous else frozenset()
         latest = self.previous.activity_at if self.previous else None
+        horizon = self.client.now() + WATERMARK_AHEAD
         times: dict[str, datetime] = {}
         url: str | None = self.first_url()
         while url:
@@ -268,7 +269,9 @@ class ProvisioningPull:
                     item, self.records, fmt=RawFormat.GRAPH, rules=self.rules, where=f"page {self.pages} record {number}"
                 )
                 if isinstance(result, ProvisioningEvent):
-                    if latest is None or result.activity_at > latest:
+                    # an event dated ahead of now (a clock gone wrong) never moves the watermark:
+                    # every later pull would ask for events after it and find none, for ever
+                    if (latest is None or result.activity_at > latest) and result.activity_at <= horizon:
                         latest = result.activity_at
                     if result.id:
                         times[result.id] = result.activity_at
@@ -282,6 +285,9 @@ class ProvisioningPull:
             keep_from = _minus(latest, self.client.config.overlap)
             self.watermark = Watermark(latest, frozenset(i for i, at in times.items() if at >= keep_from))
         self.complete = True
+
+
+WATERMARK_AHEAD = timedelta(hours=1)  # as ingest.future_tolerance_minutes' default
 
 
 def _minus(at: datetime, span: timedelta) -> datetime:

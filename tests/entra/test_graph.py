@@ -18,7 +18,7 @@ from tests.local_http import serving
 
 from .conftest import DATA
 
-NOW = datetime(2026, 3, 24, 8, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 26, 8, 0, tzinfo=UTC)  # after the samples' records (2026-03-25)
 
 
 class FakeGraph:
@@ -114,7 +114,7 @@ def test_it_pages_through_throttling_and_a_token_expiry_and_returns_the_watermar
     assert form["grant_type"] == ["client_credentials"] and form["scope"] == ["https://graph.microsoft.com/.default"]
     assert token_calls[0][1] == "/contoso-tenant/oauth2/v2.0/token"
     first = fake.requests[1][1]
-    assert first == "/v1.0/auditLogs/provisioning?$filter=activityDateTime%20gt%202026-02-22T08:00:00Z"  # 30 days back
+    assert first == "/v1.0/auditLogs/provisioning?$filter=activityDateTime%20gt%202026-02-24T08:00:00Z"  # 30 days back
     assert fake.requests[-1][2]["Authorization"] == "Bearer token-2"
     assert pull.complete and pull.pages == 3 and pull.records == 10
     assert pull.watermark.activity_at == datetime(2026, 3, 25, 8, 0, 4, tzinfo=UTC)  # the latest record
@@ -133,6 +133,20 @@ def test_it_resumes_from_the_watermark_and_skips_what_it_has_seen(graph):
     assert [i.id for i in items] == ["mixed-3", "mixed-4", "mixed-5"] and pull.skipped == 2
     assert fake.requests[-1][1] == (
         "/v1.0/auditLogs/provisioning?$filter=activityDateTime%20gt%202026-03-25T07:30:01Z&$top=500")
+    assert pull.watermark.activity_at == datetime(2026, 3, 25, 8, 0, 4, tzinfo=UTC)
+
+
+def test_a_record_dated_ahead_of_now_never_moves_the_watermark(graph):
+    fake, base = graph
+    path = "/v1.0/auditLogs/provisioning"
+    body = _page("graph-mixed-versions.json", None)
+    body["value"][0]["activityDateTime"] = "9999-12-31T23:59:59Z"  # a clock gone wrong
+    fake.answer("GET", path, body=body)
+
+    pull = _client(base, []).pull(None)
+    items = list(pull)
+
+    assert len(items) == 5 and pull.complete  # still read (the import rejects it, by its date)
     assert pull.watermark.activity_at == datetime(2026, 3, 25, 8, 0, 4, tzinfo=UTC)
 
 
