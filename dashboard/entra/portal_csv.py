@@ -130,6 +130,9 @@ def read_portal_csv(
         if header is None:
             header = [h.strip() for h in row]
             change_at = next((i for i, h in enumerate(header) if squash(h) in CHANGE_COLUMNS), None)
+            if not any(canonical_key(h) == "activity" for h in header):  # not the download's logs file
+                yield _problem(0, "the header names no date column of Entra's provisioning logs (Date, "
+                                  "activityDateTime...): not a provisioning-log CSV", row, redactor)
             continue
         where = f"record {record} (line {line})"
         if len(row) != len(header):

@@ -314,6 +314,16 @@ def test_a_csv_cell_with_a_nul_character_is_a_reject_of_its_row():
     assert "\x00" not in problems(items)[0].raw
 
 
+def test_a_csv_whose_header_is_not_entras_is_a_reject_and_so_is_each_row():
+    items = _read_bytes(b"foo,bar\n1,2\n", "entra-csv")
+
+    reasons = [p.reason for p in problems(items)]
+    assert not events(items) and len(reasons) == 2
+    assert reasons[0].startswith("the header names no date column of Entra's provisioning logs")
+    assert reasons[1].startswith("record 1 (line 2): ")
+    assert _read_bytes(b"foo,bar\n", "entra-csv")  # a garbage header alone is not silence
+
+
 def test_a_problem_never_holds_a_nul_character():
     (problem,) = _read_bytes(b"\x00", "entra-graph")
 
