@@ -9,14 +9,12 @@ lone surrogate (no database driver can encode it), a NUL character (PostgreSQL t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from dashboard.db import db
 from dashboard.entra.parse import convert_record
@@ -31,6 +29,8 @@ from dashboard.rebuild import rebuild
 from tests.entra_pull.conftest import JOB_ID, SP_ID, FakeGraph, no_proxy
 from tests.entra_pull.conftest import record as graph_record
 from tests.local_http import serving
+
+from ..db_faults import refusing_inserts
 
 JOB = "uniflow-prod"
 AT = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -64,28 +64,9 @@ def _event_ids() -> set[str]:
     return set(db.session.scalars(select(EntraEvent.entra_id)))
 
 
-@contextmanager
-def refusing(condition: str) -> Iterator[None]:
+def refusing(condition: str):  # type: ignore[no-untyped-def]
     """The database refuses to insert an entra_event row for which `condition` (on NEW) holds."""
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.execute(text(f"CREATE TRIGGER issue10_refuse BEFORE INSERT ON entra_event WHEN {condition} "
-                              "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"))
-        else:
-            conn.execute(text(f"CREATE FUNCTION issue10_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                              f"IF {condition} THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
-                              "RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER issue10_refuse BEFORE INSERT ON entra_event FOR EACH ROW "
-                              "EXECUTE FUNCTION issue10_refuse()"))
-    try:
-        yield
-    finally:
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER IF EXISTS issue10_refuse"))
-            else:
-                conn.execute(text("DROP TRIGGER IF EXISTS issue10_refuse ON entra_event"))
-                conn.execute(text("DROP FUNCTION IF EXISTS issue10_refuse()"))
+    return refusing_inserts("entra_event", condition, name="issue10_refuse")
 
 
 # -- the CLI ---------------------------------------------------------------------------------------

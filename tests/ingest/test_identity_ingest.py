@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from dashboard.db import db
 from dashboard.ingest.load import ingest_lines, options_from
 from dashboard.jobs import create_token, get_job
 from dashboard.models import Cycle, Exchange, Reject, ScimUser, ScimUserAlias, UserCycle, to_us
 from dashboard.overview import find_user, health_status
+
+from ..db_faults import refusing_inserts
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = "uniflow-prod"
@@ -333,29 +333,9 @@ def test_a_patch_arriving_before_the_create_of_its_id_is_one_person(app, setting
 # -- 6. a line the database refuses inside a batch --------------------------------------------------
 
 
-@contextmanager
-def refusing_request(request_id: str) -> Iterator[None]:
+def refusing_request(request_id: str):  # type: ignore[no-untyped-def]
     """The database refuses to insert the exchange row with this request_id (a real failure)."""
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.execute(text("CREATE TRIGGER identity_refuse BEFORE INSERT ON exchange "
-                              f"WHEN NEW.request_id = '{request_id}' "
-                              "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"))
-        else:
-            conn.execute(text("CREATE FUNCTION identity_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                              f"IF NEW.request_id = '{request_id}' THEN RAISE EXCEPTION 'refused by the test trigger'; "
-                              "END IF; RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER identity_refuse BEFORE INSERT ON exchange FOR EACH ROW "
-                              "EXECUTE FUNCTION identity_refuse()"))
-    try:
-        yield
-    finally:
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER IF EXISTS identity_refuse"))
-            else:
-                conn.execute(text("DROP TRIGGER IF EXISTS identity_refuse ON exchange"))
-                conn.execute(text("DROP FUNCTION IF EXISTS identity_refuse()"))
+    return refusing_inserts("exchange", f"NEW.request_id = '{request_id}'", name="identity_refuse")
 
 
 def test_a_line_the_database_refuses_is_a_reject_and_the_other_nine_are_stored(app, runner, settings, tmp_path):  # type: ignore[no-untyped-def]
