@@ -353,21 +353,30 @@ def export_command(job_name: str, since: str | None, until: str | None, user: st
 @click.option("--deletion-storm", type=int, default=None, help="Cycle index with a mass disable.")
 @click.option("--silent-after", type=int, default=None, help="No traffic after this cycle index.")
 @click.option("--cycle-ids/--no-cycle-ids", default=False, help="Write cycle_id on each line.")
+@click.option("--reality", "realities", multiple=True,
+              type=click.Choice(["rename", "variant", "collision", "recreate", "scope", "unmatched", "disorder", "all"]),
+              help="What real tenants do that the plain run does not (repeatable; 'all': every one): renames, "
+                   "Unicode/case variants of a userName, two people on one userName, re-creation in the target, "
+                   "out of scope and back, lookups that find nothing, lines late, twice or out of order.")
+@click.option("--entra-pages", type=click.Path(file_okay=False), default=None,
+              help="Also write Entra's provisioning logs of the same run as Graph page files in this folder.")
 def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str | None, truth: str | None,
                      max_lines: int | None, failure_rate: float, auth_outage: tuple[int, ...],
                      lookup_404: tuple[int, ...], deletion_storm: int | None, silent_after: int | None,
-                     cycle_ids: bool) -> None:
+                     cycle_ids: bool, realities: tuple[str, ...], entra_pages: str | None) -> None:
     """Write a realistic v1 log of Entra provisioning uniFLOW Online (deterministic per seed)."""
     import gzip
 
     import orjson
 
-    from .simulate import SimConfig, write_log
+    from .simulate import REALITIES, SimConfig, write_log
 
+    chosen = REALITIES if "all" in realities else tuple(dict.fromkeys(realities))
     config = SimConfig(
         users=users, cycles=cycles, seed=seed, job=job_name, max_lines=max_lines,
         failure_rate=failure_rate, auth_outage_cycles=auth_outage, lookup_404_cycles=lookup_404,
         deletion_storm_cycle=deletion_storm, silent_after_cycle=silent_after, with_cycle_ids=cycle_ids,
+        realities=chosen, record_events=entra_pages is not None,
     )
     with ExitStack() as stack:
         if out is None:
@@ -379,6 +388,12 @@ def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str
         ground_truth = write_log(config, sink)
     if truth:
         Path(truth).write_bytes(orjson.dumps(ground_truth.to_dict(), option=orjson.OPT_INDENT_2))
+    if entra_pages:
+        from .entra.generate import write_simulated_pages
+
+        Path(entra_pages).mkdir(parents=True, exist_ok=True)
+        written = write_simulated_pages(Path(entra_pages), ground_truth)
+        click.echo(f"{len(written)} Graph page file(s) of Entra's provisioning logs in {entra_pages}", err=True)
 
 
 @click.command("demo")

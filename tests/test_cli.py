@@ -178,3 +178,22 @@ def test_it_leaves_no_secret_in_the_database_file_or_the_log(app, tmp_path, subp
     assert db.session.scalar(select(func.count()).select_from(Exchange)) == 500
     for secret in (b"PIN000123X", b"PIN777777X", b"CRC42Z", b"tok-42-SECRET", b"SECRET"):
         assert secret not in seen
+
+
+def test_simulate_writes_the_realities_and_entras_logs_of_the_same_run(runner, tmp_path):  # type: ignore[no-untyped-def]
+    log, truth, pages = tmp_path / "log.jsonl", tmp_path / "truth.json", tmp_path / "entra"
+
+    made = runner.invoke(args=["simulate", "--users", "30", "--cycles", "4", "--seed", "3", "--job", "uniflow-prod",
+                               "--reality", "all", "--out", str(log), "--truth", str(truth), "--entra-pages", str(pages)])
+
+    assert made.exit_code == 0, made.output
+    people = orjson.loads(truth.read_bytes())["people"]
+    assert len(people) >= 30 and any(len(p["names"]) > 1 for p in people.values())  # somebody was renamed
+    scim = runner.invoke(args=["ingest", str(log), "--job", "uniflow-prod"])
+    entra = runner.invoke(args=["ingest", str(pages), "--job", "uniflow-prod"])
+    assert scim.exit_code == 0 and "0 rejected" in scim.output, scim.output
+    assert entra.exit_code == 0 and "0 rejected" in entra.output and "Entra records" in entra.output, entra.output
+    from dashboard.models import ScimUser
+
+    stored = set(db.session.scalars(select(ScimUser.external_id)))
+    assert set(people) <= stored  # each person of the run, by externalId
