@@ -16,7 +16,7 @@ from .simulate import SimConfig, simulate_lines
 
 DEMO_JOBS = (
     # name, display name, simulator knobs
-    ("uniflow-prod", "uniFLOW Online (production)", {}),
+    ("uniflow-prod", "uniFLOW Online (production)", {"identity": True}),  # renames, collisions, re-creations
     ("uniflow-emea", "uniFLOW Online (EMEA)", {"auth_outage": 1}),  # last cycle: token rejected
     ("uniflow-lab", "uniFLOW Online (lab)", {"silent": True}),  # stopped sending: stalled
 )
@@ -47,7 +47,8 @@ def load_demo(engine: Engine, *, users: int, cycles: int, options: IngestOptions
     return "demo loaded: " + ", ".join(summary)
 
 
-def _config(name: str, *, users: int, cycles: int, seed: int, now: datetime, auth_outage: int = 0, silent: bool = False) -> SimConfig:
+def _config(name: str, *, users: int, cycles: int, seed: int, now: datetime, auth_outage: int = 0, silent: bool = False,
+            identity: bool = False) -> SimConfig:
     # A cycle of this size takes a few minutes and is followed by ~40 quiet minutes. The outage
     # is the last cycle, so no quarantine back-off gap follows it. Start early enough for the
     # last cycle to end near now.
@@ -63,6 +64,10 @@ def _config(name: str, *, users: int, cycles: int, seed: int, now: datetime, aut
         start=start,
         auth_outage_cycles=tuple(range(cycles - auth_outage, cycles)) if auth_outage else (),
         silent_after_cycle=cycles // 2 if silent else None,
+        # what real tenants do: renames, Unicode/case corrections, two people on one userName,
+        # users re-created in the target, lookups that find nothing (names over time on user pages)
+        realities=("rename", "variant", "collision", "recreate", "unmatched") if identity else (),
+        identity_rate=0.005,  # per person and cycle: a few of each, as in a real week
     )
 
 
