@@ -303,20 +303,7 @@ class BatchAnalyzer:
                 ),
                 updates,
             )
-        for cycle_id, delta in matrix.items():
-            stored = conn.execute(select(_cycles.c.counts).where(_cycles.c.id == cycle_id)).scalar_one()
-            counts = orjson.loads(stored or "{}") or empty_counts()
-            for bucket, outcomes in delta.items():
-                for outcome, n in outcomes.items():
-                    counts.setdefault(bucket, {}).setdefault(outcome, 0)
-                    counts[bucket][outcome] += n
-            conn.execute(
-                update(_cycles).where(_cycles.c.id == cycle_id).values(
-                    counts=orjson.dumps(counts).decode(),
-                    users=_cycles.c.users + users_delta.get(cycle_id, 0),
-                    looked_up_users=_cycles.c.looked_up_users + looked_delta.get(cycle_id, 0),
-                )
-            )
+        _apply_cycle_deltas(conn, matrix, users_delta, looked_delta)
         return {user_id for _c, user_id in fresh}
 
     def _count_signature_users(self, conn: Connection, rows: list[dict]) -> None:
@@ -346,6 +333,55 @@ class BatchAnalyzer:
         for sig_id, exchange_id in samples.items():
             conn.execute(update(_sigs).where(_sigs.c.id == sig_id, _sigs.c.sample_exchange_id.is_(None))
                          .values(sample_exchange_id=exchange_id))
+
+
+def _apply_cycle_deltas(conn: Connection, matrix: dict[int, dict], users_delta: dict[int, int],
+                        looked_delta: dict[int, int]) -> None:
+    """Add per-cycle changes to the cycles' outcome matrix, user and looked-up-user counts."""
+    for cycle_id in sorted(set(matrix) | set(users_delta) | set(looked_delta)):
+        stored = conn.execute(select(_cycles.c.counts).where(_cycles.c.id == cycle_id)).scalar_one()
+        counts = orjson.loads(stored or "{}") or empty_counts()
+        for bucket, outcomes in matrix.get(cycle_id, {}).items():
+            for outcome, n in outcomes.items():
+                counts.setdefault(bucket, {}).setdefault(outcome, 0)
+                counts[bucket][outcome] += n
+        conn.execute(
+            update(_cycles).where(_cycles.c.id == cycle_id).values(
+                counts=orjson.dumps(counts).decode(),
+                users=_cycles.c.users + users_delta.get(cycle_id, 0),
+                looked_up_users=_cycles.c.looked_up_users + looked_delta.get(cycle_id, 0),
+            )
+        )
+
+
+class _Folds:
+    """Two users' outcomes in one cycle folded into one (a merge of two rows, or lookups moved to
+    their writer): the kept row absorbs the other, which goes, and the cycle's counts change by
+    exactly that (never a recount of the whole cycle: its cost would grow with the cycle)."""
+
+    def __init__(self) -> None:
+        self.matrix: dict[int, dict] = {}
+        self.users: dict[int, int] = defaultdict(int)
+        self.looked: dict[int, int] = defaultdict(int)
+
+    def fold(self, conn: Connection, cycle_id: int, keep: tuple[int, Summary], drop: tuple[int, Summary]) -> Summary:
+        (keep_rid, mine), (drop_rid, theirs) = keep, drop
+        merged = mine.merge(theirs)
+        conn.execute(update(_user_cycles).where(_user_cycles.c.id == keep_rid).values(
+            operation=merged.operation, outcome=merged.outcome.value, summary=orjson.dumps(merged.to_dict()).decode()))
+        conn.execute(delete(_user_cycles).where(_user_cycles.c.id == drop_rid))
+        counts = self.matrix.setdefault(cycle_id, {})
+        for gone in (mine, theirs):
+            _bump(counts, bucket_of(gone.operation), gone.outcome.value, -1)
+        _bump(counts, bucket_of(merged.operation), merged.outcome.value, +1)
+        self.users[cycle_id] -= 1
+        self.looked[cycle_id] += (1 if merged.lookups else 0) - (1 if mine.lookups else 0) - (1 if theirs.lookups else 0)
+        return merged
+
+    def apply(self, conn: Connection) -> set[int]:
+        """Write the cycles' counts; the cycles that changed."""
+        _apply_cycle_deltas(conn, self.matrix, self.users, self.looked)
+        return set(self.matrix)
 
 
 def _bump(counts: dict, bucket: str, outcome: str, n: int) -> None:
@@ -463,23 +499,18 @@ def merge_cycles(conn: Connection, *, keep: int, drop: int) -> None:
 def merge_users(conn: Connection, *, keep: int, drop: int) -> None:
     """Two rows turned out to be one person (ingest/resolve.py): everything of `drop` becomes
     `keep`'s (exchanges, Entra events, per-cycle outcomes, signatures, aliases), then `drop` goes.
-    Cycles where both took part are folded into one outcome and recounted."""
+    Cycles where both took part are folded into one outcome (the cycle's counts adjusted)."""
     conn.execute(update(_exchanges).where(_exchanges.c.user_id == drop).values(user_id=keep))
     conn.execute(update(_events).where(_events.c.user_id == drop).values(user_id=keep))
     dropped = conn.execute(
         select(_user_cycles.c.id, _user_cycles.c.cycle_id, _user_cycles.c.summary).where(_user_cycles.c.user_id == drop)
     ).all()
-    recount: set[int] = set()
+    folds = _Folds()
     if dropped:
         kept = load_user_cycles(conn, [(cycle_id, keep) for _rid, cycle_id, _s in dropped])
         for rid, cycle_id, summary in dropped:
             if (cycle_id, keep) in kept:
-                keep_rid, mine = kept[(cycle_id, keep)]
-                merged = mine.merge(Summary.from_dict(orjson.loads(summary)))
-                conn.execute(update(_user_cycles).where(_user_cycles.c.id == keep_rid).values(
-                    operation=merged.operation, outcome=merged.outcome.value, summary=orjson.dumps(merged.to_dict()).decode()))
-                conn.execute(delete(_user_cycles).where(_user_cycles.c.id == rid))
-                recount.add(cycle_id)
+                folds.fold(conn, cycle_id, kept[(cycle_id, keep)], (rid, Summary.from_dict(orjson.loads(summary))))
             else:
                 conn.execute(update(_user_cycles).where(_user_cycles.c.id == rid).values(user_id=keep))
     sig_ids = conn.scalars(select(_sig_users.c.sig_id).where(_sig_users.c.user_id == drop)).all()
@@ -506,8 +537,7 @@ def merge_users(conn: Connection, *, keep: int, drop: int) -> None:
         else:
             conn.execute(update(_aliases).where(_aliases.c.id == alias_id).values(user_id=keep))
     conn.execute(delete(_users).where(_users.c.id == drop))
-    for cycle_id in sorted(recount):
-        recount_cycle(conn, cycle_id)
+    recount = folds.apply(conn)
     refresh_user_states(conn, {keep})
     if recount:
         job_id, start = conn.execute(select(_cycles.c.job_id, func.min(_cycles.c.started_us))
@@ -522,7 +552,7 @@ def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int
     cycle: when exactly one of the holders wrote (create, update...) and another took part with
     lookups only, all made within the gap before that write, those lookups prepared the write
     (Entra looks a user up, then writes them): they move to the writer, whose outcome absorbs
-    them (it does not change: they come before the write), and the cycle is recounted."""
+    them (it does not change: they come before the write), and the cycle's counts follow."""
     rows = conn.execute(
         select(_user_cycles.c.id, _user_cycles.c.cycle_id, _user_cycles.c.user_id, _user_cycles.c.summary)
         .where(_user_cycles.c.user_id.in_(holders))
@@ -531,6 +561,7 @@ def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int
     for rid, cycle_id, user_id, summary in rows:
         by_cycle[cycle_id].append((rid, user_id, Summary.from_dict(orjson.loads(summary))))
     touched: set[int] = set()
+    folds = _Folds()
     for cycle_id, entries in by_cycle.items():
         writers = [e for e in entries if e[2].writes > 0]
         idle = [e for e in entries if e[2].writes == 0 and e[2].requests == e[2].lookups > 0]
@@ -546,12 +577,9 @@ def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int
             if conn.execute(select(func.count()).where(theirs_here)).scalar_one() != theirs.requests:
                 continue  # not only exchanges (an Entra event too): leave it
             conn.execute(update(_exchanges).where(theirs_here).values(user_id=writer))
-            mine = mine.merge(theirs)
-            conn.execute(delete(_user_cycles).where(_user_cycles.c.id == rid))
+            mine = folds.fold(conn, cycle_id, (writer_rid, mine), (rid, theirs))
             touched.update((user_id, writer))
-        conn.execute(update(_user_cycles).where(_user_cycles.c.id == writer_rid).values(
-            operation=mine.operation, outcome=mine.outcome.value, summary=orjson.dumps(mine.to_dict()).decode()))
-        recount_cycle(conn, cycle_id)
+    folds.apply(conn)
     if touched:
         refresh_user_states(conn, touched)
 

@@ -49,6 +49,9 @@ _SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; R
 # dozen indexes at random places (the dedupe key is a hash), and finds far more of their pages
 # in a larger cache. Set on the connection while such an input is loaded, then restored.
 LARGE_INPUT_CACHE_KIB = 32_768
+# The database itself failing (gone, locked, timed out): nothing is wrong with the lines, so a
+# batch is not retried line by line and the ingest stops; a re-run completes it.
+DATABASE_DOWN = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 
 
 @dataclass
@@ -200,27 +203,21 @@ class _Loader:
         try:
             self._store_batch(batch, count, result)
             return
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+        except DATABASE_DOWN:
             self._forget()
-            raise  # the database itself: nothing is wrong with the lines
+            raise
         except Exception as error:  # noqa: BLE001 - found out line by line below
             self._forget()
             log.warning("ingest: a batch of %s failed (%s); storing its lines one by one", self.source, _brief(error))
-        blanks = count - len(batch)  # lines the batch does not list (there are none today)
-        for item in batch:
-            if item is None:
-                self._store_batch([], 1, result)
-                continue
+        for item in batch:  # (one entry per line, blank lines as None)
             try:
                 self._store_batch([item], 1, result)
-            except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+            except DATABASE_DOWN:
                 self._forget()
                 raise
             except Exception as error:  # noqa: BLE001 - this line is the culprit: a reject, never a stop
                 self._forget()
                 self._store_batch([_failed_line(item, error)], 1, result)
-        if blanks:
-            self._store_batch([], blanks, result)
 
     def _forget(self) -> None:
         for resolver in self.resolvers.values():

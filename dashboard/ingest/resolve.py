@@ -83,6 +83,7 @@ class UserResolver:
         self.by_scim: dict[str, int] = {}
         self.by_name: dict[str, set[int]] = {}
         self.spans: dict[tuple[int, str, str], list] = {}  # (user, kind, key) -> [value, first_us, last_us]
+        self._spans_of: dict[int, set[tuple[int, str, str]]] = {}  # user -> their keys in `spans`
         self._asked: set[tuple[str, str]] = set()
         self._dirty_rows: set[int] = set()
         self._dirty_aliases: set[tuple[int, str, str]] = set()
@@ -159,7 +160,7 @@ class UserResolver:
             self._history.add((user_id, kind))
             span = self.spans.get((user_id, kind, key))
             if span is None:
-                self.spans[(user_id, kind, key)] = [value, first_us, last_us]
+                self._put_span((user_id, kind, key), [value, first_us, last_us])
             else:  # seen in this session already: the stored sightings widen it
                 span[1], span[2] = min(span[1], first_us), max(span[2], last_us)
             self._stored_aliases[(user_id, kind, key)] = (first_us, last_us)
@@ -184,11 +185,15 @@ class UserResolver:
             first, last = self._seen(conn, uid)
             here = self._current[kind].get(uid, [since, since])
             value = row[R_USER_NAME] if kind == NAME else current
-            span = self.spans[(uid, kind, current)] = [value or current, min(first or since, since, here[0]),
-                                                       max(last or since, since, here[1])]
+            span = self._put_span((uid, kind, current), [value or current, min(first or since, since, here[0]),
+                                                         max(last or since, since, here[1])])
         self._dirty_aliases.add((uid, kind, current))
-        for (user_id, kind_, _key) in [k for k in self.spans if k[0] == uid and k[1] == kind]:
-            self._dirty_aliases.add((user_id, kind_, _key))
+        self._dirty_aliases.update(k for k in self._spans_of.get(uid, ()) if k[1] == kind)
+
+    def _put_span(self, key: tuple[int, str, str], span: list) -> list:
+        self.spans[key] = span
+        self._spans_of.setdefault(key[0], set()).add(key)
+        return span
 
     def _widen_seen(self, conn: Connection) -> None:
         for uid, kind, key in sorted(self._needs_seen):
@@ -420,13 +425,7 @@ class UserResolver:
             if row[at] is not None and ts_us < row[at]:
                 row[at] = ts_us  # an earlier sighting of the current value, arrived late
                 self._dirty_rows.add(uid)
-            here = self._current[kind].get(uid)
-            if here is None:
-                self._current[kind][uid] = [ts_us, ts_us]
-            elif ts_us < here[0]:
-                here[0] = ts_us
-            elif ts_us > here[1]:
-                here[1] = ts_us
+            self._saw_current(uid, kind, ts_us, fresh=False)
             return
         if current is not None and current != key:
             self._ensure_history(conn, uid, kind)  # a second name (or id): keep them all from now on
@@ -456,16 +455,22 @@ class UserResolver:
             row[at] = ts_us
             self._dirty_rows.add(uid)
         if (row[R_NAME_KEY] if name else row[R_SCIM]) == key:  # a sighting of the current value
-            here = self._current[kind].get(uid)
-            if here is None or current != key:
-                self._current[kind][uid] = [ts_us, ts_us]
-            else:
-                here[0], here[1] = min(here[0], ts_us), max(here[1], ts_us)
+            self._saw_current(uid, kind, ts_us, fresh=current != key)
+
+    def _saw_current(self, uid: int, kind: str, ts_us: int, *, fresh: bool) -> None:
+        """A sighting of the person's current value (`fresh`: it has just become current)."""
+        here = self._current[kind].get(uid)
+        if here is None or fresh:
+            self._current[kind][uid] = [ts_us, ts_us]
+        elif ts_us < here[0]:
+            here[0] = ts_us
+        elif ts_us > here[1]:
+            here[1] = ts_us
 
     def _sighting(self, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
         span = self.spans.get((uid, kind, key))
         if span is None:
-            self.spans[(uid, kind, key)] = [value, ts_us, ts_us]
+            self._put_span((uid, kind, key), [value, ts_us, ts_us])
             self._index(uid, kind, key)
             self._dirty_aliases.add((uid, kind, key))
         elif ts_us < span[1] or ts_us > span[2]:
@@ -515,12 +520,12 @@ class UserResolver:
                 if (keep, kind, mine) not in self.spans:  # all the kept row's lines so far bore its value
                     since = kept[at] or 0
                     first, last = self._current[kind].get(keep, [since, since])
-                    self.spans[(keep, kind, mine)] = [kept[label] or mine, min(first, since), max(last, since)]
+                    self._put_span((keep, kind, mine), [kept[label] or mine, min(first, since), max(last, since)])
                     self._needs_seen.add((keep, kind, mine))
                 if (keep, kind, theirs) not in self.spans and (drop, kind, theirs) not in self.spans:
                     since = dropped[at] or 0
                     first, last = self._prov_span.get(drop) or self._current[kind].get(drop) or [since, since]
-                    self.spans[(keep, kind, theirs)] = [dropped[label] or theirs, first, last]
+                    self._put_span((keep, kind, theirs), [dropped[label] or theirs, first, last])
                 self._history.add((keep, kind))
         if dropped[R_NAME_KEY] and (kept[R_NAME_KEY] is None or (dropped[R_NAME_US] or 0) > (kept[R_NAME_US] or 0)):
             kept[R_NAME_KEY], kept[R_USER_NAME], kept[R_NAME_US] = dropped[R_NAME_KEY], dropped[R_USER_NAME], dropped[R_NAME_US]
@@ -529,20 +534,25 @@ class UserResolver:
         if kept[R_EXTERNAL] is None:
             kept[R_EXTERNAL] = dropped[R_EXTERNAL]
         self._dirty_rows.add(keep)
-        for mapping in (self.by_external, self.by_scim):
-            for key in [k for k, v in mapping.items() if v == drop]:
-                mapping[key] = keep
-        for holders in self.by_name.values():
-            if drop in holders:
+        # what points at the dropped row: its own values and those of its spans (nothing else does)
+        known = self._spans_of.get(drop, set())
+        if dropped[R_EXTERNAL] and self.by_external.get(dropped[R_EXTERNAL]) == drop:
+            self.by_external[dropped[R_EXTERNAL]] = keep
+        for key in {dropped[R_SCIM], *(k for _u, kind, k in known if kind == SCIM)} - {None}:
+            if self.by_scim.get(key) == drop:
+                self.by_scim[key] = keep
+        for key in {dropped[R_NAME_KEY], *(k for _u, kind, k in known if kind == NAME)} - {None}:
+            holders = self.by_name.get(key)
+            if holders is not None and drop in holders:
                 holders.discard(drop)
                 holders.add(keep)
-        for (uid, kind, key) in [k for k in self.spans if k[0] == drop]:
+        for (uid, kind, key) in sorted(self._spans_of.pop(drop, ())):
             value, first, last = self.spans.pop((uid, kind, key))
             self._dirty_aliases.discard((uid, kind, key))
             self._stored_aliases.pop((uid, kind, key), None)
             mine = self.spans.get((keep, kind, key))
             if mine is None:
-                self.spans[(keep, kind, key)] = [value, first, last]
+                self._put_span((keep, kind, key), [value, first, last])
             else:
                 if last > mine[2]:
                     mine[0] = value
@@ -551,7 +561,7 @@ class UserResolver:
         for kind in (NAME, SCIM):
             if (drop, kind) in self._history:
                 self._history.add((keep, kind))
-            keys = [k for k in self.spans if k[0] == keep and k[1] == kind]
+            keys = [k for k in self._spans_of.get(keep, ()) if k[1] == kind]
             if len(keys) > 1:
                 self._history.add((keep, kind))
             if (keep, kind) in self._history:
@@ -575,8 +585,8 @@ class UserResolver:
             from ..incremental import give_lookups_to_the_writer
 
             for key in sorted(self._shared):
-                holders = sorted({self._final(u) for u in self.by_name.get(key, ()) if self._final(u) in self.rows
-                                  and (self.rows[self._final(u)][R_EXTERNAL] or self.rows[self._final(u)][R_SCIM])})
+                finals = {self._final(u) for u in self.by_name.get(key, ())}
+                holders = sorted(u for u in finals if (row := self.rows.get(u)) and (row[R_EXTERNAL] or row[R_SCIM]))
                 if len(holders) > 1:
                     give_lookups_to_the_writer(conn, holders, self.gap_us)
             self._shared = set()

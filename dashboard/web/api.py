@@ -5,13 +5,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import exc
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import select
 
 from .. import entra_views, overview
 from ..db import db
-from ..ingest.load import ingest_lines
+from ..ingest.load import DATABASE_DOWN, ingest_lines
 from ..ingest.parse import LineError, parse_ts
 from ..jobs import job_for_token
 from ..models import Cycle, Exchange, Job
@@ -52,7 +51,7 @@ def push_exchanges(job_name: str) -> Response:
     try:
         result = ingest_lines(db.engine, job, _numbered(body), source=f"push:{request.remote_addr}",
                               via="push", options=ingest_options(only_job=True))
-    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+    except DATABASE_DOWN:
         # Only the database being unreachable stops a push (a bad line is a reject): the batches
         # stored before are kept, and a retry of the whole body stores nothing twice.
         current_app.logger.warning("push to %s: the database is unavailable", job.name, exc_info=True)
