@@ -33,7 +33,7 @@ from .entra.parse import dedupe_key
 from .entra.records import JobStatus, ProvisioningEvent
 from .incremental import BatchAnalyzer, _mark_dirty
 from .ingest import codec
-from .ingest.load import IngestOptions, IngestResult, save_rejects
+from .ingest.load import DATABASE_DOWN, IngestOptions, IngestResult, save_rejects
 from .ingest.prepare import future_reason, stable_hash
 from .ingest.records import ParseProblem
 from .ingest.redact import RedactionRules, redact_body
@@ -122,6 +122,9 @@ class _EventLoader:
                 accepted, stored = self._store(conn, list(prepared.values()))
                 duplicates = before + stored
                 self._account(conn, len(batch), accepted, duplicates, problems)
+        except DATABASE_DOWN:  # the database itself: nothing wrong with the records; a re-run completes
+            self._forget()
+            raise
         except Exception:  # noqa: BLE001 - rolled back; now record by record, so one record loses nothing else
             self._forget()
             accepted, duplicates = 0, before
@@ -129,6 +132,9 @@ class _EventLoader:
                 try:
                     with self.engine.begin() as conn:
                         one_accepted, one_stored = self._store(conn, [entry])
+                except DATABASE_DOWN:
+                    self._forget()
+                    raise
                 except Exception as exc:  # noqa: BLE001 - this record alone fails: a reject naming it
                     self._forget()
                     problems.append((entry.where, _record_problem(entry.event, "cannot be stored", exc)))
