@@ -293,7 +293,7 @@ def cycle_join(session: Session, job: Job, cycle: Cycle, *, users: int = 50,
                                     .order_by(Exchange.ts_us).limit(20)).all()
         out.append({
             "user": {"id": user_id, "label": user.label if user else str(user_id),
-                     "key": (user.user_name or user.external_id or user.scim_id) if user else str(user_id)},
+                     "key": user.key if user else str(user_id)},
             "failed": any(e.failed for e in events) or any(_exchange_failed(x) for x in exchanges),
             "events": [event_brief(e) for e in events],
             "exchanges": [{**exchange_brief(x), "failed": _exchange_failed(x)} for x in exchanges],

@@ -170,6 +170,7 @@ def row_json(row: Exchange, names: dict[int, ScimUser]) -> dict[str, Any]:
         "duration_ms": row.duration_ms,
         "user": (user.user_name or user.external_id or user.scim_id) if user else None,
         "user_id": row.user_id,
+        "user_key": user.key if user else None,
         "cycle": row.cycle_id,
         "scimType": row.scim_type,
         "detail": row.error_detail,

@@ -131,6 +131,12 @@ class ScimUser(db.Model):
     def label(self) -> str:
         return self.user_name or self.external_id or self.scim_id or f"user #{self.id}"
 
+    @property
+    def key(self) -> str:
+        """What names this person in a URL (/users/<key>): the externalId, never shared, else our
+        id; not the userName, which two people may hold at once."""
+        return self.external_id or str(self.id)
+
 
 class ScimUserAlias(db.Model):
     """One name a person went by, or one SCIM id they had, and when it was seen.

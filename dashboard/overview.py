@@ -388,6 +388,7 @@ def _users(session: Session, ids: set[int]) -> list[ScimUser]:
 def user_brief(user: ScimUser) -> dict[str, Any]:
     return {
         "id": user.id,
+        "key": user.key,
         "userName": user.user_name,
         "externalId": user.external_id,
         "scim_id": user.scim_id,

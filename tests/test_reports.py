@@ -15,7 +15,7 @@ from dashboard import accounts, overview
 from dashboard.accounts import add_account
 from dashboard.db import db
 from dashboard.jobs import get_job
-from dashboard.models import Cycle, Notification, ReportRun
+from dashboard.models import Cycle, Notification, ReportRun, ScimUser
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.reports import send_due_reports, send_report_if_due
@@ -118,7 +118,9 @@ def test_it_emails_the_report_to_subscribers_of_reports_only(app, settings):
 
     sent = {m.to: m for m in mailer.outbox}
     assert sorted(sent) == ["help@example.com", "reports@example.com"]
-    assert "user2%40contoso.com" in sent["help@example.com"].text  # evidence for support staff
+    user2 = db.session.scalars(select(ScimUser).where(ScimUser.user_name == "user2@contoso.com")).one()
+    help_text = sent["help@example.com"].text  # evidence for support staff: the failing person, linked
+    assert "user2@contoso.com" in help_text and f"/jobs/uniflow-prod/users/{user2.key}\n" in help_text
     assert "What to do:" in sent["reports@example.com"].text  # actions for admins
 
 

@@ -353,7 +353,8 @@ def job_links(base: str, name: str) -> dict[str, str]:
 
 
 def user_link(base: str, job_name: str, user: dict[str, Any]) -> str:
-    key = user.get("userName") or user.get("externalId") or user.get("scim_id") or user.get("id")
+    # (a report stored before people had a key: the externalId, else our id, as ScimUser.key)
+    key = user.get("key") or user.get("externalId") or user.get("id")
     return link(base, "jobs", job_name, "users", key)  # type: ignore[arg-type]
 
 

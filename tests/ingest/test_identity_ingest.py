@@ -258,6 +258,8 @@ def test_two_people_colliding_on_one_user_name_stay_two(app, settings, reverse):
     assert found("ext-kim-2").id == by_external["ext-kim-2"].id
     assert found("scim-kim-1").id == by_external["ext-kim-1"].id
     assert {u.id for u in [found(name)]} <= set(u.id for u in users())
+    # each one's link (pages, emails) opens their own page, not the other holder's of the name
+    assert {found(u.key).id for u in users()} == {u.id for u in users()}
     no_dangling_rows()
 
 

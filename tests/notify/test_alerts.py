@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from dashboard.db import db
 from dashboard.jobs import get_job
-from dashboard.models import Episode, HealthTransition, Notification
+from dashboard.models import Episode, HealthTransition, Notification, ScimUser
 from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
@@ -73,7 +73,10 @@ def test_it_gives_support_staff_the_evidence_and_admins_the_action(app, settings
     messages = {m.rcpt_tos[0]: m for m in Step(settings, smtp_server)(after_cycle(0))}
 
     support, admin = messages["helpdesk@example.com"], messages["idm-team@example.com"]
-    assert "https://monitor.example.com/jobs/uniflow-prod/users/user2%40contoso.com" in support.text
+    user2 = db.session.scalars(select(ScimUser).where(ScimUser.user_name == "user2@contoso.com")).one()
+    # the failing person's own page (by a key only they have: a userName may be shared)
+    assert f"https://monitor.example.com/jobs/uniflow-prod/users/{user2.key}\r\n" in support.text
+    assert "user2@contoso.com" in support.text
     assert "https://monitor.example.com/jobs/uniflow-prod/exchanges/" in support.html
     assert "What to do" not in support.text
     assert "What to do" in admin.text and "user2%40contoso.com" not in admin.text
