@@ -27,7 +27,7 @@ EXTRA = 1000
 
 
 def generate(lines: int, users: int) -> tuple[Path, list[bytes]]:
-    from dashboard.simulate import SimConfig, simulate_lines
+    from dashboard.demo.simulate import SimConfig, simulate_lines
 
     path = OUT / f"analysis-{lines}-{users}.jsonl"
     stream, _truth = simulate_lines(SimConfig(users=users, cycles=10_000, seed=7, job="bench", max_lines=lines + EXTRA))
@@ -104,10 +104,10 @@ def scratch_copy(source: Path) -> Path:
 
 
 def time_increment(source: Path, extra: list[bytes], runs: int = 3) -> float:
-    from dashboard.cli import ingest_options
+    from dashboard.admin.jobs import get_job
+    from dashboard.cli.commands import ingest_options
     from dashboard.db import db
-    from dashboard.ingest.load import ingest_lines
-    from dashboard.jobs import get_job
+    from dashboard.ingest.scim import ingest_lines
 
     times = []
     for _ in range(runs):
@@ -123,7 +123,7 @@ def time_increment(source: Path, extra: list[bytes], runs: int = 3) -> float:
 
 
 def time_reads(source: Path) -> dict[str, float]:
-    from dashboard.accounts import add_account, create_api_token
+    from dashboard.admin.accounts import add_account, create_api_token
     from dashboard.db import db
 
     app = in_process(scratch_copy(source))
@@ -148,9 +148,9 @@ def time_reads(source: Path) -> dict[str, float]:
 
 
 def time_recompute(source: Path) -> tuple[int, float]:
-    from dashboard.rebuild import rebuild
+    from dashboard.admin.jobs import get_job
     from dashboard.db import db
-    from dashboard.jobs import get_job
+    from dashboard.tracking.rebuild import rebuild
 
     app = in_process(scratch_copy(source))
     with app.app_context():

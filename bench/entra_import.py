@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def pages(records: int, page_size: int) -> list[Path]:
-    from dashboard.entra.generate import write_pages
+    from dashboard.demo.entra_pages import write_pages
 
     directory = OUT / f"entra-pages-{records}-{page_size}"
     existing = sorted(directory.glob("page-*.json"))
@@ -50,8 +50,8 @@ def decode(paths: list[Path]) -> tuple[float, int]:
 
 
 def ours(paths: list[Path]) -> tuple[float, int, int]:
-    from dashboard.entra.parse import dedupe_key, read_events
-    from dashboard.entra.records import ProvisioningEvent
+    from dashboard.formats.entra.parse import dedupe_key, read_events
+    from dashboard.formats.entra.records import ProvisioningEvent
 
     started = time.perf_counter()
     count = problems = 0
@@ -69,12 +69,18 @@ def ours(paths: list[Path]) -> tuple[float, int, int]:
 def import_all(directory: Path) -> tuple[float, int, int]:
     """(seconds, accepted, database bytes) of importing the pages into a fresh SQLite database."""
     from dashboard import create_app
+    from dashboard.admin.jobs import get_job
     from dashboard.db import db, upgrade_schema
-    from dashboard.entra.parse import read_paths
-    from dashboard.entra_load import import_events
-    from dashboard.ingest.load import options_from
-    from dashboard.jobs import get_job
-    from dashboard.settings import AppSettings, DatabaseSettings, JobSettings, SchedulerSettings, Settings
+    from dashboard.formats.entra.parse import read_paths
+    from dashboard.ingest.entra import import_events
+    from dashboard.ingest.scim import options_from
+    from dashboard.settings import (
+        AppSettings,
+        DatabaseSettings,
+        JobSettings,
+        SchedulerSettings,
+        Settings,
+    )
 
     with tempfile.TemporaryDirectory(dir=OUT) as scratch:
         path = Path(scratch) / "entra.db"
@@ -84,7 +90,7 @@ def import_all(directory: Path) -> tuple[float, int, int]:
         app = create_app(settings)
         upgrade_schema(app)
         with app.app_context():
-            from dashboard.jobs import sync_jobs
+            from dashboard.admin.jobs import sync_jobs
 
             sync_jobs(settings.jobs)
             options = options_from(settings.ingest, cycles=settings.cycles)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def generate(lines: int, users: int) -> Path:
-    from dashboard.simulate import SimConfig, write_log
+    from dashboard.demo.simulate import SimConfig, write_log
 
     path = OUT / f"sim-{lines}-{users}.jsonl"
     if path.exists():

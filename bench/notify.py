@@ -48,7 +48,7 @@ def fresh(path: Path) -> None:
 
 def build_job(users: int, cycles: int) -> Path:
     """A database holding one simulated job (cached)."""
-    from dashboard.simulate import SimConfig, write_log
+    from dashboard.demo.simulate import SimConfig, write_log
 
     db = OUT / f"notify-{users}-{cycles}.db"
     if db.exists():
@@ -88,11 +88,19 @@ def in_process(db: Path):  # type: ignore[no-untyped-def]
 def time_report(source: Path, runs: int = 3) -> tuple[float, float, dict]:
     from sqlalchemy import delete, func, select
 
-    from dashboard import overview
+    from dashboard.admin.jobs import get_job
     from dashboard.db import db
-    from dashboard.jobs import get_job
-    from dashboard.models import Cycle, Exchange, Notification, ReportRun, ScimUser, Signature, UserCycle
-    from dashboard.reports import MAX_CYCLES, send_report_if_due
+    from dashboard.models import (
+        Cycle,
+        Exchange,
+        Notification,
+        ReportRun,
+        ScimUser,
+        Signature,
+        UserCycle,
+    )
+    from dashboard.notify.reports import MAX_CYCLES, send_report_if_due
+    from dashboard.queries import overview
 
     scratch = OUT / "notify-scratch.db"
     fresh(scratch)

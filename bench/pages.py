@@ -49,7 +49,7 @@ def main() -> None:
 
     from sqlalchemy import event, func, select
 
-    from dashboard.accounts import add_account, create_api_token
+    from dashboard.admin.accounts import add_account, create_api_token
     from dashboard.db import db
     from dashboard.models import Exchange, ScimUser
 

@@ -62,9 +62,9 @@ def ingest(lines: list[bytes], folder: Path, label: str) -> float:
     os.environ.update(DATABASE_URL=f"sqlite:///{folder / label}.db", DASHBOARD_SECRET_KEY="bench",
                       DASHBOARD_CONFIG=str(ROOT / "tests" / "data" / "empty.toml"))
     from dashboard import create_app
+    from dashboard.admin.jobs import get_job, sync_jobs
     from dashboard.db import db, upgrade_schema
-    from dashboard.ingest.load import ingest_lines, options_from
-    from dashboard.jobs import get_job, sync_jobs
+    from dashboard.ingest.scim import ingest_lines, options_from
     from dashboard.settings import JobSettings, load_settings
 
     settings = load_settings()

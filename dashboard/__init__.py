@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from .settings import Settings, load_settings
+from dashboard.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,14 +39,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
 
-    from . import cli, db, scheduler, web
+    from dashboard import db, scheduler, web
+    from dashboard.cli import commands as cli
 
     db.init_app(app)
     cli.init_app(app)
     web.init_app(app)
     scheduler.init_app(app)  # last: its jobs use the clock and the database set up above
     if settings.app.demo_data and os.environ.get("DASHBOARD_LIVE_DEMO") == "1" and _serving():
-        from .demo import start_live_feeder
+        from dashboard.demo.loader import start_live_feeder
 
         start_live_feeder(app)
     return app

@@ -23,8 +23,8 @@ from sqlalchemy import (
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import db
-from .ingest import codec
+from dashboard.db import db
+from dashboard.formats import codec
 
 
 def utc_now() -> datetime:
@@ -564,9 +564,9 @@ class DigestRun(db.Model):
 class EntraEvent(db.Model):
     """One Entra provisioning event (a provisioning-log row), redacted, of one of our jobs.
 
-    `dedupe` (dashboard.entra.parse.dedupe_key: Entra's activity id, else change id...) is unique
+    `dedupe` (dashboard.formats.entra.parse.dedupe_key: Entra's activity id, else change id...) is unique
     per job, so re-importing, or importing the same records from another export format, is a
-    no-op. `operation` and `status` are the analysis's view (dashboard.entra.facts); `action`
+    no-op. `operation` and `status` are the analysis's view (dashboard.formats.entra.facts); `action`
     and `outcome` are Entra's words. The rest (steps, modified properties, identities, other
     fields) is one compressed JSON blob.
     """

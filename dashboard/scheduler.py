@@ -28,14 +28,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from .db import db
-from .settings import Settings
+from dashboard.db import db
+from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def run_reports(app: Flask) -> int:
-    from .reports import send_due_reports
+    from dashboard.notify.reports import send_due_reports
 
     with app.app_context():
         made = [f"job {r.job_id} cycles {r.first_cycle_id}-{r.last_cycle_id}"
@@ -46,8 +46,8 @@ def run_reports(app: Flask) -> int:
 
 
 def run_delivery(app: Flask) -> int:
-    from .notify.mailer import SmtpMailer
-    from .notify.outbox import deliver_pending
+    from dashboard.notify.mailer import SmtpMailer
+    from dashboard.notify.outbox import deliver_pending
 
     settings = _settings(app)
     mailer = app.extensions.get("mailer") or (SmtpMailer(settings.smtp) if settings.smtp.host else None)
@@ -62,21 +62,21 @@ def run_delivery(app: Flask) -> int:
 
 
 def run_health(app: Flask) -> int:
-    from .notify.alerts import evaluate_health
+    from dashboard.notify.alerts import evaluate_health
 
     with app.app_context():
         return evaluate_health(db.session, _now(app), _settings(app))
 
 
 def run_digests(app: Flask) -> int:
-    from .notify.digest import send_due_digests
+    from dashboard.notify.digest import send_due_digests
 
     with app.app_context():
         return send_due_digests(db.session, _now(app), _settings(app))
 
 
 def run_retention(app: Flask) -> str:
-    from .retention import prune
+    from dashboard.tracking.retention import prune
 
     with app.app_context():
         result = prune(db.session, _now(app), _settings(app))
@@ -85,7 +85,7 @@ def run_retention(app: Flask) -> str:
 
 
 def run_entra_pulls(app: Flask) -> str:
-    from .entra_pull import run_entra_pulls as pull_all
+    from dashboard.ingest.graph.pull import run_entra_pulls as pull_all
 
     return pull_all(app)
 

@@ -23,16 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Float, Integer, LargeBinary, String
 from sqlalchemy import BigInteger as _BigInteger
+from sqlalchemy import Boolean, Float, Integer, LargeBinary, String
 
-from dashboard.entra import parse as entra_parse
-from dashboard.entra.graph import GraphClient, GraphConfig, GraphError, ProvisioningPull
-from dashboard.entra.records import ProvisioningEvent
-from dashboard.ingest import codec, prepare
-from dashboard.ingest.classify import classify
-from dashboard.ingest.records import ParseProblem
-from dashboard.ingest.redact import DEFAULT_RULES, redact_body
+from dashboard.formats import codec
+from dashboard.formats.entra import parse as entra_parse
+from dashboard.formats.entra.records import ProvisioningEvent
+from dashboard.formats.scim.classify import classify
+from dashboard.formats.scim.records import ParseProblem
+from dashboard.formats.scim.redact import DEFAULT_RULES, redact_body
+from dashboard.ingest import prepare
+from dashboard.ingest.graph.client import (
+    GraphClient,
+    GraphConfig,
+    GraphError,
+    ProvisioningPull,
+)
 from dashboard.models import EntraEvent, EntraJobStatus, Exchange, Reject, ScimUser
 
 from . import hostile
@@ -137,7 +143,7 @@ def check_problem(problem: ParseProblem, *, entra: bool = False) -> None:
     if last_resort:
         caught.append(last_resort.group(1))
     if entra:
-        from dashboard import entra_load
+        from dashboard.ingest import entra as entra_load
 
         storable = getattr(entra_load, "_storable", None)
         if storable is not None:
@@ -152,7 +158,7 @@ def check_problem(problem: ParseProblem, *, entra: bool = False) -> None:
 
 
 def _redact_raw(raw: str) -> str:
-    from dashboard.ingest.load import redact_raw
+    from dashboard.ingest.scim import redact_raw
 
     return redact_raw(raw, RULES)
 
@@ -216,7 +222,7 @@ def run_v1(case: Case) -> tuple[int, int]:
 
 
 def _check_event(event: ProvisioningEvent) -> None:
-    from dashboard import entra_load
+    from dashboard.ingest import entra as entra_load
 
     key = entra_parse.dedupe_key(event)
     try:
@@ -290,7 +296,7 @@ def _pull(data: bytes) -> tuple[int, int]:
 
 def run_job_status(case: Case) -> tuple[int, int]:
     """As `flask ingest --format entra-job-status` reads a file, and what storing it computes."""
-    from dashboard.entra import jobstatus
+    from dashboard.formats.entra import jobstatus
 
     data = case.parts["data"]
     reader = getattr(jobstatus, "read_job_status_file", None)
@@ -325,7 +331,7 @@ class _Doc:
 
 
 def _old_job_status_reader(data: bytes) -> list[Any]:
-    from dashboard.entra.jobstatus import JobStatusError, parse_job_status
+    from dashboard.formats.entra.jobstatus import JobStatusError, parse_job_status
 
     try:
         document = orjson.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
@@ -353,7 +359,7 @@ def _files(*patterns: str) -> list[bytes]:
 
 
 def v1_seeds() -> list[bytes]:
-    from dashboard import simulate
+    from dashboard.demo import simulate
 
     lines: list[bytes] = []
     for seed, config in enumerate(_sim_configs(simulate)):
@@ -397,7 +403,7 @@ _V1_EXTRA = [
 
 
 def graph_seeds() -> list[bytes]:
-    from dashboard.entra.generate import generate_records
+    from dashboard.demo.entra_pages import generate_records
 
     pages = _files("entra/graph-*.json", "samples/graph/provisioningobjectsummary*.json")
     rng = random.Random(11)
@@ -414,7 +420,7 @@ def graph_seeds() -> list[bytes]:
 
 
 def portal_seeds() -> list[bytes]:
-    from dashboard.entra.generate import generate_records
+    from dashboard.demo.entra_pages import generate_records
 
     seeds = _files("entra/portal-download.json")
     records = list(generate_records(12, seed=5))

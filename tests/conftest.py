@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +10,13 @@ from sqlalchemy import create_engine, text
 
 from dashboard import create_app
 from dashboard.db import db, upgrade_schema
-from dashboard.settings import DatabaseSettings, IngestSettings, JobSettings, SchedulerSettings, Settings
+from dashboard.settings import (
+    DatabaseSettings,
+    IngestSettings,
+    JobSettings,
+    SchedulerSettings,
+    Settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +71,7 @@ def app(settings: Settings, _schema: None):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     with app.app_context():
         _empty_tables()
-        from dashboard.jobs import sync_jobs
+        from dashboard.admin.jobs import sync_jobs
 
         sync_jobs(settings.jobs)
         yield app

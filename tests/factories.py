@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from dashboard.ingest.records import Exchange
+from dashboard.formats.scim.records import Exchange
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

@@ -7,8 +7,13 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from dashboard import accounts
-from dashboard.accounts import AccountError, add_account, authenticate, count_accounts
+from dashboard.admin import accounts
+from dashboard.admin.accounts import (
+    AccountError,
+    add_account,
+    authenticate,
+    count_accounts,
+)
 from dashboard.db import db
 from dashboard.models import Account
 

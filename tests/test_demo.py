@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from dashboard.db import db
-from dashboard.demo import load_demo
-from dashboard.ingest.load import options_from
+from dashboard.demo.loader import load_demo
+from dashboard.ingest.scim import options_from
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, Exchange, Job
 
 

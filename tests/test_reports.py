@@ -11,14 +11,15 @@ from argon2 import PasswordHasher
 from flask import g
 from sqlalchemy import func, select
 
-from dashboard import accounts, overview
-from dashboard.accounts import add_account
+from dashboard.admin import accounts
+from dashboard.admin.accounts import add_account
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
 from dashboard.models import Cycle, Notification, ReportRun, ScimUser
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.notify.outbox import deliver_pending
-from dashboard.reports import send_due_reports, send_report_if_due
+from dashboard.notify.reports import send_due_reports, send_report_if_due
+from dashboard.queries import overview
 from dashboard.settings import JobSettings, ReportSettings
 from dashboard.web import auth
 from tests.notify.helpers import BAD_DEPARTMENT, after_cycle, cycle_lines, ingest

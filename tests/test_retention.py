@@ -8,15 +8,15 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from dashboard import overview
-from dashboard.rebuild import rebuild
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
 from dashboard.models import Cycle, Exchange, Notification, Signature, UserCycle
 from dashboard.notify.emails import RenderedEmail
 from dashboard.notify.outbox import enqueue
-from dashboard.retention import prune
+from dashboard.queries import overview
 from dashboard.settings import RetentionSettings
+from dashboard.tracking.rebuild import rebuild
+from dashboard.tracking.retention import prune
 from tests.notify.helpers import BAD_DEPARTMENT, cycle_end, cycle_lines, ingest
 
 TIMEOUT = (0, None, "no response")
@@ -78,9 +78,9 @@ def test_it_never_prunes_an_unsent_email(app, settings):
 
 
 def test_it_prunes_old_entra_events_with_their_cycle_and_recounts_their_signatures(app, settings):
-    from dashboard.entra.parse import convert_record
-    from dashboard.entra_load import import_events
-    from dashboard.ingest.load import options_from
+    from dashboard.formats.entra.parse import convert_record
+    from dashboard.ingest.entra import import_events
+    from dashboard.ingest.scim import options_from
     from dashboard.models import EntraEvent
     from tests.notify.helpers import T0
 

@@ -17,7 +17,13 @@ from dashboard.models import Notification, ReportRun
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.scheduler import JOBS, is_serving_process, start_scheduler
 from dashboard.settings import JobSettings, ReportSettings, SchedulerSettings
-from tests.notify.helpers import BAD_DEPARTMENT, after_cycle, cycle_lines, ingest, wait_for
+from tests.notify.helpers import (
+    BAD_DEPARTMENT,
+    after_cycle,
+    cycle_lines,
+    ingest,
+    wait_for,
+)
 
 
 @pytest.fixture

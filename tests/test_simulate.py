@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.simulate import (
+from dashboard.demo.simulate import (
     ENTERPRISE,
     ERROR,
     EVENT_KINDS,

@@ -15,7 +15,6 @@ this module and the pure modules it uses (no Flask, no SQLAlchemy), which keeps 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import signal
@@ -33,11 +32,12 @@ from typing import IO, Any
 
 import orjson
 
-from . import codec
-from .classify import classify
-from .parse import parse_line
-from .records import Exchange, ParseProblem
-from .redact import RedactionRules, redact
+from dashboard.formats import codec
+from dashboard.formats.dedupe import stable_hash
+from dashboard.formats.scim.classify import classify
+from dashboard.formats.scim.parse import parse_line
+from dashboard.formats.scim.records import Exchange, ParseProblem
+from dashboard.formats.scim.redact import RedactionRules, redact
 
 # Fields of a Prepared tuple. The first thirteen are exchange columns; then the user's names,
 # and the lookup's answer (the `found` column).
@@ -144,10 +144,6 @@ def dedupe_key(exchange: Exchange) -> int:
         option=orjson.OPT_SORT_KEYS,
     )
     return stable_hash(b"c\0" + content)
-
-
-def stable_hash(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
 def ts_us(moment: Any) -> int:

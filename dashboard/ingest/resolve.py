@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from ..models import ScimUser, ScimUserAlias
-from .identity import EXTERNAL, NAME, SCIM, name_key
-from .records import Classified
+from dashboard.analysis.identity import EXTERNAL, NAME, SCIM, name_key
+from dashboard.formats.scim.records import Classified
+from dashboard.models import ScimUser, ScimUserAlias
 
 _users = ScimUser.__table__
 _aliases = ScimUserAlias.__table__
@@ -575,14 +575,14 @@ class UserResolver:
         """Write what this batch learnt (merges, completed rows, aliases), in its transaction.
 
         Call it after the batch's rows (which may name a dropped row) are inserted and folded."""
-        from ..incremental import merge_users
+        from dashboard.tracking.fold import merge_users
 
         for keep, drop in self.merges:
             merge_users(conn, keep=keep, drop=drop)
         self.merges = []
         self._worked = {}  # the batch's lines are stored now: its exchanges answer from here on
         if self._shared:
-            from ..incremental import give_lookups_to_the_writer
+            from dashboard.tracking.fold import give_lookups_to_the_writer
 
             for key in sorted(self._shared):
                 finals = {self._final(u) for u in self.by_name.get(key, ())}

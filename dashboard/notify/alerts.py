@@ -18,16 +18,35 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .. import overview
-from ..models import Cycle, Episode, HealthTransition, Job, NotifyState, aware, from_us, to_us
-from ..settings import Settings
-from .emails import link, render_email
-from .outbox import enqueue
-from .recipients import Recipient, recipients_for
-from .rules import (
-    QUARANTINE_STATES, EpisodeView, HealthEvent, Notice, capped, episode_kind_of, health_event,
-    is_worth_telling, masks_other_failures, opens_episode, plan_signatures, should_notify,
+from dashboard.models import (
+    Cycle,
+    Episode,
+    HealthTransition,
+    Job,
+    NotifyState,
+    aware,
+    from_us,
+    to_us,
 )
+from dashboard.notify.emails import link, render_email
+from dashboard.notify.outbox import enqueue
+from dashboard.notify.recipients import Recipient, recipients_for
+from dashboard.notify.rules import (
+    QUARANTINE_STATES,
+    EpisodeView,
+    HealthEvent,
+    Notice,
+    capped,
+    episode_kind_of,
+    health_event,
+    is_worth_telling,
+    masks_other_failures,
+    opens_episode,
+    plan_signatures,
+    should_notify,
+)
+from dashboard.queries import overview
+from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
 CATCH_UP_CYCLES = 50  # at most this many completed cycles judged per evaluation (after downtime)
@@ -423,7 +442,7 @@ def _parse(iso: str | None) -> datetime | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    from ..exporting import format_ts
+    from dashboard.queries.export import format_ts
 
     moment = aware(moment)
     return format_ts(moment) if moment else None

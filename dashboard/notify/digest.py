@@ -13,14 +13,14 @@ import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from .. import overview
-from ..models import Cycle, DigestRun, Episode, Job, ReportRun, aware, to_us
-from ..settings import Settings
-from .alerts import base_context, episode_json
-from .emails import link, render_email
-from .outbox import enqueue
-from .recipients import digest_subscribers
-from .rules import digest_day
+from dashboard.models import Cycle, DigestRun, Episode, Job, ReportRun, aware, to_us
+from dashboard.notify.alerts import base_context, episode_json
+from dashboard.notify.emails import link, render_email
+from dashboard.notify.outbox import enqueue
+from dashboard.notify.recipients import digest_subscribers
+from dashboard.notify.rules import digest_day
+from dashboard.queries import overview
+from dashboard.settings import Settings
 
 
 def send_due_digests(session: Session, now: datetime, settings: Settings) -> int:

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
-from ..settings import SmtpSettings
+from dashboard.settings import SmtpSettings
 
 
 @dataclass(frozen=True)

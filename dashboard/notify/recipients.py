@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..models import NOTIFY_KINDS, NOTIFY_ROLES, Job, Subscription
-from ..settings import Settings
+from dashboard.models import NOTIFY_KINDS, NOTIFY_ROLES, Job, Subscription
+from dashboard.settings import Settings
 
 DEFAULT_KINDS = frozenset({"failures", "quarantine"})  # what a job's notification_recipients get
 

@@ -7,7 +7,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from ..db import db
+from dashboard.db import db
 
 csrf = CSRFProtect()
 # Plotly.js inserts two <style> elements (one empty, one with its modebar rules); they are
@@ -24,7 +24,7 @@ CSP = (
 
 
 def init_app(app: Flask) -> None:
-    from . import api, auth, pages
+    from dashboard.web import api, auth, pages
 
     app.extensions.setdefault("clock", lambda: datetime.now(UTC))
     csrf.init_app(app)

@@ -1,22 +1,22 @@
 """JSON API: log push for shippers (Fluent Bit, Vector) under /api/v1."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import entra_views, overview
-from ..db import db
-from ..ingest.load import DATABASE_DOWN, ingest_lines
-from ..ingest.parse import LineError, parse_ts
-from ..jobs import job_for_token
-from ..models import Cycle, Exchange, Job
-from .auth import requires
-from .common import job_or_404 as _job
-from .common import now, of_job_or_404, settings
+from dashboard.admin.jobs import job_for_token
+from dashboard.db import db
+from dashboard.formats.scim.parse import LineError, parse_ts
+from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines
+from dashboard.models import Cycle, Exchange, Job
+from dashboard.queries import entra as entra_views
+from dashboard.queries import overview
+from dashboard.web.auth import requires
+from dashboard.web.common import job_or_404 as _job
+from dashboard.web.common import now, of_job_or_404, settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -46,7 +46,7 @@ def push_exchanges(job_name: str) -> Response:
     if body is None:
         return error(f"body larger than {limit} bytes (sent without Content-Length): nothing was stored; "
                      "send it in smaller pushes", 413)
-    from ..cli import ingest_options
+    from dashboard.cli.commands import ingest_options
 
     try:
         result = ingest_lines(db.engine, job, _numbered(body), source=f"push:{request.remote_addr}",
@@ -149,7 +149,7 @@ def cycles(job_name: str) -> Any:
 
 
 def _us(iso: str) -> int:
-    from ..models import to_us
+    from dashboard.models import to_us
 
     return to_us(parse_ts(iso))
 

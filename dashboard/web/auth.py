@@ -5,17 +5,30 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from functools import wraps
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from ..accounts import account_for_api_token, authenticate, role_allows
-from ..db import db
-from ..models import Account
+from dashboard.admin.accounts import account_for_api_token, authenticate, role_allows
+from dashboard.db import db
+from dashboard.models import Account
 
 bp = Blueprint("auth", __name__)
 _FAILURES: dict[str, deque[float]] = defaultdict(deque)

@@ -7,9 +7,9 @@ from typing import TypeVar
 from flask import abort, current_app
 from sqlalchemy import select
 
-from ..db import db
-from ..models import Job
-from ..settings import Settings
+from dashboard.db import db
+from dashboard.models import Job
+from dashboard.settings import Settings
 
 Row = TypeVar("Row")
 

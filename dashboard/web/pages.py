@@ -8,22 +8,32 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import plotly
-from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_file, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+)
 from sqlalchemy import select
 
-from .. import entra_views, logs, overview
-from ..accounts import role_allows
-from ..analysis.health import next_attempt_us
-from ..db import db
-from ..analysis.outcomes import BUCKETS, OUTCOMES
-from ..exporting import format_ts
-from ..models import Cycle, Exchange, Job, ScimUser, from_us, to_us
-from . import charts
-from .auth import requires
-from .common import job_or_404 as _job
-from .common import now as _now
-from .common import of_job_or_404
-from .common import settings as _settings
+from dashboard.admin.accounts import role_allows
+from dashboard.analysis.health import next_attempt_us
+from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
+from dashboard.db import db
+from dashboard.models import Cycle, Exchange, Job, ScimUser, from_us, to_us
+from dashboard.queries import entra as entra_views
+from dashboard.queries import logs, overview
+from dashboard.queries.export import format_ts
+from dashboard.web import charts
+from dashboard.web.auth import requires
+from dashboard.web.common import job_or_404 as _job
+from dashboard.web.common import now as _now
+from dashboard.web.common import of_job_or_404
+from dashboard.web.common import settings as _settings
 
 bp = Blueprint("pages", __name__)
 URGENCY = {"disabled": 0, "quarantined": 1, "stalled": 2, "warning": 3, "unknown": 4, "healthy": 5}
@@ -248,7 +258,7 @@ def diagnostics_page(job_name: str) -> str:
 @bp.get("/reports")
 @requires("support")
 def reports_page() -> str:
-    from ..reports import list_reports
+    from dashboard.notify.reports import list_reports
 
     name = request.args.get("job") or None
     job = _job(name) if name else None
@@ -259,8 +269,8 @@ def reports_page() -> str:
 @bp.get("/reports/<int:report_id>")
 @requires("support")
 def report_page(report_id: int) -> str:
-    from ..models import ReportRun
-    from ..reports import report_document
+    from dashboard.models import ReportRun
+    from dashboard.notify.reports import report_document
 
     run = db.session.get(ReportRun, report_id)
     if run is None:
@@ -271,8 +281,8 @@ def report_page(report_id: int) -> str:
 @bp.get("/notifications")
 @requires("admin")
 def notifications_page() -> str:
-    from ..notify import outbox
-    from ..notify.recipients import all_recipients
+    from dashboard.notify import outbox
+    from dashboard.notify.recipients import all_recipients
 
     now = _now()
     jobs = db.session.scalars(select(Job).order_by(Job.name)).all()
@@ -289,7 +299,7 @@ def notifications_page() -> str:
 def notification_retry(notification_id: int) -> Response:
     from flask import flash, redirect, url_for
 
-    from ..notify.outbox import retry_now
+    from dashboard.notify.outbox import retry_now
 
     if retry_now(db.session, notification_id, _now()):
         flash(f"Email {notification_id} will be sent at the next delivery (within a minute).")

@@ -9,13 +9,13 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from dashboard import overview
-from dashboard.rebuild import rebuild
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, HealthTransition, ScimUser, UserCycle, from_us
-from dashboard.simulate import SimConfig, simulate_lines
+from dashboard.queries import overview
+from dashboard.tracking.rebuild import rebuild
 
 OUTCOME = {"succeeded": "success", "failed": "failure", "skipped": "skipped"}
 
@@ -89,7 +89,7 @@ def test_it_recomputes_the_same_analysis_from_stored_exchanges(app, settings):
 
 
 def _health_after(settings, truth: dict, *, hours: float = 0.5) -> dict:  # type: ignore[no-untyped-def]
-    from dashboard.ingest.parse import parse_ts
+    from dashboard.formats.scim.parse import parse_ts
 
     last = max(parse_ts(c["ended_at"]) for c in truth["cycles"] if c["requests"])
     return overview.health_json(db.session, get_job("uniflow-prod"), last + timedelta(hours=hours), settings)
@@ -117,7 +117,7 @@ def test_it_shows_the_next_attempt_while_quarantined(app, settings):
     assert health["recommended_action"]["code"] == "EncounteredQuarantineException"
     outage_end = truth["cycles"][3]["ended_at"]
     assert health["since"][:16] == outage_end[:16]
-    from dashboard.ingest.parse import parse_ts
+    from dashboard.formats.scim.parse import parse_ts
 
     assert parse_ts(health["next_expected_attempt"]) - parse_ts(outage_end) == timedelta(hours=6)
 
@@ -186,7 +186,7 @@ def test_it_reports_progress_of_a_running_cycle_that_never_moves_backwards(app, 
     for start in range(0, len(lines), 100):
         chunk = lines[start:start + 100]
         ingest_lines(db.engine, job, [(start + i + 1, line) for i, line in enumerate(chunk)], source="live", via="cli", options=options)
-        from dashboard.ingest.parse import parse_ts
+        from dashboard.formats.scim.parse import parse_ts
 
         now = parse_ts(orjson.loads(chunk[-1])["ts"]) + timedelta(seconds=1)
         seen.append(overview.current_cycle(db.session, job, now, settings)["progress"]["percent"])

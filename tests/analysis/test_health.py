@@ -5,8 +5,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dashboard.analysis.health import (
-    DAY_US, HOUR_US, CycleFacts, Reason, Snapshot, State, Thresholds, Timing, advance, early_warning,
-    judge_cycle, next_attempt_us, status_at,
+    DAY_US,
+    HOUR_US,
+    CycleFacts,
+    Reason,
+    Snapshot,
+    State,
+    Thresholds,
+    Timing,
+    advance,
+    early_warning,
+    judge_cycle,
+    next_attempt_us,
+    status_at,
 )
 
 MIN = 60 * 1_000_000

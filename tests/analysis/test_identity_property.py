@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from dashboard.admin.jobs import get_job, sync_jobs
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job, sync_jobs
-from dashboard.simulate import EVENT_KINDS, SimConfig, SimEvent, simulate_lines
+from dashboard.demo.simulate import EVENT_KINDS, SimConfig, SimEvent, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 
 from .test_identity_truth import (
     JOB,

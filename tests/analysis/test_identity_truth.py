@@ -17,14 +17,20 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra.generate import simulated_records
-from dashboard.entra.parse import convert_record
-from dashboard.entra_load import import_events
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.entra_pages import simulated_records
+from dashboard.demo.simulate import (
+    GroundTruth,
+    SimConfig,
+    SimEvent,
+    name_key,
+    simulate_lines,
+)
+from dashboard.formats.entra.parse import convert_record
+from dashboard.ingest.entra import import_events
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, Reject, ScimUser, UserCycle
-from dashboard.simulate import GroundTruth, SimConfig, SimEvent, name_key, simulate_lines
 
 JOB = "uniflow-prod"
 OUTCOME = {"succeeded": "success", "failed": "failure", "skipped": "skipped"}
@@ -163,7 +169,9 @@ def test_each_person_keeps_their_latest_name_and_scim_id(app, settings):
 
 
 def test_each_person_keeps_the_names_and_scim_ids_they_had(app, settings):
-    from dashboard.models import ScimUserAlias  # the history of names and ids (issue 10 item 1)
+    from dashboard.models import (
+        ScimUserAlias,  # the history of names and ids (issue 10 item 1)
+    )
 
     truth, _ = ingest(settings, REALISTIC)
     rows = {key: found[0].id for key, found in stored_people(truth).items() if len(found) == 1}

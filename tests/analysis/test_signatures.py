@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.analysis.signatures import normalise_detail, recommended_action, signature_of
+from dashboard.analysis.signatures import (
+    normalise_detail,
+    recommended_action,
+    signature_of,
+)
 
 
 def test_it_groups_details_that_differ_only_in_names_ids_and_numbers():

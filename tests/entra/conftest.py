@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dashboard.entra.parse import read_events
-from dashboard.entra.records import ProvisioningEvent
-from dashboard.ingest.records import ParseProblem
+from dashboard.formats.entra.parse import read_events
+from dashboard.formats.entra.records import ProvisioningEvent
+from dashboard.formats.scim.records import ParseProblem
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "entra"
 

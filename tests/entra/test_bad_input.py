@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.entra.parse import dedupe_key, read_events
-from dashboard.entra.records import ProvisioningEvent
-from dashboard.ingest.records import ParseProblem
+from dashboard.formats.entra.parse import dedupe_key, read_events
+from dashboard.formats.entra.records import ProvisioningEvent
+from dashboard.formats.scim.records import ParseProblem
 
 from .conftest import DATA, events, problems, read
 

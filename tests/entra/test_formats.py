@@ -6,12 +6,23 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboard.entra.parse import UNKNOWN, dedupe_key, detect_format, read_events, read_paths
-from dashboard.entra.records import (
-    Identity, ProvisioningAction, ProvisioningStatus, ServicePrincipal, counts_toward_deletion_threshold, is_escrow_retry,
+from dashboard.formats.entra.parse import (
+    UNKNOWN,
+    dedupe_key,
+    detect_format,
+    read_events,
+    read_paths,
+)
+from dashboard.formats.entra.records import (
+    Identity,
+    ProvisioningAction,
+    ProvisioningStatus,
+    ServicePrincipal,
+    counts_toward_deletion_threshold,
+    is_escrow_retry,
     is_failure,
 )
-from dashboard.ingest.records import ParseProblem
+from dashboard.formats.scim.records import ParseProblem
 
 from .conftest import DATA, events, problems, read
 
@@ -339,7 +350,7 @@ def test_a_time_beyond_the_representable_range_in_utc_is_a_reject():
 
 
 def test_numbers_of_thousands_of_digits_are_not_counts_nor_durations():
-    from dashboard.entra.values import parse_iso_duration, retry_of
+    from dashboard.formats.entra.values import parse_iso_duration, retry_of
 
     assert retry_of("This operation was retried " + "9" * 5000 + " times") == (None, None)
     assert parse_iso_duration("P" + "9" * 5000 + "D") is None
@@ -392,7 +403,7 @@ def test_a_csv_read_abandoned_after_its_stream_is_closed_raises_nothing():
     import gc
     import sys
 
-    from dashboard.entra.portal_csv import read_rows
+    from dashboard.formats.entra.portal_csv import read_rows
 
     stream = io.BytesIO(b"Date,Id\n1,2\n3,4\n")
     rows = read_rows(stream)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.entra.facts import fact_of
-from dashboard.entra.generate import (
+from dashboard.demo.entra_pages import (
     entra_action,
     entra_operation,
     simulated_records,
     write_pages,
     write_simulated_pages,
 )
-from dashboard.entra.parse import convert_record, dedupe_key, detect_format, read_paths
-from dashboard.entra.records import ProvisioningEvent
-from dashboard.simulate import SimConfig, SimEvent, simulate_lines
+from dashboard.demo.simulate import SimConfig, SimEvent, simulate_lines
+from dashboard.formats.entra.facts import fact_of
+from dashboard.formats.entra.parse import (
+    convert_record,
+    dedupe_key,
+    detect_format,
+    read_paths,
+)
+from dashboard.formats.entra.records import ProvisioningEvent
 
 
 def test_it_generates_pages_that_parse_cleanly_and_redacted(tmp_path):

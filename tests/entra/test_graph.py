@@ -11,9 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from dashboard.entra.graph import GraphClient, GraphConfig, GraphError, Watermark
-from dashboard.entra.records import ProvisioningEvent
-from dashboard.ingest.records import ParseProblem
+from dashboard.formats.entra.records import ProvisioningEvent
+from dashboard.formats.scim.records import ParseProblem
+from dashboard.ingest.graph.client import (
+    GraphClient,
+    GraphConfig,
+    GraphError,
+    Watermark,
+)
 from tests.local_http import serving
 
 from .conftest import DATA

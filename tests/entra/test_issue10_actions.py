@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.entra.facts import fact_of
-from dashboard.entra.normalize import action_of
-from dashboard.entra.parse import convert_record
-from dashboard.entra.records import ProvisioningAction as A
+from dashboard.formats.entra.facts import fact_of
+from dashboard.formats.entra.normalize import action_of
+from dashboard.formats.entra.parse import convert_record
+from dashboard.formats.entra.records import ProvisioningAction as A
 
 ENTRY_NAMES = [
     ("EntryExportUpdate", A.UPDATE),

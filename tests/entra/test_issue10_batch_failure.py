@@ -16,16 +16,16 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra.parse import convert_record
-from dashboard.entra_demo import load_entra_demo
-from dashboard.entra_load import import_events
-from dashboard.entra_pull import pull_job
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.ingest.parse import read_lines
-from dashboard.jobs import get_job
+from dashboard.demo.entra import load_entra_demo
+from dashboard.formats.entra.parse import convert_record
+from dashboard.formats.scim.parse import read_lines
+from dashboard.ingest.entra import import_events
+from dashboard.ingest.graph.pull import pull_job
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, EntraEvent, IngestRun, Reject, ScimUser
-from dashboard.rebuild import rebuild
+from dashboard.tracking.rebuild import rebuild
 from tests.entra_pull.conftest import JOB_ID, SP_ID, FakeGraph, no_proxy
 from tests.entra_pull.conftest import record as graph_record
 from tests.local_http import serving

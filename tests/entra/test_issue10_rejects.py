@@ -10,10 +10,10 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra_views import latest_status
-from dashboard.jobs import get_job
 from dashboard.models import EntraJobStatus, Reject
+from dashboard.queries.entra import latest_status
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "entra"
 JOB = "uniflow-prod"

@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from dashboard.entra.jobstatus import JobDocument, check_job_document, read_job_status_file
-from dashboard.entra.parse import JobStatusError, parse_job_status
-from dashboard.ingest.records import ParseProblem
-from dashboard.entra.records import Progress, Quarantine, SyncError
+from dashboard.formats.entra.jobstatus import (
+    JobDocument,
+    check_job_document,
+    read_job_status_file,
+)
+from dashboard.formats.entra.parse import JobStatusError, parse_job_status
+from dashboard.formats.entra.records import Progress, Quarantine, SyncError
+from dashboard.formats.scim.records import ParseProblem
 
 from .conftest import DATA
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "dashboard" / "entra"
+PACKAGE = Path(__file__).resolve().parents[2] / "dashboard" / "formats" / "entra"
 FORBIDDEN = ("flask", "flask_sqlalchemy", "sqlalchemy", "apscheduler", "dashboard.web", "requests")
-ALLOWED_PROJECT = ("dashboard.ingest.records", "dashboard.ingest.redact", "dashboard.ingest.prepare", "dashboard.entra")
+ALLOWED_PROJECT = ("dashboard.formats",)
 
 
 @pytest.mark.parametrize("module", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
@@ -19,7 +19,7 @@ def test_it_imports_only_the_standard_library_orjson_and_pure_modules(module):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against dashboard.entra
-                base = "dashboard.entra" if node.level == 1 else "dashboard"
+                base = "dashboard.formats.entra" if node.level == 1 else "dashboard"
                 names = [f"{base}.{node.module}" if node.module else base]
             else:
                 names = [node.module or ""]

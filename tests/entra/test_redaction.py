@@ -5,8 +5,8 @@ import io
 
 import orjson
 
-from dashboard.entra.parse import read_events
-from dashboard.ingest.redact import RedactionRules
+from dashboard.formats.entra.parse import read_events
+from dashboard.formats.scim.redact import RedactionRules
 
 from .conftest import events, read
 

@@ -5,11 +5,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard.entra.records import ProvisioningAction as A
-from dashboard.entra.records import ProvisioningStatus as S
-from dashboard.entra.normalize import action_of
-from dashboard.entra.values import (
-    ValueProblem, optional_time, parse_iso_duration, parse_time, retry_of, status_of, step_type_of,
+from dashboard.formats.entra.normalize import action_of
+from dashboard.formats.entra.records import ProvisioningAction as A
+from dashboard.formats.entra.records import ProvisioningStatus as S
+from dashboard.formats.entra.values import (
+    ValueProblem,
+    optional_time,
+    parse_iso_duration,
+    parse_time,
+    retry_of,
+    status_of,
+    step_type_of,
 )
 
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import scheduler
+from dashboard.admin.jobs import get_job, sync_jobs
 from dashboard.db import db
-from dashboard.jobs import get_job, sync_jobs
 from dashboard.models import EntraEvent, EntraPullState
 from dashboard.scheduler import JOBS, scheduled_jobs, start_scheduler
 from dashboard.settings import EntraSettings, JobSettings
@@ -59,7 +59,7 @@ def test_the_scheduled_job_stores_an_unexpected_failure_and_goes_on(app, setting
     app.extensions["dashboard"] = replace(settings, jobs=(
         *settings.jobs, JobSettings(name="uniflow-test", entra_service_principal_id="another-sp")))
     sync_jobs(app.extensions["dashboard"].jobs)
-    import dashboard.entra_pull as entra_pull
+    import dashboard.ingest.graph.pull as entra_pull
 
     real = entra_pull.pull_job
 

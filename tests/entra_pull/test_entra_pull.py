@@ -9,13 +9,29 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra_pull import PullNotConfigured, belongs_to, pull_job
-from dashboard.jobs import get_job
-from dashboard.models import EntraEvent, EntraJobStatus, EntraPullState, IngestRun, aware
+from dashboard.ingest.graph.pull import PullNotConfigured, belongs_to, pull_job
+from dashboard.models import (
+    EntraEvent,
+    EntraJobStatus,
+    EntraPullState,
+    IngestRun,
+    aware,
+)
 from dashboard.settings import JobSettings
 
-from .conftest import JOB_ID, LOGS, NOW, OTHER_JOB_ID, SECRET, SP_ID, at, no_proxy, record
+from .conftest import (
+    JOB_ID,
+    LOGS,
+    NOW,
+    OTHER_JOB_ID,
+    SECRET,
+    SP_ID,
+    at,
+    no_proxy,
+    record,
+)
 
 
 def _pull(settings, graph, sleeps, now=NOW):  # type: ignore[no-untyped-def]
@@ -203,8 +219,8 @@ def test_a_job_without_a_service_principal_gets_no_status(app, settings, graph, 
     (JobSettings(name="j"), True),  # nothing named: every event of the tenant
 ])
 def test_it_keeps_the_events_of_the_configured_entra_job(spec, mine):
-    from dashboard.entra.parse import convert_record
-    from dashboard.entra.records import RawFormat
+    from dashboard.formats.entra.parse import convert_record
+    from dashboard.formats.entra.records import RawFormat
 
     event = convert_record(record(1, NOW), 1, fmt=RawFormat.GRAPH)
 

@@ -1,7 +1,6 @@
 """The [entra] table and the jobs' Entra ids: strict parsing, the secret from the environment."""
 from __future__ import annotations
 
-
 import pytest
 
 from dashboard.settings import EntraSettings, load_settings

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.ingest.classify import classify, only_active_change, split_path
-from dashboard.ingest.records import Operation, ScimError
+from dashboard.formats.scim.classify import classify, only_active_change, split_path
+from dashboard.formats.scim.records import Operation, ScimError
 from tests.factories import make_exchange
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"

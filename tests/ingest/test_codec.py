@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.ingest.codec import VERSION, pack, unpack
+from dashboard.formats.codec import VERSION, pack, unpack
 
 UNIFLOW = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

@@ -17,17 +17,25 @@ from pathlib import Path
 import orjson
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra.generate import generate_records, write_pages
-from dashboard.entra.parse import read_paths
-from dashboard.entra_load import evidence_ref, import_events
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.entra_pages import generate_records, write_pages
+from dashboard.formats.entra.parse import read_paths
+from dashboard.ingest.entra import evidence_ref, import_events
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import (
-    Cycle, EntraEvent, EntraJobStatus, Exchange, IngestRun, Reject, ScimUser, Signature, UserCycle,
+    Cycle,
+    EntraEvent,
+    EntraJobStatus,
+    Exchange,
+    IngestRun,
+    Reject,
+    ScimUser,
+    Signature,
+    UserCycle,
 )
-from dashboard.overview import health_json, list_cycles
-from dashboard.rebuild import rebuild
+from dashboard.queries.overview import health_json, list_cycles
+from dashboard.tracking.rebuild import rebuild
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "entra"

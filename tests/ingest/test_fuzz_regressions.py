@@ -7,11 +7,11 @@ import io
 import orjson
 from sqlalchemy import select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra.parse import read_events
-from dashboard.entra_load import import_events
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.formats.entra.parse import read_events
+from dashboard.ingest.entra import import_events
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import EntraEvent, Exchange, Reject
 from dashboard.settings import IngestSettings
 
@@ -118,8 +118,8 @@ def test_a_log_analytics_row_with_nested_json_too_deep_is_a_reject(app):  # type
 
 def _storable_raw(raw: str) -> str:
     """What save_rejects does with a reject's raw text (load.redact_raw), which must not raise."""
-    from dashboard.ingest.load import redact_raw
-    from dashboard.ingest.redact import DEFAULT_RULES
+    from dashboard.formats.scim.redact import DEFAULT_RULES
+    from dashboard.ingest.scim import redact_raw
 
     return redact_raw(raw, DEFAULT_RULES)
 
@@ -134,7 +134,7 @@ def test_a_csv_row_of_brackets_is_kept_cut_below_the_limit_for_the_rejects_list(
 
 
 def test_a_damaged_record_too_deep_for_the_standard_library_is_kept_storable():
-    from dashboard.ingest.redact import deeper_than
+    from dashboard.formats.scim.redact import deeper_than
 
     # 995 levels: the standard library's scanner (salvage path) gives up; orjson would decode it
     data = b'{"value":[{"id":"a","activityDateTime":"2026-03-01T00:00:00Z"},' + b"[" * 995 + b"]" * 995 + b","
@@ -157,7 +157,7 @@ class _Pages:
     def __init__(self, records: list[dict]) -> None:
         from datetime import UTC, datetime
 
-        from dashboard.entra.graph import GraphClient, GraphConfig
+        from dashboard.ingest.graph.client import GraphClient, GraphConfig
 
         self.client = GraphClient(GraphConfig("t", "c", "s"), now=lambda: datetime(2026, 3, 2, tzinfo=UTC),
                                   sleep=lambda _s: None)
@@ -167,8 +167,8 @@ class _Pages:
 
 
 def test_a_pull_reads_an_event_dated_in_year_one_and_its_watermark_still_works():
-    from dashboard.entra.graph import Watermark
-    from dashboard.ingest.redact import DEFAULT_RULES
+    from dashboard.formats.scim.redact import DEFAULT_RULES
+    from dashboard.ingest.graph.client import Watermark
 
     record = _record(activityDateTime="0001-01-01T00:00:00Z")
     pull = _Pages([record]).client.pull(None, rules=DEFAULT_RULES)

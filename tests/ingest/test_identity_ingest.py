@@ -16,11 +16,19 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import create_token, get_job
-from dashboard.models import Cycle, Exchange, Reject, ScimUser, ScimUserAlias, UserCycle, to_us
-from dashboard.overview import find_user, health_status
+from dashboard.ingest.scim import ingest_lines, options_from
+from dashboard.models import (
+    Cycle,
+    Exchange,
+    Reject,
+    ScimUser,
+    ScimUserAlias,
+    UserCycle,
+    to_us,
+)
+from dashboard.queries.overview import find_user, health_status
 
 from ..db_faults import refusing_inserts
 

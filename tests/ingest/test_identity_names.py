@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.ingest.identity import name_key, visible
+from dashboard.analysis.identity import name_key, visible
 
 
 @pytest.mark.parametrize(("a", "b"), [

@@ -4,11 +4,11 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.exporting import export_lines
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Exchange, IngestRun, Reject, ScimUser
+from dashboard.queries.export import export_lines
 from dashboard.settings import IngestSettings
 
 URN = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"
@@ -113,7 +113,7 @@ def test_it_never_writes_secrets(app):  # type: ignore[no-untyped-def]
 
 
 def test_it_routes_lines_naming_another_known_job_and_rejects_unknown_jobs(app):  # type: ignore[no-untyped-def]
-    from dashboard.jobs import add_job
+    from dashboard.admin.jobs import add_job
 
     add_job("uniflow-emea")
     result = ingest([line(job="uniflow-emea"), line(job="nope", ts="2026-11-28T09:00:01Z")])

@@ -11,9 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.ingest import parse
-from dashboard.ingest.parse import MAX_LINE_BYTES, METHODS, RAW_KEEP, parse_line, read_lines
-from dashboard.ingest.records import Exchange, ParseProblem
+from dashboard.formats.scim import parse
+from dashboard.formats.scim.parse import (
+    MAX_LINE_BYTES,
+    METHODS,
+    RAW_KEEP,
+    parse_line,
+    read_lines,
+)
+from dashboard.formats.scim.records import Exchange, ParseProblem
 from tests.factories import MISSING, NOW, jsonl_line
 
 
@@ -535,7 +541,7 @@ def test_it_rejects_a_line_that_is_an_array_nested_too_deep():
 
 
 def test_the_raw_text_kept_of_a_too_deep_line_can_be_redacted_and_serialised():
-    from dashboard.ingest.redact import DEFAULT_RULES, deeper_than, redact_body
+    from dashboard.formats.scim.redact import DEFAULT_RULES, deeper_than, redact_body
 
     line = _with(b"request_body", b'{"pin":"1234","x":' + _nested(500) + b"}")
 
@@ -547,8 +553,8 @@ def test_the_raw_text_kept_of_a_too_deep_line_can_be_redacted_and_serialised():
 
 
 def test_a_too_deep_line_is_a_reject_of_the_preparation_never_a_deferred_exchange():
+    from dashboard.formats.scim.redact import DEFAULT_RULES
     from dashboard.ingest.prepare import Preparer
-    from dashboard.ingest.redact import DEFAULT_RULES
 
     preparer = Preparer(rules=DEFAULT_RULES, guid_lookups_are_tests=True, job_id=1, job_name="uniflow-prod")
 

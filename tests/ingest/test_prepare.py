@@ -7,13 +7,14 @@ import orjson
 import pytest
 from sqlalchemy import select, text
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.ingest import load, prepare
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.ingest.parse import parse_line
+from dashboard.formats.scim.parse import parse_line
+from dashboard.formats.scim.redact import DEFAULT_RULES, redact
+from dashboard.ingest import prepare
+from dashboard.ingest import scim as load
 from dashboard.ingest.prepare import Preparer, WorkerError, Workers
-from dashboard.ingest.redact import DEFAULT_RULES, redact
-from dashboard.jobs import get_job
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Exchange, Reject, ScimUser
 from dashboard.settings import IngestSettings
 
@@ -98,7 +99,7 @@ def _clear() -> None:
     """Empty every table (ids start again from 1) and add the configured job again."""
     from flask import current_app
 
-    from dashboard.jobs import sync_jobs
+    from dashboard.admin.jobs import sync_jobs
 
     db.session.remove()
     with db.engine.begin() as conn:

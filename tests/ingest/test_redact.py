@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.ingest.redact import (
+from dashboard.formats.scim.redact import (
     DEFAULT_RULES,
     REDACTED,
     RedactionRules,
@@ -456,7 +456,7 @@ def _chain(levels: int, leaf: object = None) -> object:
 
 @pytest.mark.parametrize("levels", [1, 2, 63, 64])
 def test_deeper_than_counts_the_value_itself_as_the_first_level(levels):
-    from dashboard.ingest.redact import deeper_than
+    from dashboard.formats.scim.redact import deeper_than
 
     assert not deeper_than(_chain(levels), levels)
     assert deeper_than(_chain(levels), levels - 1)
@@ -464,7 +464,7 @@ def test_deeper_than_counts_the_value_itself_as_the_first_level(levels):
 
 
 def test_deeper_than_and_cut_nesting_never_recurse():
-    from dashboard.ingest.redact import cut_nesting, deeper_than
+    from dashboard.formats.scim.redact import cut_nesting, deeper_than
 
     value = _chain(200_000)  # far beyond the interpreter's recursion limit
 
@@ -474,7 +474,7 @@ def test_deeper_than_and_cut_nesting_never_recurse():
 
 
 def test_too_deep_names_the_field_that_holds_the_nesting():
-    from dashboard.ingest.redact import MAX_NESTING, too_deep
+    from dashboard.formats.scim.redact import MAX_NESTING, too_deep
 
     assert too_deep({"ok": _chain(MAX_NESTING), "x": 1}) is None
     assert too_deep({"ok": 1, "deep\u0000er": _chain(MAX_NESTING + 1)}) == \
@@ -482,7 +482,7 @@ def test_too_deep_names_the_field_that_holds_the_nesting():
 
 
 def test_a_body_within_the_limit_is_redacted_whole():
-    from dashboard.ingest.redact import MAX_NESTING
+    from dashboard.formats.scim.redact import MAX_NESTING
 
     body = {"pin": "1234"}
     for _ in range(MAX_NESTING - 1):

@@ -6,7 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from dashboard.settings import JobSettings, NotificationSettings, ReportSettings, Settings
+from dashboard.settings import (
+    JobSettings,
+    NotificationSettings,
+    ReportSettings,
+    Settings,
+)
 
 from .helpers import SmtpServer
 

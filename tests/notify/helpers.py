@@ -13,11 +13,11 @@ from email.message import EmailMessage
 import orjson
 from aiosmtpd.controller import Controller
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.settings import Settings, SmtpSettings
-from dashboard.simulate import SimConfig, simulate_lines
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 CYCLE = timedelta(minutes=40)

@@ -5,15 +5,24 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
 from dashboard.models import Episode, HealthTransition, Notification, ScimUser
 from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.recipients import subscribe
 
-from .helpers import BAD_DEPARTMENT, PIN, T0, _line, after_cycle, cycle_end, cycle_lines, ingest
+from .helpers import (
+    BAD_DEPARTMENT,
+    PIN,
+    T0,
+    _line,
+    after_cycle,
+    cycle_end,
+    cycle_lines,
+    ingest,
+)
 
 
 class Step:
@@ -244,9 +253,9 @@ def test_it_tells_a_changed_quarantine_reason_within_the_same_episode(app, setti
 def test_it_tells_failures_seen_only_in_entra_s_provisioning_logs_with_a_link_to_the_event(app, settings, smtp_server):
     # An identity-provider-side job: no SCIM traffic, only Entra's events; a support subscriber
     # gets the sample failure as a link to the event page.
-    from dashboard.entra.parse import convert_record
-    from dashboard.entra_load import import_events
-    from dashboard.ingest.load import options_from
+    from dashboard.formats.entra.parse import convert_record
+    from dashboard.ingest.entra import import_events
+    from dashboard.ingest.scim import options_from
 
     subscribe(db.session, get_job("uniflow-prod"), "helpdesk@example.com", kinds=["failures"], role="support")
     records = []

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
 from dashboard.models import Notification
 from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.digest import send_due_digests

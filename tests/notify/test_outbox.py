@@ -10,7 +10,13 @@ from dashboard.db import db
 from dashboard.models import Notification, aware
 from dashboard.notify.emails import RenderedEmail
 from dashboard.notify.mailer import MemoryMailer
-from dashboard.notify.outbox import counts, deliver_pending, enqueue, is_in_doubt, retry_now
+from dashboard.notify.outbox import (
+    counts,
+    deliver_pending,
+    enqueue,
+    is_in_doubt,
+    retry_now,
+)
 from tests.factories import NOW
 
 EMAIL = RenderedEmail("[Provisioning] subject", "text body\n", "<p>html body</p>")

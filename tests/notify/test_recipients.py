@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
-from dashboard.notify.recipients import SubscriptionError, recipients_for, subscribe, unsubscribe
+from dashboard.notify.recipients import (
+    SubscriptionError,
+    recipients_for,
+    subscribe,
+    unsubscribe,
+)
 
 
 def addresses(settings, kind):  # type: ignore[no-untyped-def]

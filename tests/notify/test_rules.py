@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from dashboard.notify.rules import (
-    EpisodeView, HealthEvent, Notice, capped, digest_day, health_event, is_report_due, is_worth_telling,
-    masks_other_failures, plan_signatures, retry_delay, should_notify,
+    EpisodeView,
+    HealthEvent,
+    Notice,
+    capped,
+    digest_day,
+    health_event,
+    is_report_due,
+    is_worth_telling,
+    masks_other_failures,
+    plan_signatures,
+    retry_delay,
+    should_notify,
 )
 from tests.factories import NOW
 

@@ -12,7 +12,7 @@ from dashboard.models import Notification
 from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
-from dashboard.reports import send_due_reports
+from dashboard.notify.reports import send_due_reports
 
 from .helpers import BAD_DEPARTMENT, PIN, SmtpServer, after_cycle, cycle_lines, ingest
 

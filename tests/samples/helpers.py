@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from dashboard import overview
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
+from dashboard.queries import overview
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "tests" / "data" / "samples"

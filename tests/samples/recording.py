@@ -28,12 +28,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scim2_client.engines.wsgi import WSGISCIMClient
-from scim2_models import Error, PatchOp, PatchOperation, ScimProvider, SearchRequest, User
+from scim2_models import (
+    Error,
+    PatchOp,
+    PatchOperation,
+    ScimProvider,
+    SearchRequest,
+    User,
+)
 from scim2_server.memory import InMemoryStorage
 from scim2_server.service import ScimService
 from scim2_server.testserver.application import BearerTokenApplication
 from scim2_server.utils import (
-    load_default_resource_types, load_default_schemas, load_default_service_provider_config,
+    load_default_resource_types,
+    load_default_schemas,
+    load_default_service_provider_config,
 )
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "samples" / "scim2-server" / "recorded.jsonl"

@@ -18,10 +18,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra_views import latest_status
-from dashboard.jobs import get_job
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, Exchange, Reject
+from dashboard.queries.entra import latest_status
 
 from .helpers import JOB, SAMPLES, count, ingest, load_script, users
 

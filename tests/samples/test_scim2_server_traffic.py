@@ -14,10 +14,10 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from dashboard import overview
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.jobs import get_job
 from dashboard.models import Reject
+from dashboard.queries import overview
 
 from . import recording
 from .helpers import JOB, count, ingest, users

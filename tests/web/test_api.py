@@ -4,8 +4,8 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import func, select
 
+from dashboard.admin.jobs import add_job, create_token, get_job, revoke_token
 from dashboard.db import db
-from dashboard.jobs import add_job, create_token, get_job, revoke_token
 from dashboard.models import Exchange
 
 URL = "/api/v1/jobs/uniflow-prod/exchanges"

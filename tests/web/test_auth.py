@@ -11,16 +11,16 @@ from argon2 import PasswordHasher
 from flask import g
 from sqlalchemy import select
 
-from dashboard import accounts
-from dashboard.accounts import add_account, create_api_token, role_allows
+from dashboard.admin import accounts
+from dashboard.admin.accounts import add_account, create_api_token, role_allows
+from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import create_token, get_job
-from dashboard.entra.parse import convert_record
-from dashboard.entra_load import import_events
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.formats.entra.parse import convert_record
+from dashboard.ingest.entra import import_events
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Account, ApiToken, Cycle, EntraEvent, Exchange
-from dashboard.reports import send_report_if_due
-from dashboard.simulate import SimConfig, simulate_lines
+from dashboard.notify.reports import send_report_if_due
 from dashboard.web import auth
 
 PASSWORD = "correct horse battery"

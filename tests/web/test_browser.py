@@ -15,11 +15,11 @@ import orjson
 import pytest
 from werkzeug.serving import make_server
 
-from dashboard.accounts import add_account
+from dashboard.admin.accounts import add_account
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
-from dashboard.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -234,9 +234,9 @@ def test_it_fits_a_phone_screen(browser, site, settings):  # type: ignore[no-unt
 def test_it_shows_entra_s_view_on_the_job_page_and_an_event_beside_its_exchanges(page, site, settings):  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from dashboard.entra.jobstatus import parse_job_status
-    from dashboard.entra.parse import convert_record
-    from dashboard.entra_load import import_events, import_job_status
+    from dashboard.formats.entra.jobstatus import parse_job_status
+    from dashboard.formats.entra.parse import convert_record
+    from dashboard.ingest.entra import import_events, import_job_status
     from dashboard.models import Exchange, ScimUser
 
     base, clock = site

@@ -12,18 +12,18 @@ from argon2 import PasswordHasher
 from flask import g
 from sqlalchemy import select
 
-from dashboard import accounts
-from dashboard.accounts import add_account
+from dashboard.admin import accounts
+from dashboard.admin.accounts import add_account
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.entra.jobstatus import parse_job_status
-from dashboard.entra.parse import convert_record
-from dashboard.entra_load import import_events, import_job_status
-from dashboard.entra_views import compare_health, reason_kind
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.formats.entra.jobstatus import parse_job_status
+from dashboard.formats.entra.parse import convert_record
+from dashboard.ingest.entra import import_events, import_job_status
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import EntraEvent, Exchange, ScimUser, Signature
-from dashboard.reports import send_report_if_due
-from dashboard.simulate import SimConfig, simulate_lines
+from dashboard.notify.reports import send_report_if_due
+from dashboard.queries.entra import compare_health, reason_kind
 from dashboard.web import auth
 
 from ..entra.conftest import DATA
@@ -222,7 +222,7 @@ def test_a_viewer_cannot_open_an_event_or_its_reason(client, joined):  # type: i
 
 
 def test_an_event_of_another_job_is_not_found(client, joined):  # type: ignore[no-untyped-def]
-    from dashboard.jobs import add_job
+    from dashboard.admin.jobs import add_job
 
     add_job("other-job")
     signed_in(client, "support")

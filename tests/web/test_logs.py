@@ -8,12 +8,12 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from dashboard import logs
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Exchange
-from dashboard.simulate import SimConfig, simulate_lines
+from dashboard.queries import logs
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import pytest
 from argon2 import PasswordHasher
 from flask import g
 
-from dashboard import accounts
-from dashboard.accounts import add_account
+from dashboard.admin import accounts
+from dashboard.admin.accounts import add_account
+from dashboard.admin.jobs import add_job, get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import add_job, get_job
-from dashboard.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.web import auth
 
 PASSWORD = "correct horse battery"

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from dashboard import create_app
+from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
-from dashboard.jobs import create_token, get_job
 from dashboard.models import Exchange, IngestRun, Reject
 
 JOB = "uniflow-prod"

@@ -8,14 +8,14 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from dashboard import accounts
-from dashboard.accounts import add_account, create_api_token
+from dashboard.admin import accounts
+from dashboard.admin.accounts import add_account, create_api_token
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.exporting import format_ts
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.demo.simulate import GroundTruth, SimConfig, simulate_lines
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import HealthTransition
-from dashboard.simulate import GroundTruth, SimConfig, simulate_lines
+from dashboard.queries.export import format_ts
 
 API = "/api/v1/jobs/uniflow-prod"
 UNIFLOW = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"

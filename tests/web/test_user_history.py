@@ -13,11 +13,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from dashboard import accounts
-from dashboard.accounts import add_account, create_api_token
+from dashboard.admin import accounts
+from dashboard.admin.accounts import add_account, create_api_token
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.ingest.load import ingest_lines, options_from
-from dashboard.jobs import get_job
+from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import ScimUser
 from dashboard.web import auth
 from tests.web.test_pages import signed_in

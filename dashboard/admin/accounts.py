@@ -1,0 +1,90 @@
+"""Accounts and roles: who may sign in, with which role; passwords hashed with Argon2."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+
+from dashboard.db import db
+from dashboard.models import Account, ApiToken
+
+ROLES = ("viewer", "support", "admin")  # each role can do what the ones before it can
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password")  # keeps a miss as slow as a hit (no account probing)
+API_PREFIX = "pma_"
+
+
+class AccountError(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def role_allows(role: str, needed: str) -> bool:
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+def add_account(email: str, role: str, password: str) -> Account:
+    email = email.strip().lower()
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if "@" not in email:
+        raise AccountError("the account name must be an email address")
+    if len(password) < 10:
+        raise AccountError("the password must have at least 10 characters")
+    if db.session.scalar(select(Account).where(Account.email == email)):
+        raise AccountError(f"an account {email} already exists")
+    account = Account(email=email, role=role, password_hash=_hasher.hash(password))
+    db.session.add(account)
+    db.session.commit()
+    return account
+
+
+def authenticate(email: str, password: str) -> Account | None:
+    account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
+    try:
+        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if account is None or not account.active:
+        return None
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = _hasher.hash(password)
+    account.last_login_at = datetime.now(UTC)
+    db.session.commit()
+    return account
+
+
+def create_api_token(account: Account) -> str:
+    token = API_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(account_id=account.id, token_hash=_sha(token), prefix=token[:12]))
+    db.session.commit()
+    return token
+
+
+def account_for_api_token(token: str) -> Account | None:
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha(token), ApiToken.revoked_at.is_(None)))
+    if row is None:
+        return None
+    account = db.session.get(Account, row.account_id)
+    return account if account is not None and account.active else None
+
+
+def count_accounts() -> int:
+    return db.session.scalar(select(func.count()).select_from(Account)) or 0
+
+
+def ensure_first_admin() -> tuple[str, str] | None:
+    """With no account at all, create an admin with a one-time password: (email, password)."""
+    if count_accounts():
+        return None
+    password = secrets.token_urlsafe(12)
+    add_account("admin@localhost.localdomain", "admin", password)
+    return "admin@localhost.localdomain", password
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,1 +1,0 @@
-"""Microsoft Entra's own view of provisioning: its provisioning logs and the job's status."""
