@@ -158,7 +158,8 @@ def build_jobs(count: int) -> Path:
 
     from dashboard.analysis.outcomes import empty_counts
     from dashboard.db import db
-    from dashboard.models import Cycle, Job, to_us
+    from dashboard.models import Cycle, Job
+    from dashboard.times import to_us
 
     path = OUT / "notify-jobs.db"
     fresh(path)

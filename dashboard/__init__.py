@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from dashboard import runtime
 from dashboard.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(ROOT / "instance"),
     )
-    app.extensions["dashboard"] = settings
+    runtime.install(app, settings)
     app.config.update(
         SECRET_KEY=settings.app.secret_key or _instance_secret(app),
         SQLALCHEMY_DATABASE_URI=_database_url(settings.database.url),
@@ -46,20 +47,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     cli.init_app(app)
     web.init_app(app)
     scheduler.init_app(app)  # last: its jobs use the clock and the database set up above
-    if settings.app.demo_data and os.environ.get("DASHBOARD_LIVE_DEMO") == "1" and _serving():
+    if settings.app.demo_data and os.environ.get("DASHBOARD_LIVE_DEMO") == "1" and runtime.is_serving_process():
         from dashboard.demo.loader import start_live_feeder
 
         start_live_feeder(app)
     return app
-
-
-def _serving() -> bool:
-    """True in the process that serves HTTP (`flask run`), not in other CLI commands or tests.
-
-    With the reloader, only its child serves (WERKZEUG_RUN_MAIN)."""
-    if "run" not in sys.argv[1:]:
-        return False
-    return os.environ.get("FLASK_DEBUG") not in ("1", "true") or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
 def _database_url(url: str) -> str:

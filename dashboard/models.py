@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,19 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dashboard.db import db
 from dashboard.formats import codec
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch: how exchange times are stored (8 bytes, sorts, any backend)."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
-def from_us(value: int) -> datetime:
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+from dashboard.times import from_us, utc_now
 
 
 class Job(db.Model):
@@ -411,13 +399,6 @@ class ApiToken(db.Model):
 
 NOTIFY_KINDS = ("reports", "failures", "quarantine", "digest")
 NOTIFY_ROLES = ("admin", "support")  # admins get the actions, support staff the evidence
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite hands DateTime columns back naive)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 class Subscription(db.Model):

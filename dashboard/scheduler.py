@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from dashboard import runtime
 from dashboard.db import db
 from dashboard.settings import Settings
 
@@ -39,7 +39,7 @@ def run_reports(app: Flask) -> int:
 
     with app.app_context():
         made = [f"job {r.job_id} cycles {r.first_cycle_id}-{r.last_cycle_id}"
-                for r in send_due_reports(db.session, _now(app), _settings(app))]
+                for r in send_due_reports(db.session, runtime.now(app), runtime.settings(app))]
     if made:
         log.info("cycle reports: %s", ", ".join(made))
     return len(made)
@@ -49,13 +49,13 @@ def run_delivery(app: Flask) -> int:
     from dashboard.notify.mailer import SmtpMailer
     from dashboard.notify.outbox import deliver_pending
 
-    settings = _settings(app)
+    settings = runtime.settings(app)
     mailer = app.extensions.get("mailer") or (SmtpMailer(settings.smtp) if settings.smtp.host else None)
     if mailer is None:
         log.debug("smtp.host is not set: emails wait in the outbox")
         return 0
     with app.app_context():
-        result = deliver_pending(db.session, mailer, _now(app), settings=settings.notifications)
+        result = deliver_pending(db.session, mailer, runtime.now(app), settings=settings.notifications)
     if result.sent or result.failed:
         log.info("email delivery: %s sent, %s failed (retried later)", result.sent, result.failed)
     return result.sent
@@ -65,21 +65,21 @@ def run_health(app: Flask) -> int:
     from dashboard.notify.alerts import evaluate_health
 
     with app.app_context():
-        return evaluate_health(db.session, _now(app), _settings(app))
+        return evaluate_health(db.session, runtime.now(app), runtime.settings(app))
 
 
 def run_digests(app: Flask) -> int:
     from dashboard.notify.digest import send_due_digests
 
     with app.app_context():
-        return send_due_digests(db.session, _now(app), _settings(app))
+        return send_due_digests(db.session, runtime.now(app), runtime.settings(app))
 
 
 def run_retention(app: Flask) -> str:
     from dashboard.tracking.retention import prune
 
     with app.app_context():
-        result = prune(db.session, _now(app), _settings(app))
+        result = prune(db.session, runtime.now(app), runtime.settings(app))
     log.info("retention: pruned %s", result)
     return str(result)
 
@@ -126,14 +126,14 @@ def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(
         timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)})
-    for job in scheduled_jobs(_settings(app)):
+    for job in scheduled_jobs(runtime.settings(app)):
         if only is not None and job.id not in only:
             continue
         options: dict[str, Any] = {}
         if job.run_at_start:
             options["next_run_time"] = datetime.now(UTC)
         scheduler.add_job(
-            job.func, (triggers or {}).get(job.id) or job.trigger(_settings(app)), args=[app], id=job.id, name=job.id,
+            job.func, (triggers or {}).get(job.id) or job.trigger(runtime.settings(app)), args=[app], id=job.id, name=job.id,
             replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=job.misfire_grace_time, **options,
         )
     scheduler.add_listener(_on_error, EVENT_JOB_ERROR)
@@ -144,30 +144,13 @@ def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None
 def init_app(app: Flask) -> None:
     """Start a BackgroundScheduler in the serving process when `[scheduler] enabled` (not in
     tests, not in CLI commands other than `run`, not in the reloader's watching parent)."""
-    settings = _settings(app)
-    if not settings.scheduler.enabled or settings.testing or not is_serving_process():
+    settings = runtime.settings(app)
+    if not settings.scheduler.enabled or settings.testing or not runtime.is_serving_process():
         return
     scheduler = start_scheduler(app)
     app.extensions["scheduler"] = scheduler
     atexit.register(lambda: scheduler.shutdown(wait=False))
     log.info("scheduler started in the web process (jobs: %s)", ", ".join(j.id for j in scheduled_jobs(settings)))
-
-
-def is_serving_process(environ: dict[str, str] | None = None) -> bool:
-    """True in `flask run`'s serving process (the reloader's child, or the only process without a
-    reloader) and under a WSGI server; False for every other `flask` command."""
-    environ = os.environ if environ is None else environ
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return True  # a WSGI server (gunicorn, uwsgi) imported app.py: see README, disable it there
-    if ctx.info_name != "run":
-        return False
-    from flask.helpers import get_debug_flag
-
-    reload = ctx.params.get("reload")
-    if reload is None:
-        reload = get_debug_flag()
-    return not reload or environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
 @click.command("scheduler")
@@ -178,7 +161,7 @@ def scheduler_command(once: bool, list_jobs: bool) -> None:
     """Run the scheduler in this process (production: one such process; web workers set
     [scheduler] enabled = false)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = _settings(app)
+    settings = runtime.settings(app)
     jobs = scheduled_jobs(settings)
     if list_jobs:
         for job in jobs:
@@ -198,11 +181,3 @@ def scheduler_command(once: bool, list_jobs: bool) -> None:
 def _on_error(event: JobExecutionEvent) -> None:
     # APScheduler has logged the traceback; the job runs again at its next time.
     log.error("scheduled job %s failed at %s: %r", event.job_id, event.scheduled_run_time, event.exception)
-
-
-def _now(app: Flask) -> datetime:
-    return app.extensions["clock"]()
-
-
-def _settings(app: Flask) -> Settings:
-    return app.extensions["dashboard"]

@@ -40,6 +40,7 @@ from dashboard.ingest.graph.client import (
     ProvisioningPull,
 )
 from dashboard.models import EntraEvent, EntraJobStatus, Exchange, Reject, ScimUser
+from dashboard.times import to_us
 
 from . import hostile
 from .hostile import Raw, dumps, loads, mutate, mutate_bytes
@@ -174,7 +175,7 @@ def _preparer() -> Any:
         names = {f.name for f in dataclasses.fields(prepare.Preparer)}
         extra: dict[str, Any] = {}
         if "not_after_us" in names:  # lines dated after the ingest (plus a tolerance) are rejected
-            extra["not_after_us"] = prepare.ts_us(NOW) + 3600 * 1_000_000
+            extra["not_after_us"] = to_us(NOW) + 3600 * 1_000_000
         _PREPARER = prepare.Preparer(rules=RULES, guid_lookups_are_tests=True, job_id=1, job_name="uniflow-prod",
                                      jobs={"uniflow-prod": 1, "other": 2, "uniflow-demo": 3}, **extra)
     return _PREPARER

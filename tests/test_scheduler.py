@@ -15,7 +15,8 @@ from dashboard import create_app, scheduler
 from dashboard.db import db
 from dashboard.models import Notification, ReportRun
 from dashboard.notify.mailer import MemoryMailer
-from dashboard.scheduler import JOBS, is_serving_process, start_scheduler
+from dashboard.runtime import is_serving_process
+from dashboard.scheduler import JOBS, start_scheduler
 from dashboard.settings import JobSettings, ReportSettings, SchedulerSettings
 from tests.notify.helpers import (
     BAD_DEPARTMENT,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 
 from dashboard.db import db
 from dashboard.models import Account, ApiToken
+from dashboard.times import utc_now
 
 ROLES = ("viewer", "support", "admin")  # each role can do what the ones before it can
 _hasher = PasswordHasher()
@@ -53,7 +53,7 @@ def authenticate(email: str, password: str) -> Account | None:
         return None
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = _hasher.hash(password)
-    account.last_login_at = datetime.now(UTC)
+    account.last_login_at = utc_now()
     db.session.commit()
     return account
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from dashboard.db import db
 from dashboard.models import IngestToken, Job
 from dashboard.settings import JobSettings
+from dashboard.times import utc_now
 
 TOKEN_PREFIX = "pmd_"
 
@@ -79,7 +79,7 @@ def revoke_token(token_id: int) -> IngestToken:
     if row is None:
         raise JobError(f"no ingest token with id {token_id}")
     if row.revoked_at is None:
-        row.revoked_at = datetime.now(UTC)
+        row.revoked_at = utc_now()
         db.session.commit()
     return row
 
@@ -94,6 +94,6 @@ def job_for_token(job_name: str, token: str) -> Job | None:
     job = db.session.get(Job, row.job_id)
     if job is None or job.name != job_name:
         return None
-    row.last_used_at = datetime.now(UTC)
+    row.last_used_at = utc_now()
     db.session.commit()
     return job

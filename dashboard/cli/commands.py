@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from dashboard import runtime
 from dashboard.admin.jobs import (
     JobError,
     add_job,
@@ -28,14 +29,12 @@ from dashboard.formats import sniff as sniff_formats
 from dashboard.formats.entra.parse import FORMATS as entra_formats
 from dashboard.formats.scim.parse import LineError, parse_ts, read_lines
 from dashboard.ingest.scim import (
-    IngestOptions,
     IngestResult,
     ingest_lines,
-    options_from,
+    options_for,
 )
 from dashboard.models import Exchange, IngestToken, Job, Reject
 from dashboard.queries.export import export_lines
-from dashboard.settings import Settings
 
 job_group = AppGroup("job", help="Provisioning jobs.")
 user_group = AppGroup("user", help="Accounts that sign in to the dashboard.")
@@ -58,14 +57,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler_command)
 
 
-def settings() -> Settings:
-    return current_app.extensions["dashboard"]
-
-
-def ingest_options(*, only_job: bool = False) -> IngestOptions:
-    return options_from(settings().ingest, only_job=only_job, cycles=settings().cycles)
-
-
 def _job_or_exit(name: str) -> Job:
     try:
         return get_job(name)
@@ -79,7 +70,7 @@ def init_db_command() -> None:
     from dashboard.admin.accounts import ensure_first_admin
 
     upgrade_schema(current_app._get_current_object())  # type: ignore[attr-defined]
-    sync_jobs(settings().jobs)
+    sync_jobs(runtime.settings().jobs)
     click.echo("database is at the newest schema")
     first = ensure_first_admin()
     if first:
@@ -157,7 +148,7 @@ def ingest_command(paths: tuple[str, ...], job_name: str | None, fmt: str | None
 
     Exit code 0 when every line was accepted or a duplicate, 1 when any was rejected, 2 on usage errors.
     """
-    job_name = job_name or settings().ingest.default_job
+    job_name = job_name or runtime.settings().ingest.default_job
     if not job_name:
         raise click.UsageError("name the job with --job (or set ingest.default_job)")
     job = _job_or_exit(job_name)
@@ -182,7 +173,7 @@ def ingest_command(paths: tuple[str, ...], job_name: str | None, fmt: str | None
             bar = _ProgressLine(path, stream, size) if show else None
             result = ingest_lines(
                 db.engine, job, read_lines(stream), source=path, via="cli",
-                options=ingest_options(), progress=bar.update if bar else None,
+                options=options_for(runtime.settings()), progress=bar.update if bar else None,
             )
             if bar:
                 bar.close()
@@ -230,7 +221,7 @@ def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> In
     from dashboard.formats.entra.parse import read_paths
     from dashboard.ingest.entra import import_events
 
-    options = ingest_options()
+    options = options_for(runtime.settings())
     label = ", ".join(paths)
     items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
 
@@ -256,13 +247,13 @@ def _ingest_job_status(job: Job, path: str) -> IngestResult:
     own view of the job. What is not one is a reject (listed by `flask rejects`) and leaves the
     stored status alone."""
     from dashboard.ingest.entra import import_job_status_file
-    from dashboard.models import utc_now
+    from dashboard.times import utc_now
 
     total = IngestResult()
     files = sorted(str(f) for f in Path(path).iterdir() if f.is_file()) if Path(path).is_dir() else [path]
     for name in files:
         imported = import_job_status_file(db.engine, job, Path(name).read_bytes(), source=name,
-                                          rules=ingest_options().rules, now=utc_now())
+                                          rules=options_for(runtime.settings()).rules, now=utc_now())
         for problem in imported.problems:
             click.echo(f"{name}: rejected: {problem.reason}", err=True)
         for stored in imported.statuses:
@@ -415,11 +406,11 @@ def demo_command(users: int, cycles: int) -> None:
     """Load demo data (simulated jobs) into an empty database; does nothing otherwise."""
     from dashboard.demo.loader import load_demo
 
-    if not settings().app.demo_data:
+    if not runtime.settings().app.demo_data:
         click.echo("demo: app.demo_data is false; nothing loaded")
         return
 
-    loaded = load_demo(db.engine, users=users, cycles=cycles, options=ingest_options())
+    loaded = load_demo(db.engine, users=users, cycles=cycles, options=options_for(runtime.settings()))
     click.echo(loaded)
 
 
@@ -469,7 +460,7 @@ def report_command(job_name: str, fmt: str, cycles: int, at: str | None) -> None
 
     job = _job_or_exit(job_name)
     moment = _time(at, "--at")
-    data = overview.report(db.session, job, current_app.extensions["clock"](), settings(), cycles=cycles, at=moment)
+    data = overview.report(db.session, job, runtime.now(), runtime.settings(), cycles=cycles, at=moment)
     if fmt == "json":
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -484,6 +475,6 @@ def recompute_command(job_name: str) -> None:
 
     job = _job_or_exit(job_name)
     started = time.monotonic()
-    count = rebuild(db.engine, job.id, gap_us=settings().cycles.gap_minutes * 60 * 1_000_000)
+    count = rebuild(db.engine, job.id, gap_us=runtime.settings().cycles.gap_minutes * 60 * 1_000_000)
     elapsed = time.monotonic() - started
     click.echo(f"recomputed {count} exchanges and Entra events in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} records/s)")

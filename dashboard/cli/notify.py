@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from dashboard import runtime
 from dashboard.admin.jobs import JobError, get_job
 from dashboard.db import db
 from dashboard.models import NOTIFY_KINDS, NOTIFY_ROLES, Job
@@ -21,17 +22,8 @@ from dashboard.notify.recipients import (
     subscribe,
     unsubscribe,
 )
-from dashboard.settings import Settings
 
 notify_group = AppGroup("notify", help="Email notifications: SMTP test, delivery, subscriptions.")
-
-
-def _settings() -> Settings:
-    return current_app.extensions["dashboard"]
-
-
-def _now():  # type: ignore[no-untyped-def]
-    return current_app.extensions["clock"]()
 
 
 def _job(name: str) -> Job:
@@ -47,14 +39,14 @@ def notify_test(to: str) -> None:
     """Send a test email now through [smtp] (not through the outbox) and print the server's answer.
 
     Exit code 0 when the server accepted it, 1 with the error otherwise."""
-    settings = _settings()
+    settings = runtime.settings()
     smtp = settings.smtp
     if not smtp.host:
         click.echo("smtp.host is not set: configure [smtp] first", err=True)
         sys.exit(1)
     email = render_email("test-message", {"smtp": {"host": smtp.host, "port": smtp.port, "security": smtp.security,
                                                    "from_address": smtp.from_address},
-                                          "base_url": settings.app.base_url.rstrip("/"), "now": _now().isoformat()})
+                                          "base_url": settings.app.base_url.rstrip("/"), "now": runtime.now().isoformat()})
     click.echo(f"sending a test email to {to} via {smtp.host}:{smtp.port} ({smtp.security}) ...")
     try:
         answer = SmtpMailer(smtp).send(Message(to, email.subject, email.text, email.html))
@@ -67,14 +59,14 @@ def notify_test(to: str) -> None:
 @notify_group.command("deliver")
 def notify_deliver() -> None:
     """Send the emails that are due now (the scheduler does this every minute)."""
-    settings = _settings()
+    settings = runtime.settings()
     mailer = current_app.extensions.get("mailer")
     if mailer is None:
         if not settings.smtp.host:
             raise click.UsageError("smtp.host is not set: configure [smtp] first")
         mailer = SmtpMailer(settings.smtp)
-    result = deliver_pending(db.session, mailer, _now(), settings=settings.notifications)
-    state = counts(db.session, _now())
+    result = deliver_pending(db.session, mailer, runtime.now(), settings=settings.notifications)
+    state = counts(db.session, runtime.now())
     click.echo(f"{result.sent} sent, {result.failed} failed; outbox: {state['pending']} pending, "
                f"{state['failing']} failing, {state['in_doubt']} in doubt")
     sys.exit(1 if result.failed else 0)
@@ -86,7 +78,7 @@ def notify_retry(notification_id: int) -> None:
     """Make an unsent email (failing, or in doubt after a crash) due now.
 
     An email in doubt may have reached the server before the crash: retrying it can deliver it twice."""
-    if not retry_now(db.session, notification_id, _now()):
+    if not retry_now(db.session, notification_id, runtime.now()):
         raise click.UsageError(f"no unsent email with id {notification_id}")
     click.echo(f"email {notification_id} will be sent at the next delivery")
 
@@ -122,5 +114,5 @@ def notify_list(job_name: str | None) -> None:
     """Who gets what, per job: subscriptions, the job's notification recipients, [reports] recipients."""
     jobs = [_job(job_name)] if job_name else list(db.session.scalars(select(Job).order_by(Job.name)))
     for job in jobs:
-        for r in all_recipients(db.session, job, _settings()):
+        for r in all_recipients(db.session, job, runtime.settings()):
             click.echo(f"{job.name}\t{r.address}\t{','.join(sorted(r.kinds))}\t{r.role}\t({r.source})")

@@ -20,7 +20,8 @@ from dashboard.formats.entra.jobstatus import parse_job_status
 from dashboard.formats.entra.parse import convert_record
 from dashboard.ingest.entra import import_events, import_job_status
 from dashboard.ingest.scim import IngestOptions
-from dashboard.models import Cycle, Exchange, Job, ScimUser, from_us
+from dashboard.models import Cycle, Exchange, Job, ScimUser
+from dashboard.times import from_us
 
 ACTIONS = {"create": "create", "update": "update", "disable": "disable", "enable": "update", "delete": "delete"}
 ENTRA_JOB = "uniFLOWOnline.7584ba9cdd9147459b7eb4de9da3be7b.{name}"

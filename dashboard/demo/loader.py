@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dashboard import runtime
 from dashboard.demo.entra import load_entra_demo
 from dashboard.demo.simulate import SimConfig, simulate_lines
-from dashboard.ingest.scim import IngestOptions, ingest_lines
+from dashboard.ingest.scim import IngestOptions, ingest_lines, options_for
 from dashboard.models import Exchange, Job
 
 DEMO_JOBS = (
@@ -84,9 +85,8 @@ def start_live_feeder(app, *, users: int = 3000, requests_per_second: float = 25
     import threading
     import time
 
-    from dashboard.cli.commands import ingest_options
     from dashboard.db import db
-    from dashboard.models import to_us
+    from dashboard.times import to_us
 
     log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def start_live_feeder(app, *, users: int = 3000, requests_per_second: float = 25
             config = SimConfig(users=users, cycles=500, seed=int(start.timestamp()), job=job.name, start=start,
                                requests_per_second=requests_per_second, failure_rate=0.04)
             lines, _truth = simulate_lines(config)
-            options = ingest_options()
+            options = options_for(runtime.settings(app))
             batch: list[bytes] = []
             number = 0
             for line in lines:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -43,15 +43,8 @@ from dashboard.ingest.scim import (
     IngestResult,
     save_rejects,
 )
-from dashboard.models import (
-    Cycle,
-    EntraEvent,
-    EntraJobStatus,
-    IngestRun,
-    Job,
-    Reject,
-    to_us,
-)
+from dashboard.models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject
+from dashboard.times import to_us, utc_now
 from dashboard.tracking.fold import BatchAnalyzer, _mark_dirty
 
 _events = EntraEvent.__table__
@@ -97,13 +90,13 @@ class _EventLoader:
         self.source = source[:500]
         self.options = options
         tolerance = options.future_tolerance_us
-        self.not_after_us = None if tolerance is None else to_us(_now()) + tolerance  # a clock ahead: a reject
+        self.not_after_us = None if tolerance is None else to_us(utc_now()) + tolerance  # a clock ahead: a reject
         self.resolver = UserResolver(job.id, options.gap_us)
         self.analyzer = BatchAnalyzer(options.gap_us)
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
         with engine.begin() as conn:
             self.run_id = conn.execute(
-                insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=_now())
+                insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=utc_now())
             ).inserted_primary_key[0]
 
     def load_batch(self, batch: list[Item], result: IngestResult) -> None:
@@ -238,7 +231,7 @@ class _EventLoader:
 
     def finish(self) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=_now()))
+            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=utc_now()))
 
 
 @dataclass(slots=True)
@@ -437,10 +430,6 @@ def _int32(value: int | None) -> int | None:
 
 def _cut(value: str | None, size: int) -> str | None:
     return value[:size] if value else None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- job status ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from dashboard.formats.scim.classify import classify
 from dashboard.formats.scim.parse import parse_line
 from dashboard.formats.scim.records import Exchange, ParseProblem
 from dashboard.formats.scim.redact import RedactionRules, redact
+from dashboard.times import to_us
 
 # Fields of a Prepared tuple. The first thirteen are exchange columns; then the user's names,
 # and the lookup's answer (the `found` column).
@@ -73,7 +74,7 @@ class Preparer:
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 append(ParseProblem(line_no, reason, text[:2000]))
                 continue
-            if self.not_after_us is not None and ts_us(item.ts) > self.not_after_us:  # type: ignore[union-attr]
+            if self.not_after_us is not None and to_us(item.ts) > self.not_after_us:  # type: ignore[union-attr]
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 append(ParseProblem(line_no, future_reason(item.ts, self.not_after_us), text[:2000]))  # type: ignore[union-attr]
                 continue
@@ -87,7 +88,7 @@ class Preparer:
                 continue
             error = found.error
             append((
-                job_id, dedupe, ts_us(clean.ts), clean.method, found.operation.value, clean.status, found.failed,
+                job_id, dedupe, to_us(clean.ts), clean.method, found.operation.value, clean.status, found.failed,
                 clean.duration_ms, clean.request_id[:200] if clean.request_id else None,
                 clean.cycle_id[:200] if clean.cycle_id else None, error.scim_type if error else None,
                 error.detail if error else None, blob, found.user_name, found.external_id, found.scim_id, found.found,
@@ -144,11 +145,6 @@ def dedupe_key(exchange: Exchange) -> int:
         option=orjson.OPT_SORT_KEYS,
     )
     return stable_hash(b"c\0" + content)
-
-
-def ts_us(moment: Any) -> int:
-    """Microseconds since the epoch (as models.to_us, without importing the models)."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 # -- worker processes ------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import islice
 
 import orjson
@@ -57,8 +56,9 @@ from dashboard.ingest.prepare import (
 )
 from dashboard.ingest.resolve import UserResolver, pad
 from dashboard.models import Exchange as ExchangeRow
-from dashboard.models import IngestRun, Job, Reject, to_us
-from dashboard.settings import CycleSettings, IngestSettings
+from dashboard.models import IngestRun, Job, Reject
+from dashboard.settings import CycleSettings, IngestSettings, Settings
+from dashboard.times import to_us, utc_now
 from dashboard.tracking.fold import BatchAnalyzer
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,11 @@ class IngestOptions:
     gap_us: int = 15 * 60 * 1_000_000  # quiet time that ends an inferred cycle
     workers: int = 0  # processes that prepare the lines of a large input (0: all in this process)
     future_tolerance_us: int | None = 60 * 60 * 1_000_000  # lines dated later than now + this are rejected
+
+
+def options_for(settings: Settings, *, only_job: bool = False) -> IngestOptions:
+    """Ingest options from the running app's settings (`[ingest]` and `[cycles]`)."""
+    return options_from(settings.ingest, only_job=only_job, cycles=settings.cycles)
 
 
 def options_from(config: IngestSettings, *, only_job: bool = False, cycles: CycleSettings | None = None) -> IngestOptions:
@@ -209,12 +214,12 @@ class _Loader:
         with engine.begin() as conn:
             self.jobs = {name: job_id for job_id, name in conn.execute(select(Job.id, Job.name))}
             self.run_id = conn.execute(
-                insert(_runs).values(job_id=job.id, source=self.source, via=via, started_at=_now())
+                insert(_runs).values(job_id=job.id, source=self.source, via=via, started_at=utc_now())
             ).inserted_primary_key[0]
         self.preparer = Preparer(
             rules=options.rules, guid_lookups_are_tests=options.guid_lookups_are_tests, job_id=job.id,
             job_name=job.name, jobs=dict(self.jobs), only_job=options.only_job,
-            not_after_us=None if options.future_tolerance_us is None else to_us(_now()) + options.future_tolerance_us,
+            not_after_us=None if options.future_tolerance_us is None else to_us(utc_now()) + options.future_tolerance_us,
         )
         self._sqlite = dialect == "sqlite"
         self.large = False  # the input has proved large: see LARGE_INPUT_CACHE_KIB
@@ -385,7 +390,7 @@ class _Loader:
 
     def finish(self) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=_now()))
+            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=utc_now()))
 
     def _new_keys(self, conn: Connection, parsed: list[tuple]) -> set[tuple[int, int]]:
         keys = {(item[P_JOB_ID], item[P_DEDUPE]) for item in parsed}
@@ -471,7 +476,7 @@ def save_rejects(conn: Connection, statement, job_id: int,  # type: ignore[no-un
         dedupe = stable_hash(f"{source}\0{problem.line_no}\0{raw}".encode())
         rows[dedupe] = {
             "job_id": job_id, "dedupe": dedupe, "source": source, "line_no": problem.line_no,
-            "reason": problem.reason[:1000], "raw": raw, "created_at": _now(),
+            "reason": problem.reason[:1000], "raw": raw, "created_at": utc_now(),
         }
     if rows:
         conn.execute(statement, list(rows.values()))
@@ -491,7 +496,3 @@ def redact_raw(raw: str, rules: RedactionRules) -> str:
 
 _dedupe_key = dedupe_key  # the names this module had before prepare.py
 _hash = stable_hash
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -18,16 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dashboard.models import (
-    Cycle,
-    Episode,
-    HealthTransition,
-    Job,
-    NotifyState,
-    aware,
-    from_us,
-    to_us,
-)
+from dashboard.models import Cycle, Episode, HealthTransition, Job, NotifyState
 from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import Recipient, recipients_for
@@ -47,6 +38,7 @@ from dashboard.notify.rules import (
 )
 from dashboard.queries import overview
 from dashboard.settings import Settings
+from dashboard.times import aware, from_us, to_us
 
 log = logging.getLogger(__name__)
 CATCH_UP_CYCLES = 50  # at most this many completed cycles judged per evaluation (after downtime)
@@ -442,7 +434,7 @@ def _parse(iso: str | None) -> datetime | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    from dashboard.queries.export import format_ts
+    from dashboard.times import format_ts
 
     moment = aware(moment)
     return format_ts(moment) if moment else None

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from dashboard.models import Cycle, DigestRun, Episode, Job, ReportRun, aware, to_us
+from dashboard.models import Cycle, DigestRun, Episode, Job, ReportRun
 from dashboard.notify.alerts import base_context, episode_json
 from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
@@ -21,6 +21,7 @@ from dashboard.notify.recipients import digest_subscribers
 from dashboard.notify.rules import digest_day
 from dashboard.queries import overview
 from dashboard.settings import Settings
+from dashboard.times import aware, to_us
 
 
 def send_due_digests(session: Session, now: datetime, settings: Settings) -> int:

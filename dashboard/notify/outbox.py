@@ -23,11 +23,12 @@ from email.utils import make_msgid
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from dashboard.models import Notification, aware
+from dashboard.models import Notification
 from dashboard.notify.emails import RenderedEmail
 from dashboard.notify.mailer import Mailer, Message, domain_of
 from dashboard.notify.rules import retry_delay
 from dashboard.settings import NotificationSettings
+from dashboard.times import aware
 
 log = logging.getLogger(__name__)
 IN_DOUBT_AFTER = timedelta(minutes=10)  # a claim older than any SMTP conversation can last

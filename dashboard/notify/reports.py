@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES, empty_counts
-from dashboard.models import Cycle, Job, NotifyState, ReportRun, aware, to_us
+from dashboard.models import Cycle, Job, NotifyState, ReportRun
 from dashboard.notify.alerts import base_context, trim_cycle
 from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
@@ -25,6 +25,7 @@ from dashboard.notify.recipients import recipients_for
 from dashboard.notify.rules import is_report_due, next_report_due
 from dashboard.queries import overview
 from dashboard.settings import Settings
+from dashboard.times import aware, to_us
 
 log = logging.getLogger(__name__)
 SCHEMA = "cycle-report/1"

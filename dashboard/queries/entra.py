@@ -20,19 +20,10 @@ from dashboard.formats.entra.jobstatus import parse_job_status
 from dashboard.formats.entra.records import JobStatus, TaskExecution
 from dashboard.formats.scim.parse import LineError, parse_ts
 from dashboard.ingest.entra import evidence_ref
-from dashboard.models import (
-    Cycle,
-    EntraEvent,
-    EntraJobStatus,
-    Exchange,
-    Job,
-    ScimUser,
-    from_us,
-    to_us,
-)
-from dashboard.queries.export import format_ts
+from dashboard.models import Cycle, EntraEvent, EntraJobStatus, Exchange, Job, ScimUser
 from dashboard.queries.logs import decode_cursor
 from dashboard.queries.overview import exchange_brief, exchange_json, find_user
+from dashboard.times import format_ts, from_us, to_us
 
 # Entra logs an event when it has finished with the object; its requests to the target come
 # just before (or, for an escrow retry, a few minutes around it). Ten minutes either side finds

@@ -8,7 +8,8 @@ import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dashboard.models import Exchange, Job, from_us, to_us
+from dashboard.models import Exchange, Job
+from dashboard.times import format_ts, from_us, to_us
 
 
 def export_lines(
@@ -72,9 +73,3 @@ def line_of(row: Exchange, job_name: str) -> dict:
         line.setdefault(key, value)
     return line
 
-
-def format_ts(moment: datetime) -> str:
-    """RFC 3339 in UTC with a Z, milliseconds when they are whole, microseconds otherwise."""
-    if moment.microsecond % 1000 == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

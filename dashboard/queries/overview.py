@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -47,11 +47,9 @@ from dashboard.models import (
     ScimUser,
     Signature,
     UserCycle,
-    from_us,
-    to_us,
 )
-from dashboard.queries.export import format_ts
 from dashboard.settings import Settings
+from dashboard.times import format_ts, from_us, to_us, utc_now
 
 US = 1_000_000
 INITIAL_LOOKUP_SHARE = 0.5  # a cycle that looks up half the known users is a (re)start: an initial cycle
@@ -154,7 +152,7 @@ def _record(session: Session, job: Job, at_us: int, old: str, new: str, reason: 
     session.execute(
         insert(HealthTransition.__table__).values(
             job_id=job.id, at_us=at_us, old=old, new=new, reason=reason, detail=detail,
-            evidence=json.dumps(evidence), cycle_id=cycle_id, created_at=datetime.now(UTC),
+            evidence=json.dumps(evidence), cycle_id=cycle_id, created_at=utc_now(),
         ).on_conflict_do_nothing()
     )
 

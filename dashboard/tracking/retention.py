@@ -32,9 +32,9 @@ from dashboard.models import (
     Signature,
     SignatureUser,
     UserCycle,
-    to_us,
 )
 from dashboard.settings import Settings
+from dashboard.times import to_us
 
 CHUNK = 50  # cycles per transaction
 

@@ -1,8 +1,6 @@
 """HTTP: blueprints, sign-in guard, CSRF, security headers, error handlers."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -26,7 +24,6 @@ CSP = (
 def init_app(app: Flask) -> None:
     from dashboard.web import api, auth, pages
 
-    app.extensions.setdefault("clock", lambda: datetime.now(UTC))
     csrf.init_app(app)
     csrf.exempt(api.bp)  # JSON API: bearer tokens or read-only GETs; forms are all in pages/auth
     app.register_blueprint(auth.bp)

@@ -10,13 +10,14 @@ from sqlalchemy import select
 from dashboard.admin.jobs import job_for_token
 from dashboard.db import db
 from dashboard.formats.scim.parse import LineError, parse_ts
-from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines
+from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines, options_for
 from dashboard.models import Cycle, Exchange, Job
 from dashboard.queries import entra as entra_views
 from dashboard.queries import overview
+from dashboard.runtime import now, settings
 from dashboard.web.auth import requires
 from dashboard.web.common import job_or_404 as _job
-from dashboard.web.common import now, of_job_or_404, settings
+from dashboard.web.common import of_job_or_404
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -46,11 +47,10 @@ def push_exchanges(job_name: str) -> Response:
     if body is None:
         return error(f"body larger than {limit} bytes (sent without Content-Length): nothing was stored; "
                      "send it in smaller pushes", 413)
-    from dashboard.cli.commands import ingest_options
 
     try:
         result = ingest_lines(db.engine, job, _numbered(body), source=f"push:{request.remote_addr}",
-                              via="push", options=ingest_options(only_job=True))
+                              via="push", options=options_for(settings(), only_job=True))
     except DATABASE_DOWN:
         # Only the database being unreachable stops a push (a bad line is a reject): the batches
         # stored before are kept, and a retry of the whole body stores nothing twice.
@@ -149,7 +149,7 @@ def cycles(job_name: str) -> Any:
 
 
 def _us(iso: str) -> int:
-    from dashboard.models import to_us
+    from dashboard.times import to_us
 
     return to_us(parse_ts(iso))
 

@@ -1,26 +1,15 @@
-"""What the page and API views share: the clock, the settings, a job by name or 404."""
+"""What the page and API views share: a job, or a row of a job, by name or id, else 404."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TypeVar
 
-from flask import abort, current_app
+from flask import abort
 from sqlalchemy import select
 
 from dashboard.db import db
 from dashboard.models import Job
-from dashboard.settings import Settings
 
 Row = TypeVar("Row")
-
-
-def now() -> datetime:
-    """The app's clock (tests replace app.extensions["clock"])."""
-    return current_app.extensions["clock"]()
-
-
-def settings() -> Settings:
-    return current_app.extensions["dashboard"]
 
 
 def job_or_404(name: str) -> Job:

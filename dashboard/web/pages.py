@@ -24,16 +24,16 @@ from dashboard.admin.accounts import role_allows
 from dashboard.analysis.health import next_attempt_us
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
 from dashboard.db import db
-from dashboard.models import Cycle, Exchange, Job, ScimUser, from_us, to_us
+from dashboard.models import Cycle, Exchange, Job, ScimUser
 from dashboard.queries import entra as entra_views
 from dashboard.queries import logs, overview
-from dashboard.queries.export import format_ts
+from dashboard.runtime import now as _now
+from dashboard.runtime import settings as _settings
+from dashboard.times import format_ts, from_us, to_us
 from dashboard.web import charts
 from dashboard.web.auth import requires
 from dashboard.web.common import job_or_404 as _job
-from dashboard.web.common import now as _now
 from dashboard.web.common import of_job_or_404
-from dashboard.web.common import settings as _settings
 
 bp = Blueprint("pages", __name__)
 URGENCY = {"disabled": 0, "quarantined": 1, "stalled": 2, "warning": 3, "unknown": 4, "healthy": 5}

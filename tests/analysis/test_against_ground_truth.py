@@ -13,8 +13,9 @@ from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
 from dashboard.ingest.scim import ingest_lines, options_from
-from dashboard.models import Cycle, HealthTransition, ScimUser, UserCycle, from_us
+from dashboard.models import Cycle, HealthTransition, ScimUser, UserCycle
 from dashboard.queries import overview
+from dashboard.times import from_us
 from dashboard.tracking.rebuild import rebuild
 
 OUTCOME = {"succeeded": "success", "failed": "failure", "skipped": "skipped"}

@@ -12,14 +12,9 @@ from sqlalchemy import func, select
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.ingest.graph.pull import PullNotConfigured, belongs_to, pull_job
-from dashboard.models import (
-    EntraEvent,
-    EntraJobStatus,
-    EntraPullState,
-    IngestRun,
-    aware,
-)
+from dashboard.models import EntraEvent, EntraJobStatus, EntraPullState, IngestRun
 from dashboard.settings import JobSettings
+from dashboard.times import aware
 
 from .conftest import (
     JOB_ID,

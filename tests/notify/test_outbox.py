@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from dashboard.db import db
-from dashboard.models import Notification, aware
+from dashboard.models import Notification
 from dashboard.notify.emails import RenderedEmail
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.notify.outbox import (
@@ -17,6 +17,7 @@ from dashboard.notify.outbox import (
     is_in_doubt,
     retry_now,
 )
+from dashboard.times import aware
 from tests.factories import NOW
 
 EMAIL = RenderedEmail("[Provisioning] subject", "text body\n", "<p>html body</p>")

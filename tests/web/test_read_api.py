@@ -15,7 +15,7 @@ from dashboard.db import db
 from dashboard.demo.simulate import GroundTruth, SimConfig, simulate_lines
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import HealthTransition
-from dashboard.queries.export import format_ts
+from dashboard.times import format_ts
 
 API = "/api/v1/jobs/uniflow-prod"
 UNIFLOW = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"

@@ -32,6 +32,7 @@ from flask.cli import AppGroup
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
+from dashboard import runtime
 from dashboard.formats.entra.jobstatus import (
     JobStatusError,
     check_job_document,
@@ -242,7 +243,7 @@ def run_entra_pulls(app: Flask) -> str:
     """The scheduled pull: each configured job that names its Entra ids, one after another."""
     from dashboard.db import db
 
-    settings: Settings = app.extensions["dashboard"]
+    settings = runtime.settings(app)
     specs = [spec for spec in settings.jobs if is_pulled(spec)]
     if not specs:
         log.warning("[entra] is enabled but no [[jobs]] entry names entra_job_id or entra_service_principal_id")
@@ -260,7 +261,7 @@ def run_entra_pulls(app: Flask) -> str:
 
 def _pull_guarded(app: Flask, engine: Engine, job: Job, settings: Settings) -> str:
     """One job's pull; an unexpected failure is logged and stored, and the other jobs still run."""
-    now = app.extensions["clock"]()
+    now = runtime.now(app)
     try:
         outcome = pull_job(engine, job, settings, now, sleep=app.extensions.get("graph_sleep", time.sleep),
                            opener=app.extensions.get("graph_opener"))
@@ -284,7 +285,7 @@ def pull_command(job_name: str | None) -> None:
     from dashboard.db import db
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings: Settings = app.extensions["dashboard"]
+    settings = runtime.settings(app)
     if settings.entra.missing:
         raise click.UsageError(f"{', '.join(settings.entra.missing)} is not set in [entra] "
                                "(the secret may come from DASHBOARD_ENTRA_CLIENT_SECRET)")
@@ -301,7 +302,7 @@ def pull_command(job_name: str | None) -> None:
         jobs = list(db.session.scalars(select(Job).where(Job.name.in_(names)).order_by(Job.name)))
     failed = False
     for job in jobs:
-        outcome = pull_job(db.engine, job, settings, app.extensions["clock"](),
+        outcome = pull_job(db.engine, job, settings, runtime.now(app),
                            sleep=app.extensions.get("graph_sleep", time.sleep), opener=app.extensions.get("graph_opener"))
         for problem in outcome.result.problems:
             click.echo(f"rejected: {problem.reason}", err=True)
