@@ -1,0 +1,45 @@
+"""The stored rows, by owner. Import them from here: `from dashboard.models import Job`.
+
+jobs      what is watched (jobs, ingest tokens): written by admin/
+traffic   what arrived (users, exchanges, rejects, Entra events): written by ingest/
+analysis  what it means (cycles, outcomes, signatures, health): written by tracking/
+notify    who is told what (subscriptions, outbox, reports, episodes): written by notify/
+accounts  who may look (accounts, API tokens): written by admin/
+"""
+from dashboard.models.accounts import Account, ApiToken
+from dashboard.models.analysis import (
+    Cycle,
+    HealthTransition,
+    JobAnalysis,
+    Signature,
+    SignatureUser,
+    UserCycle,
+)
+from dashboard.models.jobs import IngestToken, Job
+from dashboard.models.notify import (
+    NOTIFY_KINDS,
+    NOTIFY_ROLES,
+    DigestRun,
+    Episode,
+    Notification,
+    NotifyState,
+    ReportRun,
+    Subscription,
+)
+from dashboard.models.traffic import (
+    EntraEvent,
+    EntraJobStatus,
+    EntraPullState,
+    Exchange,
+    IngestRun,
+    Reject,
+    ScimUser,
+    ScimUserAlias,
+)
+
+__all__ = [
+    "Account", "ApiToken", "Cycle", "DigestRun", "EntraEvent", "EntraJobStatus", "EntraPullState", "Episode",
+    "Exchange", "HealthTransition", "IngestRun", "IngestToken", "Job", "JobAnalysis", "NOTIFY_KINDS",
+    "NOTIFY_ROLES", "Notification", "NotifyState", "Reject", "ReportRun", "ScimUser", "ScimUserAlias", "Signature",
+    "SignatureUser", "Subscription", "UserCycle",
+]
