@@ -100,7 +100,7 @@ def time_report(source: Path, runs: int = 3) -> tuple[float, float, dict]:
         UserCycle,
     )
     from dashboard.notify.reports import MAX_CYCLES, send_report_if_due
-    from dashboard.queries import overview
+    from dashboard.queries.health import health_json
 
     scratch = OUT / "notify-scratch.db"
     fresh(scratch)
@@ -111,7 +111,7 @@ def time_report(source: Path, runs: int = 3) -> tuple[float, float, dict]:
         job = get_job("bench")
         last_end = db.session.scalar(select(func.max(Cycle.ended_us)).where(Cycle.job_id == job.id))
         now = datetime.fromtimestamp(last_end / 1e6, UTC) + timedelta(minutes=20)
-        overview.health_json(db.session, job, now, settings)  # the minute-by-minute evaluation judged them already
+        health_json(db.session, job, now, settings)  # the minute-by-minute evaluation judged them already
 
         def floor() -> int:
             rows = 0

@@ -6,7 +6,8 @@ from pathlib import Path
 from flask import Flask
 from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 # Constraint names that Alembic can find again on every backend.
@@ -31,6 +32,13 @@ def upgrade_schema(app: Flask) -> None:
     """Apply every migration up to head (creates the database when it is new)."""
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
+
+
+def insert_ignoring(dialect_name: str, table: Table):  # type: ignore[no-untyped-def]
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (a plain INSERT elsewhere): the
+    database decides when two writers (or a re-run) offer the same row."""
+    dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect_name)
+    return dialect(table).on_conflict_do_nothing() if dialect else insert(table)
 
 
 @event.listens_for(Engine, "connect")

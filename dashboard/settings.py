@@ -1,11 +1,15 @@
 """Load and validate the TOML configuration: unknown keys and bad values stop start-up."""
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from dashboard.analysis.health import Thresholds, Timing
+from dashboard.times import US
 
 DEFAULT_CONFIG_PATH = "instance/config.toml"
 
@@ -340,3 +344,31 @@ def _check(key: str, annotation: Any, value: Any) -> Any:
             raise ConfigError(f"{key} must be a SQLAlchemy URL such as sqlite:///instance/dashboard.db")
         return value
     raise ConfigError(f"{key}: unsupported type {kind}")  # pragma: no cover - a programming error
+
+
+# -- per job: the [quarantine] and [cycles] settings with a job's overrides ---------------------------
+
+
+def thresholds_for(job: Any, settings: Settings) -> Thresholds:
+    """The quarantine thresholds of `job` (a Job row: its `quarantine_overrides` JSON over `[quarantine]`)."""
+    q = asdict(settings.quarantine)
+    q.update(json.loads(job.quarantine_overrides or "{}"))
+    return Thresholds(
+        min_failures=q["min_failures"], proportion=q["failure_proportion"], total_failures=q["total_failures"],
+        absolute_failures=q["absolute_failures"], deletion_threshold=q["deletion_threshold"],
+        credential_share=q["credential_share"],
+    )
+
+
+def timing_for(job: Any, settings: Settings) -> Timing:
+    q = asdict(settings.quarantine)
+    q.update(json.loads(job.quarantine_overrides or "{}"))
+    return Timing(
+        interval_us=settings.cycles.interval_minutes * 60 * US,
+        stall_grace_us=settings.cycles.stall_grace_minutes * 60 * US,
+        disable_after_us=q["disable_after_days"] * 86400 * US,
+    )
+
+
+def gap_us(settings: Settings) -> int:
+    return settings.cycles.gap_minutes * 60 * US

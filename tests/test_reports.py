@@ -19,7 +19,7 @@ from dashboard.models import Cycle, Notification, ReportRun, ScimUser
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.reports import send_due_reports, send_report_if_due
-from dashboard.queries import overview
+from dashboard.queries.cycles import cycle_detail
 from dashboard.settings import JobSettings, ReportSettings
 from dashboard.web import auth
 from tests.notify.helpers import BAD_DEPARTMENT, after_cycle, cycle_lines, ingest
@@ -62,7 +62,7 @@ def test_it_takes_its_numbers_from_the_cycle_detail_of_the_pages(app, settings):
     [run] = send_due_reports(db.session, now, settings)
 
     cycle = db.session.scalars(select(Cycle).order_by(Cycle.started_us.desc())).first()
-    detail = overview.cycle_detail(db.session, get_job("uniflow-prod"), cycle, now, settings)  # type: ignore[arg-type]
+    detail = cycle_detail(db.session, get_job("uniflow-prod"), cycle, now, settings)  # type: ignore[arg-type]
     reported = orjson.loads(run.data)["cycles"][-1]
     assert reported["counts"] == detail["counts"]
     assert {k: v["count"] for k, v in reported["diff"].items()} == {k: len(v) for k, v in detail["diff"].items()}

@@ -13,8 +13,8 @@ from dashboard.db import db
 from dashboard.models import Cycle, Exchange, Notification, Signature, UserCycle
 from dashboard.notify.emails import RenderedEmail
 from dashboard.notify.outbox import enqueue
-from dashboard.queries import overview
-from dashboard.settings import RetentionSettings
+from dashboard.queries.replay import report
+from dashboard.settings import RetentionSettings, gap_us
 from dashboard.tracking.rebuild import rebuild
 from dashboard.tracking.retention import prune
 from tests.notify.helpers import BAD_DEPARTMENT, cycle_end, cycle_lines, ingest
@@ -56,11 +56,11 @@ def test_it_leaves_an_analysis_that_a_recompute_reproduces(app, settings):
     prune(db.session, cycle_end(1) + timedelta(days=1, minutes=1), settings)
     pruned = [(c.requests, orjson.loads(c.counts)) for c in db.session.scalars(select(Cycle).order_by(Cycle.started_us))]
 
-    rebuild(db.engine, get_job("uniflow-prod").id, gap_us=overview.gap_us(settings))
+    rebuild(db.engine, get_job("uniflow-prod").id, gap_us=gap_us(settings))
 
     rebuilt = [(c.requests, orjson.loads(c.counts)) for c in db.session.scalars(select(Cycle).order_by(Cycle.started_us))]
     assert rebuilt == pruned
-    assert overview.report(db.session, get_job("uniflow-prod"), cycle_end(3), settings)["cycles"]
+    assert report(db.session, get_job("uniflow-prod"), cycle_end(3), settings)["cycles"]
 
 
 def test_it_never_prunes_an_unsent_email(app, settings):

@@ -456,11 +456,11 @@ def report_command(job_name: str, fmt: str, cycles: int, at: str | None) -> None
     import orjson
 
     from dashboard.notify.text import render_text
-    from dashboard.queries import overview
+    from dashboard.queries.replay import report
 
     job = _job_or_exit(job_name)
     moment = _time(at, "--at")
-    data = overview.report(db.session, job, runtime.now(), runtime.settings(), cycles=cycles, at=moment)
+    data = report(db.session, job, runtime.now(), runtime.settings(), cycles=cycles, at=moment)
     if fmt == "json":
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:

@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from dashboard.db import insert_ignoring
 from dashboard.formats import codec
 from dashboard.formats.dedupe import stable_hash
 from dashboard.formats.entra.facts import detail_of, fact_of, reference_failure
@@ -93,7 +93,7 @@ class _EventLoader:
         self.not_after_us = None if tolerance is None else to_us(utc_now()) + tolerance  # a clock ahead: a reject
         self.resolver = UserResolver(job.id, options.gap_us)
         self.analyzer = BatchAnalyzer(options.gap_us)
-        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
+        self.dialect = engine.dialect.name
         with engine.begin() as conn:
             self.run_id = conn.execute(
                 insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=utc_now())
@@ -225,9 +225,7 @@ class _EventLoader:
                      ((where or self.source, _storable(problem)) for where, problem in problems), self.options.rules)
 
     def _insert_ignoring(self, table):  # type: ignore[no-untyped-def]
-        if self._insert is None:
-            return insert(table)
-        return self._insert(table).on_conflict_do_nothing()
+        return insert_ignoring(self.dialect, table)
 
     def finish(self) -> None:
         with self.engine.begin() as conn:
@@ -288,8 +286,7 @@ def _storable(problem: ParseProblem) -> ParseProblem:
 
 
 def _insert_ignoring_for(engine: Engine):  # type: ignore[no-untyped-def]
-    dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
-    return (lambda table: dialect(table).on_conflict_do_nothing()) if dialect else insert
+    return lambda table: insert_ignoring(engine.dialect.name, table)
 
 
 def assign_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: list[dict]) -> None:
@@ -452,14 +449,13 @@ def import_job_status(
     text = orjson.dumps(redacted, option=orjson.OPT_SORT_KEYS).decode()
     observed = _observed_at(status) or now
     digest = stable_hash(text.encode())
-    dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(engine.dialect.name)
     values = {
         "job_id": job.id, "observed_us": to_us(observed), "digest": digest, "entra_job_id": _cut(status.job_id, 300),
         "code": _cut(status.code, 40), "quarantine_reason": _cut(status.quarantine.reason if status.quarantine else None, 100),
         "source": source[:500], "data": text, "created_at": now,
     }
     with engine.begin() as conn:
-        statement = dialect(_statuses).on_conflict_do_nothing() if dialect else insert(_statuses)
+        statement = insert_ignoring(engine.dialect.name, _statuses)
         inserted = conn.execute(statement.values(**values).returning(_statuses.c.id)).first()
     return StatusResult(stored=inserted is not None, status=status, row_id=inserted[0] if inserted else None)
 

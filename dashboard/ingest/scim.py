@@ -16,9 +16,9 @@ from itertools import islice
 
 import orjson
 from sqlalchemy import exc, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from dashboard.db import insert_ignoring
 from dashboard.formats import codec
 from dashboard.formats.scim.classify import classify
 from dashboard.formats.scim.records import ParseProblem
@@ -209,8 +209,7 @@ class _Loader:
         self.options = options
         self.resolvers: dict[int, UserResolver] = {}
         self.analyzer = BatchAnalyzer(options.gap_us)
-        dialect = engine.dialect.name
-        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+        self.dialect = engine.dialect.name
         with engine.begin() as conn:
             self.jobs = {name: job_id for job_id, name in conn.execute(select(Job.id, Job.name))}
             self.run_id = conn.execute(
@@ -221,7 +220,7 @@ class _Loader:
             job_name=job.name, jobs=dict(self.jobs), only_job=options.only_job,
             not_after_us=None if options.future_tolerance_us is None else to_us(utc_now()) + options.future_tolerance_us,
         )
-        self._sqlite = dialect == "sqlite"
+        self._sqlite = self.dialect == "sqlite"
         self.large = False  # the input has proved large: see LARGE_INPUT_CACHE_KIB
         self._cache_size: int | None = None  # the connection's own, while ours is set
 
@@ -433,9 +432,7 @@ class _Loader:
                      self.options.rules)
 
     def _insert_ignoring(self, table):  # type: ignore[no-untyped-def]
-        if self._insert is None:
-            return insert(table)
-        return self._insert(table).on_conflict_do_nothing()
+        return insert_ignoring(self.dialect, table)
 
 
 def _failed_line(item: tuple, error: BaseException) -> ParseProblem:

@@ -36,9 +36,12 @@ from dashboard.notify.rules import (
     plan_signatures,
     should_notify,
 )
-from dashboard.queries import overview
-from dashboard.settings import Settings
+from dashboard.queries.cycles import cycle_detail, cycle_signatures
+from dashboard.queries.health import health_json
+from dashboard.queries.signatures import list_signatures
+from dashboard.settings import Settings, gap_us
 from dashboard.times import aware, from_us, to_us
+from dashboard.tracking.health import health_status
 
 log = logging.getLogger(__name__)
 CATCH_UP_CYCLES = 50  # at most this many completed cycles judged per evaluation (after downtime)
@@ -86,15 +89,15 @@ def evaluate_health(session: Session, now: datetime, settings: Settings) -> int:
 
 
 def evaluate_job(session: Session, job: Job, now: datetime, settings: Settings) -> int:
-    status = overview.health_status(session, job, now, settings)  # judges, records transitions (commits)
+    status = health_status(session, job, now, settings)  # judges, records transitions (commits)
     latest = session.execute(select(Cycle.id, Cycle.ended_us).where(Cycle.job_id == job.id)
                              .order_by(Cycle.started_us.desc()).limit(1)).first()
-    running = latest is not None and to_us(now) - latest.ended_us <= overview.gap_us(settings)
+    running = latest is not None and to_us(now) - latest.ended_us <= gap_us(settings)
     episodes = list(session.scalars(select(Episode).where(Episode.job_id == job.id, Episode.resolved_at.is_(None))))
     if not _anything_to_do(session, job, status.state.value, episodes, latest, running, now, settings):
         session.commit()
         return 0  # the common minute: nothing happened, no email due (and nothing written)
-    health = overview.health_json(session, job, now, settings)  # the emails' health panel (nothing pending yet)
+    health = health_json(session, job, now, settings)  # the emails' health panel (nothing pending yet)
     current = {"id": latest.id, "running": running, "early_warning": health.get("early_warning")} if latest else None
     run = _Run(session, job, now, settings, health, current)
     for episode in episodes:
@@ -235,7 +238,7 @@ def _signatures(run: _Run) -> None:
     state = session.get(NotifyState, job.id) or NotifyState(job_id=job.id)
     session.add(state)
     done = select(Cycle).where(Cycle.job_id == job.id,
-                               Cycle.ended_us < to_us(run.now) - overview.gap_us(run.settings))
+                               Cycle.ended_us < to_us(run.now) - gap_us(run.settings))
     if state.checked_until_us is None:  # first evaluation: the latest completed cycle is the baseline
         cycles = list(session.scalars(done.order_by(Cycle.ended_us.desc()).limit(1)))
     else:
@@ -248,7 +251,7 @@ def _signatures(run: _Run) -> None:
 
 
 def _judge_cycle(run: _Run, cycle: Cycle) -> None:
-    failing = {str(s["id"]): s for s in overview.cycle_signatures(run.session, cycle, limit=200)}
+    failing = {str(s["id"]): s for s in cycle_signatures(run.session, cycle, limit=200)}
     open_by_key = {e.key: e for e in run.open_of("signature")}
     masked = masks_other_failures(rejected_credentials=cycle.rejected_credentials, lookup_404s=cycle.lookup_404s)
     opened, resolved = plan_signatures(set(open_by_key), set(failing), masked=masked, processed_users=cycle.users)
@@ -312,7 +315,7 @@ def _mail_health(run: _Run, episode: Episode, notice: Notice) -> int:
 
 def _mail_failures(run: _Run, notices: list[tuple[Episode, Notice]]) -> int:
     cycle = run.last_cycle or _latest_completed(run)
-    detail = overview.cycle_detail(run.session, run.job, cycle, run.now, run.settings) if cycle else None
+    detail = cycle_detail(run.session, run.job, cycle, run.now, run.settings) if cycle else None
     groups: dict[str, list[dict[str, Any]]] = {n.value: [] for n in Notice}
     for episode, notice in notices:
         groups[notice.value].append(episode_json(episode))
@@ -342,7 +345,7 @@ def base_context(session: Session, job: Job, settings: Settings, health: dict[st
     """What every job email shows: the job, its health, the top signatures with actions, links."""
     base = settings.app.base_url
     top = settings.notifications.top_signatures
-    signatures = overview.list_signatures(session, job, limit=top)
+    signatures = list_signatures(session, job, limit=top)
     return {
         "job": {"name": job.name, "title": job.title, "source": job.source_system, "target": job.target_system},
         "health": health,
@@ -423,7 +426,7 @@ def _signature_title(sig: dict[str, Any]) -> str:
 
 def _latest_completed(run: _Run) -> Cycle | None:
     return run.session.scalars(select(Cycle).where(
-        Cycle.job_id == run.job.id, Cycle.ended_us < to_us(run.now) - overview.gap_us(run.settings))
+        Cycle.job_id == run.job.id, Cycle.ended_us < to_us(run.now) - gap_us(run.settings))
         .order_by(Cycle.ended_us.desc()).limit(1)).first()
 
 

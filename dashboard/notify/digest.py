@@ -19,7 +19,7 @@ from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import digest_subscribers
 from dashboard.notify.rules import digest_day
-from dashboard.queries import overview
+from dashboard.queries.health import health_json
 from dashboard.settings import Settings
 from dashboard.times import aware, to_us
 
@@ -53,7 +53,7 @@ def job_summary(session: Session, job: Job, since: datetime, now: datetime, sett
                 cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """One job's day: health now, cycles and failures, the episodes that began, went on or ended."""
     if job.id not in cache:
-        cache[job.id] = overview.health_json(session, job, now, settings)
+        cache[job.id] = health_json(session, job, now, settings)
     ctx = base_context(session, job, settings, cache[job.id])
     episodes = session.scalars(select(Episode).where(
         Episode.job_id == job.id,

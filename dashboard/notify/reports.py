@@ -3,7 +3,7 @@
 `send_due_reports(now)` runs every `reports.interval_minutes`. The due time (`NotifyState.
 next_report_at`) and what was reported (`ReportRun`, unique per job and last cycle) live in the
 database, so a restart neither skips nor repeats a report. The report reuses the numbers of the
-pages and the API (overview.report, overview.cycle_detail); it is stored, listed on /reports and
+pages and the API (report, cycle_detail); it is stored, listed on /reports and
 emailed to the job's report recipients.
 """
 from __future__ import annotations
@@ -23,8 +23,9 @@ from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import recipients_for
 from dashboard.notify.rules import is_report_due, next_report_due
-from dashboard.queries import overview
-from dashboard.settings import Settings
+from dashboard.queries.cycles import current_cycle, cycle_detail, progress
+from dashboard.queries.replay import report
+from dashboard.settings import Settings, gap_us
 from dashboard.times import aware, to_us
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,11 @@ def build_report(session: Session, job: Job, now: datetime, settings: Settings) 
     cycles = _cycles_to_report(session, job, now, settings)
     if not cycles:
         return None
-    base = overview.report(session, job, now, settings, cycles=1)
+    base = report(session, job, now, settings, cycles=1)
     details = []
     for cycle in cycles:
-        detail = overview.cycle_detail(session, job, cycle, now, settings)
-        detail["progress"] = overview.progress(session, job, cycle, detail, now)
+        detail = cycle_detail(session, job, cycle, now, settings)
+        detail["progress"] = progress(session, job, cycle, detail, now)
         details.append(trim_cycle(detail, job.name, settings))
     totals = empty_counts()
     for detail in details:
@@ -100,7 +101,7 @@ def build_report(session: Session, job: Job, now: datetime, settings: Settings) 
         "signatures": _merged_signatures(details)[:top],
         "job_signatures": base["signatures"][:top],
         "failing_users": base["failing_users"][:20],
-        "current": overview.current_cycle(session, job, now, settings),
+        "current": current_cycle(session, job, now, settings),
     }
 
 
@@ -125,7 +126,7 @@ def email_context(session: Session, job: Job, run: ReportRun, document: dict[str
 
 def _cycles_to_report(session: Session, job: Job, now: datetime, settings: Settings) -> list[Cycle]:
     reported_until = session.scalar(select(func.max(ReportRun.last_cycle_ended_us)).where(ReportRun.job_id == job.id))
-    query = select(Cycle).where(Cycle.job_id == job.id, Cycle.ended_us < to_us(now) - overview.gap_us(settings))
+    query = select(Cycle).where(Cycle.job_id == job.id, Cycle.ended_us < to_us(now) - gap_us(settings))
     if reported_until is not None:
         query = query.where(Cycle.ended_us > reported_until)
     newest = session.scalars(query.order_by(Cycle.ended_us.desc()).limit(MAX_CYCLES)).all()

@@ -21,8 +21,9 @@ from dashboard.formats.entra.records import JobStatus, TaskExecution
 from dashboard.formats.scim.parse import LineError, parse_ts
 from dashboard.ingest.entra import evidence_ref
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, Exchange, Job, ScimUser
+from dashboard.queries.exchanges import exchange_brief, exchange_json
 from dashboard.queries.logs import decode_cursor
-from dashboard.queries.overview import exchange_brief, exchange_json, find_user
+from dashboard.queries.users import find_user
 from dashboard.times import format_ts, from_us, to_us
 
 # Entra logs an event when it has finished with the object; its requests to the target come
@@ -222,7 +223,7 @@ def user_events(session: Session, user: ScimUser, *, limit: int = 500) -> list[E
 
 
 def merge_timeline(session: Session, timeline: dict[str, Any], events: list[EntraEvent]) -> dict[str, Any]:
-    """overview.user_timeline with the user's Entra events interleaved by time.
+    """queries.users.user_timeline with the user's Entra events interleaved by time.
 
     Each cycle gets `items`: its exchanges (`source` "scim") and events (`source` "entra", full)
     in time order. Events of a cycle the timeline does not list get an entry of their own.
@@ -405,7 +406,7 @@ def latest_status(session: Session, job: Job) -> EntraJobStatus | None:
 
 
 def status_view(session: Session, job: Job, health: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Entra's latest job status (as JSON) and its comparison with `health` (overview.health_json).
+    """Entra's latest job status (as JSON) and its comparison with `health` (queries.health.health_json).
     `status` is None when none was imported."""
     row = latest_status(session, job)
     if row is None:

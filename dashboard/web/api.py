@@ -12,8 +12,15 @@ from dashboard.db import db
 from dashboard.formats.scim.parse import LineError, parse_ts
 from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines, options_for
 from dashboard.models import Cycle, Exchange, Job
+from dashboard.queries import cycles as cycle_views
 from dashboard.queries import entra as entra_views
-from dashboard.queries import overview
+from dashboard.queries import replay
+from dashboard.queries import users as user_views
+from dashboard.queries.cycles import list_cycles
+from dashboard.queries.exchanges import exchange_json
+from dashboard.queries.health import health_json
+from dashboard.queries.signatures import list_signatures
+from dashboard.queries.users import find_user, list_users
 from dashboard.runtime import now, settings
 from dashboard.web.auth import requires
 from dashboard.web.common import job_or_404 as _job
@@ -129,13 +136,13 @@ def jobs() -> Any:
 @bp.get("/jobs/<job_name>/health")
 @requires("viewer")
 def health(job_name: str) -> Any:
-    return jsonify(overview.health_json(db.session, _job(job_name), now(), settings()))
+    return jsonify(health_json(db.session, _job(job_name), now(), settings()))
 
 
 @bp.get("/jobs/<job_name>/cycles/current")
 @requires("viewer")
 def current_cycle(job_name: str) -> Any:
-    return jsonify(cycle=overview.current_cycle(db.session, _job(job_name), now(), settings()))
+    return jsonify(cycle=cycle_views.current_cycle(db.session, _job(job_name), now(), settings()))
 
 
 @bp.get("/jobs/<job_name>/cycles")
@@ -144,7 +151,7 @@ def cycles(job_name: str) -> Any:
     job = _job(job_name)
     limit = _int_arg("limit", 50, high=500)
     before = _int_arg("before", None, low=0, high=2**62)
-    rows = overview.list_cycles(db.session, job, now(), settings(), limit=limit or 50, before=before)
+    rows = list_cycles(db.session, job, now(), settings(), limit=limit or 50, before=before)
     return jsonify(cycles=rows, next_before=_us(rows[-1]["started_at"]) if len(rows) == limit else None)
 
 
@@ -159,7 +166,7 @@ def _us(iso: str) -> int:
 def cycle_detail(job_name: str, cycle_id: int) -> Any:
     job = _job(job_name)
     cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
-    return jsonify(overview.cycle_detail(db.session, job, cycle, now(), settings()))
+    return jsonify(cycle_views.cycle_detail(db.session, job, cycle, now(), settings()))
 
 
 @bp.get("/jobs/<job_name>/users")
@@ -168,7 +175,7 @@ def users(job_name: str) -> Any:
     state = request.args.get("state") or None
     if state and state not in ("in_sync", "failing", "disabled", "deleted", "never_provisioned", "unknown"):
         abort(400, description="query parameter 'state' must be in_sync, failing, disabled, deleted or never_provisioned")
-    return jsonify(overview.list_users(db.session, _job(job_name), state=state, limit=_int_arg("limit", 100) or 100,
+    return jsonify(list_users(db.session, _job(job_name), state=state, limit=_int_arg("limit", 100) or 100,
                                        after=_int_arg("after", None, low=0, high=2**62), search=request.args.get("q")))
 
 
@@ -176,18 +183,18 @@ def users(job_name: str) -> Any:
 @requires("support")
 def user_timeline(job_name: str, key: str) -> Any:
     job = _job(job_name)
-    user = overview.find_user(db.session, job, key)
+    user = find_user(db.session, job, key)
     if user is None:
         abort(404, description=f"no user '{key}' in job '{job_name}'")
     # the page's timeline: exchanges and Entra's events of the user, interleaved by time in `items`
-    return jsonify(entra_views.merge_timeline(db.session, overview.user_timeline(db.session, job, user),
+    return jsonify(entra_views.merge_timeline(db.session, user_views.user_timeline(db.session, job, user),
                                               entra_views.user_events(db.session, user)))
 
 
 @bp.get("/jobs/<job_name>/signatures")
 @requires("support")
 def signatures(job_name: str) -> Any:
-    return jsonify(signatures=overview.list_signatures(db.session, _job(job_name), limit=_int_arg("limit", 50) or 50))
+    return jsonify(signatures=list_signatures(db.session, _job(job_name), limit=_int_arg("limit", 50) or 50))
 
 
 @bp.get("/jobs/<job_name>/exchanges/<int:exchange_id>")
@@ -195,7 +202,7 @@ def signatures(job_name: str) -> Any:
 def exchange(job_name: str, exchange_id: int) -> Any:
     job = _job(job_name)
     row = of_job_or_404(Exchange, exchange_id, job, "exchange")
-    return jsonify(overview.exchange_json(db.session, row))
+    return jsonify(exchange_json(db.session, row))
 
 
 @bp.get("/jobs/<job_name>/report")
@@ -207,7 +214,7 @@ def report(job_name: str) -> Any:
             at = parse_ts(request.args["at"])
         except LineError:
             abort(400, description="query parameter 'at' must be RFC 3339 with a zone, e.g. 2026-11-28T03:00:00Z")
-    return jsonify(overview.report(db.session, _job(job_name), now(), settings(),
+    return jsonify(replay.report(db.session, _job(job_name), now(), settings(),
                                    cycles=_int_arg("cycles", 5, high=100) or 5, at=at))
 
 
@@ -219,7 +226,7 @@ def report(job_name: str) -> Any:
 def entra_status(job_name: str) -> Any:
     """Entra's latest imported job status and how it compares with our inferred health."""
     job = _job(job_name)
-    health_now = overview.health_json(db.session, job, now(), settings())
+    health_now = health_json(db.session, job, now(), settings())
     return jsonify(entra_views.status_view(db.session, job, health_now, now()))
 
 

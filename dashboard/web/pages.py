@@ -26,9 +26,15 @@ from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
 from dashboard.db import db
 from dashboard.models import Cycle, Exchange, Job, ScimUser
 from dashboard.queries import entra as entra_views
-from dashboard.queries import logs, overview
+from dashboard.queries import logs
+from dashboard.queries.cycles import current_cycle, cycle_detail, list_cycles
+from dashboard.queries.exchanges import exchange_brief, exchange_json
+from dashboard.queries.health import health_json
+from dashboard.queries.signatures import list_signatures
+from dashboard.queries.users import failing_users, find_user, list_users, user_timeline
 from dashboard.runtime import now as _now
 from dashboard.runtime import settings as _settings
+from dashboard.settings import timing_for
 from dashboard.times import format_ts, from_us, to_us
 from dashboard.web import charts
 from dashboard.web.auth import requires
@@ -70,11 +76,11 @@ def plotly_js() -> Response:
 def overview_page() -> str:
     rows = []
     for job in db.session.scalars(select(Job).order_by(Job.name)):
-        cycles = overview.list_cycles(db.session, job, _now(), _settings(), limit=12)
+        cycles = list_cycles(db.session, job, _now(), _settings(), limit=12)
         rows.append({
             "job": job,
-            "health": overview.health_json(db.session, job, _now(), _settings()),
-            "cycle": overview.current_cycle(db.session, job, _now(), _settings()),
+            "health": health_json(db.session, job, _now(), _settings()),
+            "cycle": current_cycle(db.session, job, _now(), _settings()),
             "trend": charts.trend_figure(cycles) if len(cycles) > 1 else None,
         })
     rows.sort(key=lambda r: (URGENCY.get(r["health"]["state"], 9), r["job"].name))
@@ -88,17 +94,17 @@ bp.add_url_rule("/", endpoint="overview", view_func=overview_page)
 @requires("viewer")
 def job_page(job_name: str) -> str:
     job = _job(job_name)
-    cycles = overview.list_cycles(db.session, job, _now(), _settings(), limit=30)
-    signatures = overview.list_signatures(db.session, job, limit=10) if _can("support") else []
+    cycles = list_cycles(db.session, job, _now(), _settings(), limit=30)
+    signatures = list_signatures(db.session, job, limit=10) if _can("support") else []
     figures = {"outcomes": charts.outcomes_figure(cycles), "rate": charts.rate_and_duration_figure(cycles)}
     if signatures:
         figures["signatures"] = charts.signatures_figure(signatures)
-    health = overview.health_json(db.session, job, _now(), _settings())
+    health = health_json(db.session, job, _now(), _settings())
     latest = health["transitions"][0]["evidence"] if health["transitions"] else []
     return render_template(
         "pages/job.html", job=job, cycles=cycles[:15], signatures=signatures, figures=figures, health=health,
-        cycle=overview.current_cycle(db.session, job, _now(), _settings()),
-        failing=overview.failing_users(db.session, job, limit=20) if _can("support") else [],
+        cycle=current_cycle(db.session, job, _now(), _settings()),
+        failing=failing_users(db.session, job, limit=20) if _can("support") else [],
         evidence=entra_views.evidence_items(db.session, job, latest) if _can("support") else [],
         entra=entra_views.status_view(db.session, job, health, _now()),
     )
@@ -145,10 +151,10 @@ def logs_export(job_name: str, fmt: str) -> Response:
 def exchange_page(job_name: str, exchange_id: int) -> str:
     job = _job(job_name)
     row = of_job_or_404(Exchange, exchange_id, job, "exchange")
-    exchange = overview.exchange_json(db.session, row)
+    exchange = exchange_json(db.session, row)
     siblings = []
     if row.user_id and row.cycle_id:
-        siblings = [overview.exchange_brief(e) for e in db.session.scalars(
+        siblings = [exchange_brief(e) for e in db.session.scalars(
             select(Exchange).where(Exchange.cycle_id == row.cycle_id, Exchange.user_id == row.user_id)
             .order_by(Exchange.ts_us).limit(50))]
     user = db.session.get(ScimUser, row.user_id) if row.user_id else None
@@ -180,7 +186,7 @@ def users_page(job_name: str) -> str:
     if state and state not in ("in_sync", "failing", "disabled", "deleted", "never_provisioned", "unknown"):
         abort(400, description="state must be in_sync, failing, disabled, deleted or never_provisioned")
     after = request.args.get("after")
-    result = overview.list_users(db.session, job, state=state, search=request.args.get("q") or None,
+    result = list_users(db.session, job, state=state, search=request.args.get("q") or None,
                                  after=int(after) if after and after.isdigit() else None, limit=100)
     failures = entra_views.last_failures(db.session, [u["id"] for u in result["users"]])
     return render_template("pages/users.html", job=job, result=result, state=state, q=request.args.get("q", ""),
@@ -191,10 +197,10 @@ def users_page(job_name: str) -> str:
 @requires("support")
 def user_page(job_name: str, key: str) -> str:
     job = _job(job_name)
-    user = overview.find_user(db.session, job, key)
+    user = find_user(db.session, job, key)
     if user is None:
         abort(404, description=f"No user {key} in {job.name}.")
-    timeline = entra_views.merge_timeline(db.session, overview.user_timeline(db.session, job, user),
+    timeline = entra_views.merge_timeline(db.session, user_timeline(db.session, job, user),
                                           entra_views.user_events(db.session, user))
     return render_template("pages/user.html", job=job, timeline=timeline, last_failure=user.last_failure_exchange_id,
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
@@ -205,7 +211,7 @@ def user_page(job_name: str, key: str) -> str:
 def cycles_page(job_name: str) -> str:
     job = _job(job_name)
     before = request.args.get("before")
-    cycles = overview.list_cycles(db.session, job, _now(), _settings(), limit=50,
+    cycles = list_cycles(db.session, job, _now(), _settings(), limit=50,
                                   before=int(before) if before and before.isdigit() else None)
     next_before = to_us(datetime.fromisoformat(cycles[-1]["started_at"].replace("Z", "+00:00"))) if len(cycles) == 50 else None
     return render_template("pages/cycles.html", job=job, cycles=cycles, next_before=next_before)
@@ -216,7 +222,7 @@ def cycles_page(job_name: str) -> str:
 def cycle_page(job_name: str, cycle_id: int) -> str:
     job = _job(job_name)
     cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
-    detail = overview.cycle_detail(db.session, job, cycle, _now(), _settings())
+    detail = cycle_detail(db.session, job, cycle, _now(), _settings())
     return render_template("pages/cycle.html", job=job, c=detail, buckets=BUCKETS, outcomes=OUTCOMES,
                            entra=entra_views.cycle_events(db.session, cycle) if cycle.events else None,
                            joined=entra_views.cycle_join(db.session, job, cycle),
@@ -228,17 +234,17 @@ def cycle_page(job_name: str, cycle_id: int) -> str:
 def diagnostics_page(job_name: str) -> str:
     """For support staff: why the job is in this state, the evidence, what Entra does next."""
     job = _job(job_name)
-    health = overview.health_json(db.session, job, _now(), _settings())
+    health = health_json(db.session, job, _now(), _settings())
     schedule = []
     if health.get("quarantine_series_began"):
         began = to_us(datetime.fromisoformat(health["quarantine_series_began"].replace("Z", "+00:00")))
-        timing = overview.timing_for(job, _settings())
+        timing = timing_for(job, _settings())
         moment = began
         for _ in range(5):
             moment = next_attempt_us(began, moment, timing)
             schedule.append(format_ts(from_us(moment)))
-    signatures = overview.list_signatures(db.session, job, limit=10)
-    samples = {s["id"]: overview.exchange_json(db.session, db.session.get(Exchange, s["sample_exchange_id"]))
+    signatures = list_signatures(db.session, job, limit=10)
+    samples = {s["id"]: exchange_json(db.session, db.session.get(Exchange, s["sample_exchange_id"]))
                for s in signatures if s["sample_exchange_id"] and s["sample_exchange_id"] > 0
                and db.session.get(Exchange, s["sample_exchange_id"])}
     event_samples = {}  # a signature seen only in Entra's logs: its sample is an event (negative id)

@@ -14,7 +14,8 @@ from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, HealthTransition, ScimUser, UserCycle
-from dashboard.queries import overview
+from dashboard.queries.cycles import current_cycle
+from dashboard.queries.health import health_json
 from dashboard.times import from_us
 from dashboard.tracking.rebuild import rebuild
 
@@ -93,7 +94,7 @@ def _health_after(settings, truth: dict, *, hours: float = 0.5) -> dict:  # type
     from dashboard.formats.scim.parse import parse_ts
 
     last = max(parse_ts(c["ended_at"]) for c in truth["cycles"] if c["requests"])
-    return overview.health_json(db.session, get_job("uniflow-prod"), last + timedelta(hours=hours), settings)
+    return health_json(db.session, get_job("uniflow-prod"), last + timedelta(hours=hours), settings)
 
 
 def test_it_quarantines_a_run_of_401s_then_lifts_it_on_recovery(app, settings):
@@ -190,8 +191,8 @@ def test_it_reports_progress_of_a_running_cycle_that_never_moves_backwards(app, 
         from dashboard.formats.scim.parse import parse_ts
 
         now = parse_ts(orjson.loads(chunk[-1])["ts"]) + timedelta(seconds=1)
-        seen.append(overview.current_cycle(db.session, job, now, settings)["progress"]["percent"])
+        seen.append(current_cycle(db.session, job, now, settings)["progress"]["percent"])
 
     assert seen == sorted(seen)
     assert seen[0] < 50 and seen[-2] >= 90
-    assert overview.current_cycle(db.session, job, now + timedelta(hours=1), settings)["progress"]["percent"] == 100
+    assert current_cycle(db.session, job, now + timedelta(hours=1), settings)["progress"]["percent"] == 100

@@ -34,7 +34,8 @@ from dashboard.models import (
     Signature,
     UserCycle,
 )
-from dashboard.queries.overview import health_json, list_cycles
+from dashboard.queries.cycles import list_cycles
+from dashboard.queries.health import health_json
 from dashboard.tracking.rebuild import rebuild
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.queries import overview
+from dashboard.queries.users import list_users
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "tests" / "data" / "samples"
@@ -32,9 +32,9 @@ def count(model: Any) -> int:
 
 
 def users() -> list[dict[str, Any]]:
-    """The job's users as the API lists them (overview.list_users: userName, externalId, scim_id, state...)."""
+    """The job's users as the API lists them (list_users: userName, externalId, scim_id, state...)."""
     db.session.rollback()
-    return overview.list_users(db.session, get_job(JOB), limit=1000)["users"]
+    return list_users(db.session, get_job(JOB), limit=1000)["users"]
 
 
 def ingest(runner: Any, *paths: Path, fmt: str | None = None) -> Any:

@@ -17,7 +17,8 @@ import pytest
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.models import Reject
-from dashboard.queries import overview
+from dashboard.queries.replay import report
+from dashboard.queries.users import find_user, list_users
 
 from . import recording
 from .helpers import JOB, count, ingest, users
@@ -54,7 +55,7 @@ def _person(run, key):  # type: ignore[no-untyped-def]
 
 def _report(settings):  # type: ignore[no-untyped-def]
     db.session.rollback()
-    return overview.report(db.session, get_job(JOB), END_OF_RUN + timedelta(hours=1), settings)
+    return report(db.session, get_job(JOB), END_OF_RUN + timedelta(hours=1), settings)
 
 
 # -- the recording itself ----------------------------------------------------------------------------
@@ -177,9 +178,9 @@ def test_a_person_is_found_by_any_past_name_or_scim_id(ingested):
     job = get_job(JOB)
     alice, carol = _person(ingested, "alice"), _person(ingested, "carol")
     db.session.rollback()
-    found = overview.find_user(db.session, job, "alice@contoso.com")  # her name until cycle 2
+    found = find_user(db.session, job, "alice@contoso.com")  # her name until cycle 2
     assert found is not None and found.id == alice["id"]
-    found = overview.find_user(db.session, job, ingested.people["carol"].scim_ids[0])  # her first SCIM id
+    found = find_user(db.session, job, ingested.people["carol"].scim_ids[0])  # her first SCIM id
     assert found is not None and found.id == carol["id"]
-    listed = overview.list_users(db.session, job, search="alice@contoso.com")["users"]
+    listed = list_users(db.session, job, search="alice@contoso.com")["users"]
     assert [u["id"] for u in listed] == [alice["id"]]

@@ -1,0 +1,67 @@
+"""A job's health as the pages, the API, the reports and the emails show it (read-only)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dashboard.analysis.health import (
+    State,
+)
+from dashboard.models import (
+    Exchange,
+    HealthTransition,
+    Job,
+    Signature,
+)
+from dashboard.queries.cycles import current_cycle
+from dashboard.queries.exchanges import exchange_brief
+from dashboard.queries.signatures import signature_json
+from dashboard.settings import Settings
+from dashboard.times import format_ts
+from dashboard.tracking.health import health_status
+
+
+def health_json(session: Session, job: Job, now: datetime, settings: Settings) -> dict[str, Any]:
+    status = health_status(session, job, now, settings)
+    current = current_cycle(session, job, now, settings)
+    transitions = session.scalars(select(HealthTransition).where(HealthTransition.job_id == job.id)
+                                  .order_by(HealthTransition.at_us.desc(), HealthTransition.id.desc()).limit(20)).all()
+    evidence_ids = json.loads(transitions[0].evidence) if transitions else []
+    action = None
+    if status.state in (State.QUARANTINED, State.DISABLED, State.WARNING):
+        action = _top_action(session, job)
+    return {
+        "job": job.name,
+        "state": status.state.value,
+        "reason": status.reason,
+        "detail": status.detail,
+        "explanation": status.explanation,
+        "since": _iso(status.since),
+        "next_expected_attempt": _iso(status.next_attempt),
+        "disabled_at": _iso(status.disabled_at) if status.state in (State.QUARANTINED, State.DISABLED) else None,
+        "quarantine_series_began": _iso(status.quarantine_series_began),
+        "last_traffic": _iso(status.last_traffic),
+        "recommended_action": action,
+        "early_warning": current["early_warning"] if current and current.get("running") else None,
+        "evidence": [exchange_brief(session.get(Exchange, i)) for i in evidence_ids if session.get(Exchange, i)],
+        "transitions": [transition_json(t) for t in transitions],
+    }
+
+
+def transition_json(t: HealthTransition) -> dict[str, Any]:
+    return {"at": format_ts(t.at), "old": t.old, "new": t.new, "reason": None if t.reason == "clock" else t.reason,
+            "detail": t.detail, "cycle_id": t.cycle_id, "evidence": json.loads(t.evidence)}
+
+
+def _top_action(session: Session, job: Job) -> dict[str, Any] | None:
+    sig = session.scalars(select(Signature).where(Signature.job_id == job.id)
+                          .order_by(Signature.last_us.desc(), Signature.users.desc()).limit(1)).first()
+    return signature_json(sig)["action"] if sig else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return format_ts(moment) if moment else None

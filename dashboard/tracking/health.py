@@ -1,0 +1,130 @@
+"""Keeps a job's health judgement current: judges the cycles completed since the last judgement and
+records each transition. Only the scheduler's evaluation (and rebuilds) write here; pages read
+`judge` without writing."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import orjson
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from dashboard.analysis.health import (
+    CycleFacts,
+    HealthStatus,
+    Snapshot,
+    State,
+    advance,
+    status_at,
+)
+from dashboard.analysis.outcomes import (
+    BUCKETS,
+    empty_counts,
+)
+from dashboard.db import insert_ignoring
+from dashboard.models import (
+    Cycle,
+    EntraEvent,
+    Exchange,
+    HealthTransition,
+    Job,
+    JobAnalysis,
+)
+from dashboard.settings import Settings, gap_us, thresholds_for, timing_for
+from dashboard.times import to_us, utc_now
+
+
+def refresh_health(session: Session, job: Job, now: datetime, settings: Settings) -> Snapshot:
+    """Judge the cycles completed since the last judgement (all of them when earlier cycles
+    changed); record each transition. Idempotent."""
+    now_us = to_us(now)
+    state = session.get(JobAnalysis, job.id)
+    if state is None:
+        state = JobAnalysis(job_id=job.id, snapshot="{}")
+        session.add(state)
+        session.flush()
+    snapshot = Snapshot.from_dict(json.loads(state.snapshot or "{}"))
+    judged = state.judged_until_us
+    if state.dirty_from_us is not None and judged is not None and state.dirty_from_us <= judged:
+        session.execute(delete(HealthTransition).where(
+            HealthTransition.job_id == job.id,
+            or_(HealthTransition.reason.is_(None), HealthTransition.reason != "clock"),
+        ))
+        snapshot, judged = Snapshot(), None
+    completed_before = now_us - gap_us(settings)
+    query = select(Cycle).where(Cycle.job_id == job.id, Cycle.ended_us < completed_before)
+    if judged is not None:
+        query = query.where(Cycle.ended_us > judged)
+    cycles = session.scalars(query.order_by(Cycle.ended_us)).all()
+    if cycles:
+        snapshot, transitions = advance(snapshot, [facts_of(session, c) for c in cycles], thresholds_for(job, settings))
+        for t in transitions:
+            _record(session, job, t.at_us, t.old.value, t.new.value, t.reason, t.detail, list(t.evidence), t.cycle_id)
+        judged = cycles[-1].ended_us
+    state.snapshot = json.dumps(snapshot.to_dict())
+    state.judged_until_us = judged
+    state.dirty_from_us = None
+    session.commit()
+    return snapshot
+
+
+def facts_of(session: Session, cycle: Cycle) -> CycleFacts:
+    counts = orjson.loads(cycle.counts or "{}") or empty_counts()
+    succeeded = sum(counts.get(b, {}).get("success", 0) for b in BUCKETS)
+    failed = sum(counts.get(b, {}).get("failure", 0) for b in BUCKETS)
+    deletes = sum(counts.get(b, {}).get(o, 0) for b in ("delete", "disable") for o in ("success", "failure"))
+    deletes += cycle.staged_deletes or 0  # held back by Entra's accidental-deletion prevention: they count [ACC]
+    evidence: tuple[int, ...] = ()
+    if cycle.rejected_credentials or cycle.lookup_404s or failed:
+        evidence = tuple(session.scalars(
+            select(Exchange.id).where(Exchange.cycle_id == cycle.id, Exchange.failed | (Exchange.status == 404))
+            .order_by(Exchange.ts_us).limit(5)
+        ).all())
+        if len(evidence) < 5 and cycle.failed_events:  # Entra events: negated ids (entra_load.evidence_ref)
+            evidence += tuple(-event_id for event_id in session.scalars(
+                select(EntraEvent.id).where(EntraEvent.cycle_id == cycle.id, EntraEvent.failed)
+                .order_by(EntraEvent.activity_us).limit(5 - len(evidence))
+            ))
+    return CycleFacts(
+        id=cycle.id, started_us=cycle.started_us, ended_us=cycle.ended_us,
+        requests=cycle.requests + (cycle.events or 0),
+        rejected_credentials=cycle.rejected_credentials, lookup_404s=cycle.lookup_404s, succeeded=succeeded,
+        failed=failed, reference_failures=cycle.reference_failures, deletes=deletes, evidence=evidence,
+    )
+
+
+def _record(session: Session, job: Job, at_us: int, old: str, new: str, reason: str | None, detail: str,
+            evidence: list[int], cycle_id: int | None) -> None:
+    """Insert a transition unless it is there already; concurrent evaluations (a page view and
+    the scheduler) may both try, so the database decides (INSERT ... ON CONFLICT DO NOTHING)."""
+    session.flush()
+    session.execute(
+        insert_ignoring(session.get_bind().dialect.name, HealthTransition.__table__).values(
+            job_id=job.id, at_us=at_us, old=old, new=new, reason=reason, detail=detail,
+            evidence=json.dumps(evidence), cycle_id=cycle_id, created_at=utc_now(),
+        )
+    )
+
+
+def health_status(session: Session, job: Job, now: datetime, settings: Settings) -> HealthStatus:
+    snapshot = refresh_health(session, job, now, settings)
+    last = session.scalar(select(func.max(Cycle.ended_us)).where(Cycle.job_id == job.id))
+    status = status_at(snapshot, now_us=to_us(now), last_traffic_us=last, timing=timing_for(job, settings),
+                       thresholds=thresholds_for(job, settings))
+    _record_clock_transitions(session, job, snapshot, status)
+    return status
+
+
+def _record_clock_transitions(session: Session, job: Job, snapshot: Snapshot, status: HealthStatus) -> None:
+    """Stalls, resumptions and the 28-day disable come from the clock, not from a cycle."""
+    last = session.scalars(select(HealthTransition).where(HealthTransition.job_id == job.id)
+                           .order_by(HealthTransition.at_us.desc(), HealthTransition.id.desc()).limit(1)).first()
+    last_state = last.new if last else State.UNKNOWN.value
+    if status.state in (State.STALLED, State.DISABLED) and last_state != status.state.value and status.since:
+        _record(session, job, to_us(status.since), last_state, status.state.value, "clock", status.explanation, [], None)
+        session.commit()
+    elif last is not None and last.new == State.STALLED.value and status.state is not State.STALLED and status.last_traffic:
+        _record(session, job, to_us(status.last_traffic), last_state, status.state.value, "clock",
+                "traffic resumed", [], None)
+        session.commit()
