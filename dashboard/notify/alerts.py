@@ -41,7 +41,7 @@ from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.settings import Settings, gap_us
 from dashboard.times import aware, from_us, to_us
-from dashboard.tracking.health import health_status
+from dashboard.tracking.health import evaluate
 
 log = logging.getLogger(__name__)
 CATCH_UP_CYCLES = 50  # at most this many completed cycles judged per evaluation (after downtime)
@@ -89,7 +89,7 @@ def evaluate_health(session: Session, now: datetime, settings: Settings) -> int:
 
 
 def evaluate_job(session: Session, job: Job, now: datetime, settings: Settings) -> int:
-    status = health_status(session, job, now, settings)  # judges, records transitions (commits)
+    status = evaluate(session, job, now, settings)  # judges, records transitions (commits)
     latest = session.execute(select(Cycle.id, Cycle.ended_us).where(Cycle.job_id == job.id)
                              .order_by(Cycle.started_us.desc()).limit(1)).first()
     running = latest is not None and to_us(now) - latest.ended_us <= gap_us(settings)

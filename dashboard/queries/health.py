@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.health import (
+    HealthStatus,
     State,
+    Transition,
 )
 from dashboard.models import (
     Exchange,
@@ -21,16 +23,21 @@ from dashboard.queries.cycles import current_cycle
 from dashboard.queries.exchanges import exchange_brief
 from dashboard.queries.signatures import signature_json
 from dashboard.settings import Settings
-from dashboard.times import format_ts
-from dashboard.tracking.health import health_status
+from dashboard.times import format_ts, from_us
+from dashboard.tracking.health import Judgement, clock_transition, judge, status_of
+
+
+def health_status(session: Session, job: Job, now: datetime, settings: Settings) -> HealthStatus:
+    """The job's health at `now`, judged from the stored rows without writing."""
+    return status_of(session, job, judge(session, job, now, settings).snapshot, now, settings)
 
 
 def health_json(session: Session, job: Job, now: datetime, settings: Settings) -> dict[str, Any]:
-    status = health_status(session, job, now, settings)
+    judgement = judge(session, job, now, settings)
+    status = status_of(session, job, judgement.snapshot, now, settings)
     current = current_cycle(session, job, now, settings)
-    transitions = session.scalars(select(HealthTransition).where(HealthTransition.job_id == job.id)
-                                  .order_by(HealthTransition.at_us.desc(), HealthTransition.id.desc()).limit(20)).all()
-    evidence_ids = json.loads(transitions[0].evidence) if transitions else []
+    transitions = _transitions(session, job, judgement, status)
+    evidence_ids = transitions[0]["evidence"] if transitions else []
     action = None
     if status.state in (State.QUARANTINED, State.DISABLED, State.WARNING):
         action = _top_action(session, job)
@@ -48,8 +55,34 @@ def health_json(session: Session, job: Job, now: datetime, settings: Settings) -
         "recommended_action": action,
         "early_warning": current["early_warning"] if current and current.get("running") else None,
         "evidence": [exchange_brief(session.get(Exchange, i)) for i in evidence_ids if session.get(Exchange, i)],
-        "transitions": [transition_json(t) for t in transitions],
+        "transitions": transitions,
     }
+
+
+def _transitions(session: Session, job: Job, judgement: Judgement, status: HealthStatus,
+                 limit: int = 20) -> list[dict[str, Any]]:
+    """The latest transitions, newest first: the recorded ones and those the scheduler's next
+    evaluation will record (judged here in memory: a page view writes nothing)."""
+    query = select(HealthTransition).where(HealthTransition.job_id == job.id)
+    if judgement.void_recorded:
+        query = query.where(HealthTransition.reason == "clock")
+    recorded = session.scalars(query.order_by(HealthTransition.at_us.desc(), HealthTransition.id.desc())
+                               .limit(limit)).all()
+    pending = [(t.at_us, _pending_json(t)) for t in judgement.pending]
+    newest = max([(t.at_us, t.new.value) for t in judgement.pending] + [(t.at_us, t.new) for t in recorded[:1]],
+                 default=None)
+    clock = clock_transition(newest[1] if newest else None, status)
+    if clock is not None:
+        pending.append((clock.at_us, _pending_json(clock)))
+    listed = sorted(pending, key=lambda item: item[0], reverse=True) + [(t.at_us, transition_json(t)) for t in recorded]
+    listed.sort(key=lambda item: item[0], reverse=True)  # stable: pending before recorded at one moment
+    return [data for _, data in listed[:limit]]
+
+
+def _pending_json(t: Transition) -> dict[str, Any]:
+    return {"at": format_ts(from_us(t.at_us)), "old": t.old.value, "new": t.new.value,
+            "reason": None if t.reason == "clock" else t.reason, "detail": t.detail, "cycle_id": t.cycle_id,
+            "evidence": list(t.evidence)}
 
 
 def transition_json(t: HealthTransition) -> dict[str, Any]:

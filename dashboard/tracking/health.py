@@ -1,9 +1,10 @@
 """Keeps a job's health judgement current: judges the cycles completed since the last judgement and
-records each transition. Only the scheduler's evaluation (and rebuilds) write here; pages read
-`judge` without writing."""
+records each transition. Only the scheduler's evaluation writes here (`evaluate`); pages and the
+API read `judge` and `clock_transition`, which write nothing."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -15,6 +16,7 @@ from dashboard.analysis.health import (
     HealthStatus,
     Snapshot,
     State,
+    Transition,
     advance,
     status_at,
 )
@@ -35,38 +37,57 @@ from dashboard.settings import Settings, gap_us, thresholds_for, timing_for
 from dashboard.times import to_us, utc_now
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """The job's health judged up to `judged_until_us`, with the transitions not yet recorded."""
+
+    snapshot: Snapshot
+    pending: tuple[Transition, ...]
+    judged_until_us: int | None
+    void_recorded: bool  # earlier cycles changed: the recorded (non-clock) transitions no longer hold
+
+
+def judge(session: Session, job: Job, now: datetime, settings: Settings) -> Judgement:
+    """Judge the cycles completed since the last recorded judgement (all of them when earlier
+    cycles changed), without writing: pages and the API read this."""
+    state = session.get(JobAnalysis, job.id)
+    snapshot = Snapshot.from_dict(json.loads(state.snapshot or "{}")) if state else Snapshot()
+    judged = state.judged_until_us if state else None
+    void = bool(state and state.dirty_from_us is not None and judged is not None and state.dirty_from_us <= judged)
+    if void:
+        snapshot, judged = Snapshot(), None
+    completed_before = to_us(now) - gap_us(settings)
+    query = select(Cycle).where(Cycle.job_id == job.id, Cycle.ended_us < completed_before)
+    if judged is not None:
+        query = query.where(Cycle.ended_us > judged)
+    cycles = session.scalars(query.order_by(Cycle.ended_us)).all()
+    transitions: list[Transition] = []
+    if cycles:
+        snapshot, transitions = advance(snapshot, [facts_of(session, c) for c in cycles], thresholds_for(job, settings))
+        judged = cycles[-1].ended_us
+    return Judgement(snapshot, tuple(transitions), judged, void)
+
+
 def refresh_health(session: Session, job: Job, now: datetime, settings: Settings) -> Snapshot:
-    """Judge the cycles completed since the last judgement (all of them when earlier cycles
-    changed); record each transition. Idempotent."""
-    now_us = to_us(now)
+    """Record the judgement (`judge`) and each transition it found. Idempotent."""
+    judgement = judge(session, job, now, settings)
     state = session.get(JobAnalysis, job.id)
     if state is None:
         state = JobAnalysis(job_id=job.id, snapshot="{}")
         session.add(state)
         session.flush()
-    snapshot = Snapshot.from_dict(json.loads(state.snapshot or "{}"))
-    judged = state.judged_until_us
-    if state.dirty_from_us is not None and judged is not None and state.dirty_from_us <= judged:
+    if judgement.void_recorded:
         session.execute(delete(HealthTransition).where(
             HealthTransition.job_id == job.id,
             or_(HealthTransition.reason.is_(None), HealthTransition.reason != "clock"),
         ))
-        snapshot, judged = Snapshot(), None
-    completed_before = now_us - gap_us(settings)
-    query = select(Cycle).where(Cycle.job_id == job.id, Cycle.ended_us < completed_before)
-    if judged is not None:
-        query = query.where(Cycle.ended_us > judged)
-    cycles = session.scalars(query.order_by(Cycle.ended_us)).all()
-    if cycles:
-        snapshot, transitions = advance(snapshot, [facts_of(session, c) for c in cycles], thresholds_for(job, settings))
-        for t in transitions:
-            _record(session, job, t.at_us, t.old.value, t.new.value, t.reason, t.detail, list(t.evidence), t.cycle_id)
-        judged = cycles[-1].ended_us
-    state.snapshot = json.dumps(snapshot.to_dict())
-    state.judged_until_us = judged
+    for t in judgement.pending:
+        _record(session, job, t.at_us, t.old.value, t.new.value, t.reason, t.detail, list(t.evidence), t.cycle_id)
+    state.snapshot = json.dumps(judgement.snapshot.to_dict())
+    state.judged_until_us = judgement.judged_until_us
     state.dirty_from_us = None
     session.commit()
-    return snapshot
+    return judgement.snapshot
 
 
 def facts_of(session: Session, cycle: Cycle) -> CycleFacts:
@@ -107,24 +128,36 @@ def _record(session: Session, job: Job, at_us: int, old: str, new: str, reason: 
     )
 
 
-def health_status(session: Session, job: Job, now: datetime, settings: Settings) -> HealthStatus:
+def evaluate(session: Session, job: Job, now: datetime, settings: Settings) -> HealthStatus:
+    """Judge, record the transitions (cycle and clock ones) and return the status: the scheduler's
+    minute-by-minute evaluation. Commits."""
     snapshot = refresh_health(session, job, now, settings)
-    last = session.scalar(select(func.max(Cycle.ended_us)).where(Cycle.job_id == job.id))
-    status = status_at(snapshot, now_us=to_us(now), last_traffic_us=last, timing=timing_for(job, settings),
-                       thresholds=thresholds_for(job, settings))
-    _record_clock_transitions(session, job, snapshot, status)
+    status = status_of(session, job, snapshot, now, settings)
+    last = last_transition(session, job)
+    clock = clock_transition(last.new if last else None, status)
+    if clock is not None:
+        _record(session, job, clock.at_us, clock.old.value, clock.new.value, "clock", clock.detail, [], None)
+        session.commit()
     return status
 
 
-def _record_clock_transitions(session: Session, job: Job, snapshot: Snapshot, status: HealthStatus) -> None:
-    """Stalls, resumptions and the 28-day disable come from the clock, not from a cycle."""
-    last = session.scalars(select(HealthTransition).where(HealthTransition.job_id == job.id)
+def status_of(session: Session, job: Job, snapshot: Snapshot, now: datetime, settings: Settings) -> HealthStatus:
+    last = session.scalar(select(func.max(Cycle.ended_us)).where(Cycle.job_id == job.id))
+    return status_at(snapshot, now_us=to_us(now), last_traffic_us=last, timing=timing_for(job, settings),
+                     thresholds=thresholds_for(job, settings))
+
+
+def last_transition(session: Session, job: Job) -> HealthTransition | None:
+    return session.scalars(select(HealthTransition).where(HealthTransition.job_id == job.id)
                            .order_by(HealthTransition.at_us.desc(), HealthTransition.id.desc()).limit(1)).first()
-    last_state = last.new if last else State.UNKNOWN.value
+
+
+def clock_transition(last_state: str | None, status: HealthStatus) -> Transition | None:
+    """Stalls, resumptions and the 28-day disable come from the clock, not from a cycle: the
+    transition the clock makes now, given the last recorded state."""
+    last_state = last_state or State.UNKNOWN.value
     if status.state in (State.STALLED, State.DISABLED) and last_state != status.state.value and status.since:
-        _record(session, job, to_us(status.since), last_state, status.state.value, "clock", status.explanation, [], None)
-        session.commit()
-    elif last is not None and last.new == State.STALLED.value and status.state is not State.STALLED and status.last_traffic:
-        _record(session, job, to_us(status.last_traffic), last_state, status.state.value, "clock",
-                "traffic resumed", [], None)
-        session.commit()
+        return Transition(to_us(status.since), State(last_state), status.state, "clock", status.explanation)
+    if last_state == State.STALLED.value and status.state is not State.STALLED and status.last_traffic:
+        return Transition(to_us(status.last_traffic), State(last_state), status.state, "clock", "traffic resumed")
+    return None

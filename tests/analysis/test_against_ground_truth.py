@@ -7,16 +7,18 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.formats.scim.parse import parse_ts
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, HealthTransition, ScimUser, UserCycle
 from dashboard.queries.cycles import current_cycle
 from dashboard.queries.health import health_json
 from dashboard.times import from_us
+from dashboard.tracking.health import evaluate
 from dashboard.tracking.rebuild import rebuild
 
 OUTCOME = {"succeeded": "success", "failed": "failure", "skipped": "skipped"}
@@ -163,8 +165,22 @@ def test_it_notices_a_job_that_goes_silent(app, settings):
 
     assert health["state"] == "stalled"
     assert "appears to have stopped" in health["explanation"]
+    assert health["transitions"][0]["new"] == "stalled"  # shown at once, judged in memory
+
+
+def test_the_scheduler_records_the_stall_that_a_page_only_shows(app, settings):
+    truth = load(settings, SimConfig(users=40, cycles=6, seed=6, job="uniflow-prod", failure_rate=0.0, silent_after_cycle=2))
+    last = max(parse_ts(c["ended_at"]) for c in truth["cycles"] if c["requests"])
+    now = last + timedelta(hours=3)
+    job = get_job("uniflow-prod")
+
+    shown = health_json(db.session, job, now, settings)
+    assert db.session.scalar(select(func.count()).select_from(HealthTransition)) == 0  # a read writes nothing
+
+    evaluate(db.session, job, now, settings)
     recorded = db.session.scalars(select(HealthTransition.new).order_by(HealthTransition.at_us)).all()
     assert recorded[-1] == "stalled"
+    assert health_json(db.session, job, now, settings)["transitions"] == shown["transitions"]
 
 
 def test_it_tracks_failing_users_with_streaks(app, settings):

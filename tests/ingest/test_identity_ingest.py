@@ -20,9 +20,9 @@ from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, Exchange, Reject, ScimUser, ScimUserAlias, UserCycle
+from dashboard.queries.health import health_status
 from dashboard.queries.users import find_user
 from dashboard.times import to_us
-from dashboard.tracking.health import health_status
 
 from ..db_faults import refusing_inserts
 
