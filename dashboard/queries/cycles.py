@@ -1,7 +1,6 @@
 """Cycles as the pages, the API and the reports show them: counts, kind, progress bar (read-only)."""
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from dashboard.analysis.outcomes import (
     OUTCOMES,
     empty_counts,
 )
+from dashboard.analysis.progress import kind_of, progress_of
 from dashboard.models import (
     Cycle,
     EntraEvent,
@@ -30,24 +30,15 @@ from dashboard.models import (
 from dashboard.queries.signatures import signature_json
 from dashboard.queries.users import user_brief
 from dashboard.settings import Settings, gap_us, thresholds_for
-from dashboard.times import US, format_ts, from_us, to_us
-
-INITIAL_LOOKUP_SHARE = 0.5  # a cycle that looks up half the known users is a (re)start: an initial cycle
-
-
-INITIAL_MIN_USERS = 20
+from dashboard.times import US, format_ts, to_us
 
 
 def cycle_kind(session: Session, job: Job, cycle: Cycle) -> str:
-    earlier = session.execute(
+    earlier, largest = session.execute(
         select(func.count(), func.max(Cycle.users)).where(Cycle.job_id == job.id, Cycle.started_us < cycle.started_us)
     ).one()
-    if not earlier[0]:
-        return "initial"
-    scope = job.scope_size or earlier[1] or 0
-    if cycle.looked_up_users >= max(INITIAL_MIN_USERS, INITIAL_LOOKUP_SHARE * scope):
-        return "initial"
-    return "incremental"
+    return kind_of(earlier_cycles=earlier, largest_earlier=largest, scope_size=job.scope_size,
+                   looked_up_users=cycle.looked_up_users)
 
 
 def cycle_json(session: Session, job: Job, cycle: Cycle, now: datetime, settings: Settings, *, latest: bool) -> dict[str, Any]:
@@ -106,41 +97,12 @@ def current_cycle(session: Session, job: Job, now: datetime, settings: Settings)
 
 
 def progress(session: Session, job: Job, cycle: Cycle, data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Users processed of expected. The expectation is fixed by earlier cycles and the processed
-    count only grows, so the bar never moves backwards."""
-    running = data["state"] == "running"
-    earlier = session.scalars(select(Cycle).where(Cycle.job_id == job.id, Cycle.started_us < cycle.started_us)
+    """The progress bar of `cycle` (analysis.progress): processed users of expected."""
+    earlier = session.scalars(select(Cycle.users).where(Cycle.job_id == job.id, Cycle.started_us < cycle.started_us)
                               .order_by(Cycle.started_us.desc()).limit(50)).all()
-    if data["kind"] == "initial":
-        expected = job.scope_size or (max((c.users for c in earlier), default=0) or None)
-        basis = "configured scope size" if job.scope_size else ("users seen in earlier cycles" if expected else None)
-    else:
-        sizes = [c.users for c in earlier[:5] if c.users] or [cycle.users or 1]
-        expected = max(1, int(statistics.median(sizes)))
-        basis = "median of the last incremental cycles"
-    processed = cycle.users
-    if not running:
-        percent = 100.0
-    elif expected:
-        percent = min(99.0, 100.0 * processed / expected)
-    else:
-        percent = None
-    elapsed = max(cycle.ended_us - cycle.started_us, 0) / US
-    eta = None
-    if running and expected and processed and processed < expected and elapsed > 0:
-        eta = format_ts(from_us(to_us(now) + int((expected - processed) / (processed / elapsed) * US)))
-    return {
-        "percent": None if percent is None else round(percent, 1),
-        "processed_users": processed,
-        "expected_users": expected,
-        "expected_basis": basis,
-        "elapsed_s": round(elapsed, 1),
-        "eta": eta,
-        "few_changes": data["kind"] == "incremental" and processed < 50,
-        # seconds since the cycle's last exchange: a running cycle that has gone quiet is
-        # probably done; it counts as completed once the quiet lasts the cycle gap
-        "quiet_s": round(max(to_us(now) - cycle.ended_us, 0) / US, 1) if running else 0,
-    }
+    return progress_of(kind=data["kind"], running=data["state"] == "running", processed=cycle.users,
+                       earlier_users=earlier, scope_size=job.scope_size, started_us=cycle.started_us,
+                       ended_us=cycle.ended_us, now_us=to_us(now))
 
 
 def steady_state_since(session: Session, job: Job, now: datetime, settings: Settings) -> str | None:

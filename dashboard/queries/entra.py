@@ -3,8 +3,8 @@
 What the pages and the API show about imported Entra data (models.EntraEvent, EntraJobStatus):
 one event in full, the SCIM exchanges behind it (the join support staff want: Entra's error beside
 the exact request and response), events in a user's timeline and a cycle, a keyset-paged event
-list, and Entra's job status compared with the health we infer from traffic (`compare_health`,
-pure). Evidence ids follow entra_load.evidence_ref: a negative id is the Entra event -id.
+list, and Entra's job status compared with the health we infer from traffic
+(analysis.agreement). Evidence ids follow entra_load.evidence_ref: a negative id is the Entra event -id.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from dashboard.analysis.agreement import compare_health, reason_kind
 from dashboard.formats.entra.jobstatus import parse_job_status
 from dashboard.formats.entra.records import JobStatus, TaskExecution
 from dashboard.formats.scim.parse import LineError, parse_ts
@@ -30,113 +31,24 @@ from dashboard.times import format_ts, from_us, to_us
 # just before (or, for an escrow retry, a few minutes around it). Ten minutes either side finds
 # them without pulling in the user's previous cycle (~40 minutes earlier).
 JOIN_WINDOW = timedelta(minutes=10)
+
+
 # A cycle's own events and exchanges can straddle its bounds by a little (clock skew, logging lag).
 CYCLE_MARGIN = timedelta(minutes=2)
-# Entra's status is "old" when it has not been observed for two 40-minute intervals.
-STALE_AFTER = timedelta(minutes=80)
+
+
 PAGE = 100
+
+
 ACTIONS = ("create", "update", "delete", "disable", "stagedDelete", "other")
+
+
 STATUSES = ("success", "failure", "skipped", "warning")
 
 
 class EventFilterError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
-
-
-# -- the comparison (pure) --------------------------------------------------------------------------
-
-
-# Entra's quarantineReason (reference §1.8) by kind; our reasons (analysis.health.Reason) use
-# Entra's own spelling, so both sides map through this table.
-REASON_KINDS = {
-    "encounteredquarantineexception": "credentials",
-    "encounteredescrowproportionthreshold": "escrow",
-    "encounteredtotalescrowthreshold": "escrow",
-    "encounteredbaseescrowthreshold": "escrow",
-    "toomanydeletes": "deletes",
-    "quarantinedondemand": "on_demand",
-    "quarantineondemand": "on_demand",
-    "ingestioninterrupted": "ingestion",
-    "unknown": "unknown",
-}
-KIND_WORDS = {
-    "credentials": "credentials or connection (EncounteredQuarantineException)",
-    "escrow": "too many failures (escrow thresholds)",
-    "deletes": "too many deletes (accidental-deletion prevention)",
-    "on_demand": "set by Microsoft by hand (QuarantinedOnDemand)",
-    "ingestion": "reading the source was interrupted (IngestionInterrupted)",
-    "unknown": "not given (Unknown)",
-}
-OUR_QUARANTINE = frozenset({"quarantined", "disabled"})
-
-
-def reason_kind(reason: str | None) -> str | None:
-    """The kind of a quarantine reason, Entra's or ours; None when absent, "unknown" when unlisted."""
-    if not reason:
-        return None
-    return REASON_KINDS.get(reason.strip().lower(), "unknown")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Entra's job status against our inferred health.
-
-    `disagreement` is None when they agree or cannot be compared, "state" when one side says
-    quarantine and the other does not, "reason" when both say quarantine for different kinds
-    of reason. `stale`: Entra's status is older than `stale_after`, which may explain a
-    disagreement.
-    """
-
-    comparable: bool
-    disagreement: str | None
-    message: str
-    entra_quarantined: bool
-    ours_quarantined: bool
-    entra_kind: str | None
-    our_kind: str | None
-    age_s: float | None
-    stale: bool
-
-
-def compare_health(
-    *, our_state: str, our_reason: str | None, entra_code: str | None, entra_reason: str | None,
-    observed_at: datetime | None, now: datetime, stale_after: timedelta = STALE_AFTER,
-) -> Comparison:
-    """Do Entra's status code and quarantine reason agree with our state and reason?
-
-    Our "unknown" state (no traffic yet) and a missing Entra code are not compared. Our
-    "disabled" (quarantined four weeks) counts as quarantine. Reasons are compared by kind
-    (`REASON_KINDS`): EncounteredEscrowProportionThreshold and EncounteredTotalEscrowThreshold
-    are the same kind; a kind that is unknown on either side is not a disagreement.
-    """
-    age = (now - observed_at).total_seconds() if observed_at else None
-    stale = age is not None and age > stale_after.total_seconds()
-    entra_q = (entra_code or "").lower() == "quarantine"
-    ours_q = our_state in OUR_QUARANTINE
-    entra_kind = reason_kind(entra_reason) if entra_q else None
-    our_kind = reason_kind(our_reason) if ours_q else None
-    common = dict(entra_quarantined=entra_q, ours_quarantined=ours_q, entra_kind=entra_kind, our_kind=our_kind,
-                  age_s=age, stale=stale)
-    if not entra_code or our_state == "unknown":
-        return Comparison(False, None, "Nothing to compare yet.", **common)
-    note = " Entra's status is old: it may have changed since." if stale else ""
-    if entra_q and not ours_q:
-        why = f" ({KIND_WORDS[entra_kind]})" if entra_kind else ""
-        return Comparison(True, "state", f"Entra says Quarantine{why}; the traffic we see says {our_state}.{note}", **common)
-    if ours_q and not entra_q:
-        return Comparison(True, "state", f"We infer {our_state} from the traffic; Entra's status code is {entra_code}.{note}",
-                          **common)
-    if entra_q and ours_q and entra_kind and our_kind and "unknown" not in (entra_kind, our_kind) \
-            and entra_kind != our_kind:
-        return Comparison(True, "reason", f"Both say quarantine, for different reasons: Entra {KIND_WORDS[entra_kind]}, "
-                          f"ours {KIND_WORDS[our_kind]}.{note}", **common)
-    if entra_q:
-        return Comparison(True, None, "Entra and we both say quarantine.", **common)
-    return Comparison(True, None, f"Entra ({entra_code}) and we ({our_state}) agree: no quarantine.", **common)
-
-
-# -- events -----------------------------------------------------------------------------------------
 
 
 def event_of(session: Session, job: Job, event_id: int) -> EntraEvent | None:
@@ -254,9 +166,6 @@ def merge_timeline(session: Session, timeline: dict[str, Any], events: list[Entr
     return {**timeline, "cycles": merged, "entra_events": len(events)}
 
 
-# -- cycles -----------------------------------------------------------------------------------------
-
-
 def cycle_events(session: Session, cycle: Cycle, *, limit: int = 50) -> dict[str, Any]:
     """An Entra cycle's counters and its failing events (oldest first, at most `limit`)."""
     failing = session.scalars(select(EntraEvent).where(EntraEvent.cycle_id == cycle.id, EntraEvent.failed.is_(True))
@@ -302,9 +211,6 @@ def cycle_join(session: Session, job: Job, cycle: Cycle, *, users: int = 50,
     return out
 
 
-# -- evidence references (negative ids are Entra events) ---------------------------------------------
-
-
 def evidence_items(session: Session, job: Job, refs: list[int]) -> list[dict[str, Any]]:
     """Briefs of the exchanges and events `refs` name (entra_load.evidence_ref), each with
     `kind` "exchange" or "event"; ids that no longer exist are left out."""
@@ -329,9 +235,6 @@ def last_failures(session: Session, user_ids: list[int]) -> dict[int, int]:
     rows = session.execute(select(ScimUser.id, ScimUser.last_failure_exchange_id)
                            .where(ScimUser.id.in_(user_ids), ScimUser.last_failure_exchange_id.is_not(None))).all()
     return {user_id: ref for user_id, ref in rows}
-
-
-# -- the event list (API) ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -395,9 +298,6 @@ def list_events(session: Session, job: Job, f: EventFilter, *, after: str | None
     rows = rows[:limit]
     return {"events": [event_json(e, full=False) for e in rows],
             "next_after": f"{rows[-1].activity_us}.{rows[-1].id}" if more and rows else None}
-
-
-# -- Entra's job status -----------------------------------------------------------------------------
 
 
 def latest_status(session: Session, job: Job) -> EntraJobStatus | None:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from dashboard.admin import accounts
 from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import get_job
+from dashboard.analysis.agreement import compare_health, reason_kind
 from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
 from dashboard.formats.entra.jobstatus import parse_job_status
@@ -23,7 +24,6 @@ from dashboard.ingest.entra import import_events, import_job_status
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import EntraEvent, Exchange, ScimUser, Signature
 from dashboard.notify.reports import send_report_if_due
-from dashboard.queries.entra import compare_health, reason_kind
 from dashboard.web import auth
 
 from ..entra.conftest import DATA
