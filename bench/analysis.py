@@ -104,17 +104,17 @@ def scratch_copy(source: Path) -> Path:
 
 
 def time_increment(source: Path, extra: list[bytes], runs: int = 3) -> float:
+    from dashboard import runtime
     from dashboard.admin.jobs import get_job
-    from dashboard.cli.commands import ingest_options
     from dashboard.db import db
-    from dashboard.ingest.scim import ingest_lines
+    from dashboard.ingest.scim import ingest_lines, options_for
 
     times = []
     for _ in range(runs):
         app = in_process(scratch_copy(source))
         with app.app_context():
             job = get_job("bench")
-            options = ingest_options()
+            options = options_for(runtime.settings())
             started = time.perf_counter()
             ingest_lines(db.engine, job, enumerate(extra, start=1), source="bench", via="cli", options=options)
             times.append(time.perf_counter() - started)

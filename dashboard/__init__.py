@@ -39,8 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
 
-    from dashboard import db, scheduler, web
-    from dashboard.cli import commands as cli
+    from dashboard import cli, db, scheduler, web
 
     db.init_app(app)
     cli.init_app(app)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import click
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -24,8 +23,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask import Flask
 
 from dashboard import runtime
 from dashboard.db import db
@@ -107,6 +105,8 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("prune-retention", run_retention, lambda s: CronTrigger(hour=3, minute=30, timezone=UTC), 6 * 3600,
                  run_at_start=False),
 )
+
+
 # Optional jobs, scheduled only when their configuration asks for them.
 ENTRA_PULL = ScheduledJob("entra-pull", run_entra_pulls, lambda s: IntervalTrigger(minutes=s.entra.interval_minutes),
                           10 * 60)
@@ -151,31 +151,6 @@ def init_app(app: Flask) -> None:
     app.extensions["scheduler"] = scheduler
     atexit.register(lambda: scheduler.shutdown(wait=False))
     log.info("scheduler started in the web process (jobs: %s)", ", ".join(j.id for j in scheduled_jobs(settings)))
-
-
-@click.command("scheduler")
-@click.option("--once", is_flag=True, help="Run every scheduled job once, now, and exit (e.g. from cron).")
-@click.option("--list", "list_jobs", is_flag=True, help="List the scheduled jobs and exit.")
-@with_appcontext
-def scheduler_command(once: bool, list_jobs: bool) -> None:
-    """Run the scheduler in this process (production: one such process; web workers set
-    [scheduler] enabled = false)."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = runtime.settings(app)
-    jobs = scheduled_jobs(settings)
-    if list_jobs:
-        for job in jobs:
-            click.echo(f"{job.id}\t{job.trigger(settings)}")
-        return
-    if once:
-        for job in jobs:
-            click.echo(f"{job.id}: {job.func(app)}")
-        return
-    click.echo(f"scheduler running: {', '.join(j.id for j in jobs)} (Ctrl-C stops it)")
-    try:
-        start_scheduler(app, blocking=True)
-    except (KeyboardInterrupt, SystemExit):
-        click.echo("scheduler stopped")
 
 
 def _on_error(event: JobExecutionEvent) -> None:

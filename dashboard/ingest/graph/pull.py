@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 
-import click
 import orjson
-from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask import Flask
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
@@ -53,6 +51,8 @@ from dashboard.models import EntraPullState, Job
 from dashboard.settings import EntraSettings, JobSettings, Settings
 
 log = logging.getLogger(__name__)
+
+
 _state = EntraPullState.__table__
 
 
@@ -200,9 +200,6 @@ def scrub(text: str, secret: str) -> str:
     return text.replace(secret, "[REDACTED]") if secret else text
 
 
-# -- EntraPullState --------------------------------------------------------------------------------
-
-
 def _start(engine: Engine, job_id: int, now: datetime) -> Watermark | None:
     """The job's watermark (None: a first pull), with the attempt recorded."""
     with engine.begin() as conn:
@@ -234,9 +231,6 @@ def record_failure(engine: Engine, job_id: int, error: str, now: datetime) -> No
             conn.execute(insert(_state).values(job_id=job_id, watermark="{}", last_records=0))
         conn.execute(update(_state).where(_state.c.job_id == job_id).values(
             last_attempt_at=now, last_error=error[:2000]))
-
-
-# -- scheduler and CLI -----------------------------------------------------------------------------
 
 
 def run_entra_pulls(app: Flask) -> str:
@@ -271,42 +265,3 @@ def _pull_guarded(app: Flask, engine: Engine, job: Job, settings: Settings) -> s
         record_failure(engine, job.id, error, now)
         return f"{job.name}: failed"
     return f"{job.name}: {outcome.result.accepted} new" + (" (error)" if outcome.errors else "")
-
-
-entra_group = AppGroup("entra", help="Microsoft Entra: pull provisioning logs and job status from Graph.")
-
-
-@entra_group.command("pull")
-@click.option("--job", "job_name", default=None,
-              help="The job to pull (default: every job that names entra_job_id or entra_service_principal_id).")
-def pull_command(job_name: str | None) -> None:
-    """Pull now from Microsoft Graph (also without [entra] enabled, which only schedules it)."""
-    from dashboard.admin.jobs import JobError, get_job
-    from dashboard.db import db
-
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = runtime.settings(app)
-    if settings.entra.missing:
-        raise click.UsageError(f"{', '.join(settings.entra.missing)} is not set in [entra] "
-                               "(the secret may come from DASHBOARD_ENTRA_CLIENT_SECRET)")
-    if job_name:
-        try:
-            jobs = [get_job(job_name)]
-        except JobError as exc:
-            raise click.UsageError(str(exc)) from None
-    else:
-        names = [spec.name for spec in settings.jobs if is_pulled(spec)]
-        if not names:
-            raise click.UsageError("no [[jobs]] entry names entra_job_id or entra_service_principal_id: "
-                                   "name one, or pass --job")
-        jobs = list(db.session.scalars(select(Job).where(Job.name.in_(names)).order_by(Job.name)))
-    failed = False
-    for job in jobs:
-        outcome = pull_job(db.engine, job, settings, runtime.now(app),
-                           sleep=app.extensions.get("graph_sleep", time.sleep), opener=app.extensions.get("graph_opener"))
-        for problem in outcome.result.problems:
-            click.echo(f"rejected: {problem.reason}", err=True)
-        click.echo(outcome.summary())
-        failed = failed or bool(outcome.errors)
-    if failed:
-        raise SystemExit(1)
