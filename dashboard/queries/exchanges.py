@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.signatures import recommended_action
@@ -38,3 +39,12 @@ def exchange_json(session: Session, exchange: Exchange, *, full: bool = True) ->
         if exchange.status >= 400 or exchange.status == 0:
             data["recommended_action"] = asdict(recommended_action(exchange.operation, exchange.status, exchange.scim_type))
     return data
+
+
+def sibling_briefs(session: Session, exchange: Exchange, limit: int = 50) -> list[dict[str, Any]]:
+    """The same user's exchanges in the same cycle, in time order (the exchange page's context)."""
+    if not (exchange.user_id and exchange.cycle_id):
+        return []
+    return [exchange_brief(e) for e in session.scalars(
+        select(Exchange).where(Exchange.cycle_id == exchange.cycle_id, Exchange.user_id == exchange.user_id)
+        .order_by(Exchange.ts_us).limit(limit))]

@@ -5,16 +5,14 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
-from sqlalchemy import select
 
 from dashboard.admin.jobs import job_for_token
 from dashboard.db import db
 from dashboard.formats.scim.parse import LineError, parse_ts
 from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines, options_for
-from dashboard.models import Cycle, Exchange, Job
+from dashboard.queries import by_key, replay
 from dashboard.queries import cycles as cycle_views
 from dashboard.queries import entra as entra_views
-from dashboard.queries import replay
 from dashboard.queries import users as user_views
 from dashboard.queries.cycles import list_cycles
 from dashboard.queries.exchanges import exchange_json
@@ -23,8 +21,8 @@ from dashboard.queries.signatures import list_signatures
 from dashboard.queries.users import find_user, list_users
 from dashboard.runtime import now, settings
 from dashboard.web.auth import requires
+from dashboard.web.common import cycle_or_404, exchange_or_404
 from dashboard.web.common import job_or_404 as _job
-from dashboard.web.common import of_job_or_404
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -128,9 +126,9 @@ def _int_arg(name: str, default: int | None, *, low: int = 1, high: int = 1000) 
 @bp.get("/jobs")
 @requires("viewer")
 def jobs() -> Any:
-    rows = db.session.scalars(select(Job).order_by(Job.name)).all()
+    listed = by_key.jobs(db.session)
     return jsonify(jobs=[{"name": j.name, "title": j.title, "source": j.source_system, "target": j.target_system,
-                          "scope_size": j.scope_size} for j in rows])
+                          "scope_size": j.scope_size} for j in listed])
 
 
 @bp.get("/jobs/<job_name>/health")
@@ -165,7 +163,7 @@ def _us(iso: str) -> int:
 @requires("support")
 def cycle_detail(job_name: str, cycle_id: int) -> Any:
     job = _job(job_name)
-    cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
+    cycle = cycle_or_404(job, cycle_id)
     return jsonify(cycle_views.cycle_detail(db.session, job, cycle, now(), settings()))
 
 
@@ -201,7 +199,7 @@ def signatures(job_name: str) -> Any:
 @requires("support")
 def exchange(job_name: str, exchange_id: int) -> Any:
     job = _job(job_name)
-    row = of_job_or_404(Exchange, exchange_id, job, "exchange")
+    row = exchange_or_404(job, exchange_id)
     return jsonify(exchange_json(db.session, row))
 
 

@@ -1,27 +1,28 @@
 """What the page and API views share: a job, or a row of a job, by name or id, else 404."""
 from __future__ import annotations
 
-from typing import TypeVar
-
 from flask import abort
-from sqlalchemy import select
 
 from dashboard.db import db
-from dashboard.models import Job
-
-Row = TypeVar("Row")
+from dashboard.queries import by_key
 
 
-def job_or_404(name: str) -> Job:
-    job = db.session.scalar(select(Job).where(Job.name == name))
+def job_or_404(name: str):  # type: ignore[no-untyped-def]
+    job = by_key.job_named(db.session, name)
     if job is None:
         abort(404, description=f"No job named {name}.")
     return job
 
 
-def of_job_or_404(model: type[Row], row_id: int, job: Job, what: str) -> Row:
-    """A row (cycle, exchange) by id, only when it belongs to `job`: else 404."""
-    row = db.session.get(model, row_id)
-    if row is None or row.job_id != job.id:  # type: ignore[attr-defined]
-        abort(404, description=f"No {what} {row_id} in {job.name}.")
+def cycle_or_404(job, cycle_id: int):  # type: ignore[no-untyped-def]
+    row = by_key.cycle_of(db.session, job, cycle_id)
+    if row is None:
+        abort(404, description=f"No cycle {cycle_id} in {job.name}.")
+    return row
+
+
+def exchange_or_404(job, exchange_id: int):  # type: ignore[no-untyped-def]
+    row = by_key.exchange_of(db.session, job, exchange_id)
+    if row is None:
+        abort(404, description=f"No exchange {exchange_id} in {job.name}.")
     return row

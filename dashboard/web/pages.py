@@ -18,28 +18,25 @@ from flask import (
     send_file,
     stream_with_context,
 )
-from sqlalchemy import select
 
 from dashboard.admin.accounts import role_allows
-from dashboard.analysis.health import next_attempt_us
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
 from dashboard.db import db
-from dashboard.models import Cycle, Exchange, Job, ScimUser
+from dashboard.queries import by_key, logs
 from dashboard.queries import entra as entra_views
-from dashboard.queries import logs
 from dashboard.queries.cycles import current_cycle, cycle_detail, list_cycles
-from dashboard.queries.exchanges import exchange_brief, exchange_json
+from dashboard.queries.diagnostics import diagnostics
+from dashboard.queries.exchanges import exchange_json, sibling_briefs
 from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.queries.users import failing_users, find_user, list_users, user_timeline
 from dashboard.runtime import now as _now
 from dashboard.runtime import settings as _settings
-from dashboard.settings import timing_for
-from dashboard.times import format_ts, from_us, to_us
+from dashboard.times import to_us
 from dashboard.web import charts
 from dashboard.web.auth import requires
+from dashboard.web.common import cycle_or_404, exchange_or_404
 from dashboard.web.common import job_or_404 as _job
-from dashboard.web.common import of_job_or_404
 
 bp = Blueprint("pages", __name__)
 URGENCY = {"disabled": 0, "quarantined": 1, "stalled": 2, "warning": 3, "unknown": 4, "healthy": 5}
@@ -75,7 +72,7 @@ def plotly_js() -> Response:
 @requires("viewer")
 def overview_page() -> str:
     rows = []
-    for job in db.session.scalars(select(Job).order_by(Job.name)):
+    for job in by_key.jobs(db.session):
         cycles = list_cycles(db.session, job, _now(), _settings(), limit=12)
         rows.append({
             "job": job,
@@ -150,14 +147,10 @@ def logs_export(job_name: str, fmt: str) -> Response:
 @requires("support")
 def exchange_page(job_name: str, exchange_id: int) -> str:
     job = _job(job_name)
-    row = of_job_or_404(Exchange, exchange_id, job, "exchange")
+    row = exchange_or_404(job, exchange_id)
     exchange = exchange_json(db.session, row)
-    siblings = []
-    if row.user_id and row.cycle_id:
-        siblings = [exchange_brief(e) for e in db.session.scalars(
-            select(Exchange).where(Exchange.cycle_id == row.cycle_id, Exchange.user_id == row.user_id)
-            .order_by(Exchange.ts_us).limit(50))]
-    user = db.session.get(ScimUser, row.user_id) if row.user_id else None
+    siblings = sibling_briefs(db.session, row)
+    user = by_key.user_by_id(db.session, row.user_id)
     return render_template("pages/exchange.html", job=job, e=exchange, siblings=siblings, user=user,
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
 
@@ -171,7 +164,7 @@ def entra_event_page(job_name: str, event_id: int) -> str:
     row = entra_views.event_of(db.session, job, event_id)
     if row is None:
         abort(404, description=f"No Entra event {event_id} in {job.name}.")
-    user = db.session.get(ScimUser, row.user_id) if row.user_id else None
+    user = by_key.user_by_id(db.session, row.user_id)
     return render_template("pages/entra_event.html", job=job, ev=entra_views.event_json(row), user=user,
                            exchanges=entra_views.exchanges_near(db.session, row),
                            window_min=int(entra_views.JOIN_WINDOW.total_seconds() // 60),
@@ -221,7 +214,7 @@ def cycles_page(job_name: str) -> str:
 @requires("support")
 def cycle_page(job_name: str, cycle_id: int) -> str:
     job = _job(job_name)
-    cycle = of_job_or_404(Cycle, cycle_id, job, "cycle")
+    cycle = cycle_or_404(job, cycle_id)
     detail = cycle_detail(db.session, job, cycle, _now(), _settings())
     return render_template("pages/cycle.html", job=job, c=detail, buckets=BUCKETS, outcomes=OUTCOMES,
                            entra=entra_views.cycle_events(db.session, cycle) if cycle.events else None,
@@ -234,27 +227,8 @@ def cycle_page(job_name: str, cycle_id: int) -> str:
 def diagnostics_page(job_name: str) -> str:
     """For support staff: why the job is in this state, the evidence, what Entra does next."""
     job = _job(job_name)
-    health = health_json(db.session, job, _now(), _settings())
-    schedule = []
-    if health.get("quarantine_series_began"):
-        began = to_us(datetime.fromisoformat(health["quarantine_series_began"].replace("Z", "+00:00")))
-        timing = timing_for(job, _settings())
-        moment = began
-        for _ in range(5):
-            moment = next_attempt_us(began, moment, timing)
-            schedule.append(format_ts(from_us(moment)))
-    signatures = list_signatures(db.session, job, limit=10)
-    samples = {s["id"]: exchange_json(db.session, db.session.get(Exchange, s["sample_exchange_id"]))
-               for s in signatures if s["sample_exchange_id"] and s["sample_exchange_id"] > 0
-               and db.session.get(Exchange, s["sample_exchange_id"])}
-    event_samples = {}  # a signature seen only in Entra's logs: its sample is an event (negative id)
-    for s in signatures:
-        if s["sample_exchange_id"] and s["sample_exchange_id"] < 0:
-            event = entra_views.event_of(db.session, job, -s["sample_exchange_id"])
-            if event is not None:
-                event_samples[s["id"]] = entra_views.event_json(event)
-    return render_template("pages/diagnostics.html", job=job, health=health, schedule=schedule,
-                           signatures=signatures, samples=samples, event_samples=event_samples,
+    data = diagnostics(db.session, job, _now(), _settings())
+    return render_template("pages/diagnostics.html", job=job, **data,
                            pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False) if v is not None else "")
 
 
@@ -269,19 +243,18 @@ def reports_page() -> str:
     name = request.args.get("job") or None
     job = _job(name) if name else None
     return render_template("pages/reports.html", job=job, rows=list_reports(db.session, job=job, limit=200),
-                           jobs=db.session.scalars(select(Job).order_by(Job.name)).all())
+                           jobs=by_key.jobs(db.session))
 
 
 @bp.get("/reports/<int:report_id>")
 @requires("support")
 def report_page(report_id: int) -> str:
-    from dashboard.models import ReportRun
     from dashboard.notify.reports import report_document
 
-    run = db.session.get(ReportRun, report_id)
+    run = by_key.report_run(db.session, report_id)
     if run is None:
         abort(404, description=f"No report {report_id}.")
-    return render_template("pages/report.html", run=run, job=db.session.get(Job, run.job_id), r=report_document(run))
+    return render_template("pages/report.html", run=run, job=by_key.job_by_id(db.session, run.job_id), r=report_document(run))
 
 
 @bp.get("/notifications")
@@ -291,7 +264,7 @@ def notifications_page() -> str:
     from dashboard.notify.recipients import all_recipients
 
     now = _now()
-    jobs = db.session.scalars(select(Job).order_by(Job.name)).all()
+    jobs = by_key.jobs(db.session)
     return render_template(
         "pages/notifications.html", now=now, counts=outbox.counts(db.session, now),
         undelivered=outbox.undelivered(db.session), recent=outbox.recent(db.session), in_doubt=outbox.is_in_doubt,
