@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
 
+    # Here, not at the top: importing any module of the package (a PURE one in the fuzz harness or
+    # a benchmark) runs this __init__, and should not load every blueprint, command and job.
     from dashboard import cli, db, scheduler, web
 
     db.init_app(app)
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     web.init_app(app)
     scheduler.init_app(app)  # last: its jobs use the clock and the database set up above
     if settings.app.demo_data and os.environ.get("DASHBOARD_LIVE_DEMO") == "1" and runtime.is_serving_process():
+        # only `make run` feeds the live demo
         from dashboard.demo.loader import start_live_feeder
 
         start_live_feeder(app)

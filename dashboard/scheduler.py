@@ -27,14 +27,19 @@ from flask import Flask
 
 from dashboard import runtime
 from dashboard.db import db
+from dashboard.ingest.graph.pull import run_entra_pulls as pull_all
+from dashboard.notify.alerts import evaluate_health
+from dashboard.notify.digest import send_due_digests
+from dashboard.notify.mailer import SmtpMailer
+from dashboard.notify.outbox import deliver_pending
+from dashboard.notify.reports import send_due_reports
 from dashboard.settings import Settings
+from dashboard.tracking.retention import prune
 
 log = logging.getLogger(__name__)
 
 
 def run_reports(app: Flask) -> int:
-    from dashboard.notify.reports import send_due_reports
-
     with app.app_context():
         made = [f"job {r.job_id} cycles {r.first_cycle_id}-{r.last_cycle_id}"
                 for r in send_due_reports(db.session, runtime.now(app), runtime.settings(app))]
@@ -44,9 +49,6 @@ def run_reports(app: Flask) -> int:
 
 
 def run_delivery(app: Flask) -> int:
-    from dashboard.notify.mailer import SmtpMailer
-    from dashboard.notify.outbox import deliver_pending
-
     settings = runtime.settings(app)
     mailer = app.extensions.get("mailer") or (SmtpMailer(settings.smtp) if settings.smtp.host else None)
     if mailer is None:
@@ -60,22 +62,16 @@ def run_delivery(app: Flask) -> int:
 
 
 def run_health(app: Flask) -> int:
-    from dashboard.notify.alerts import evaluate_health
-
     with app.app_context():
         return evaluate_health(db.session, runtime.now(app), runtime.settings(app))
 
 
 def run_digests(app: Flask) -> int:
-    from dashboard.notify.digest import send_due_digests
-
     with app.app_context():
         return send_due_digests(db.session, runtime.now(app), runtime.settings(app))
 
 
 def run_retention(app: Flask) -> str:
-    from dashboard.tracking.retention import prune
-
     with app.app_context():
         result = prune(db.session, runtime.now(app), runtime.settings(app))
     log.info("retention: pruned %s", result)
@@ -83,8 +79,6 @@ def run_retention(app: Flask) -> str:
 
 
 def run_entra_pulls(app: Flask) -> str:
-    from dashboard.ingest.graph.pull import run_entra_pulls as pull_all
-
     return pull_all(app)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dashboard.analysis.health import Thresholds, Timing
 from dashboard.times import US
@@ -166,8 +167,6 @@ class EntraSettings:
 
 def _safe_base_url(url: str) -> bool:
     """The client secret and the bearer token go there: TLS, except to this machine (tests)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if not parts.netloc or parts.query or parts.fragment:
         return False
@@ -270,8 +269,6 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
 
 
 def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
-    from dataclasses import replace
-
     if env.get("DATABASE_URL"):
         settings = replace(settings, database=DatabaseSettings(url=env["DATABASE_URL"]))
     if env.get("DASHBOARD_SECRET_KEY"):

@@ -73,6 +73,10 @@ def account_for_api_token(token: str) -> Account | None:
     return account if account is not None and account.active else None
 
 
+def account_by_id(account_id: int) -> Account | None:
+    return db.session.get(Account, account_id)
+
+
 def count_accounts() -> int:
     return db.session.scalar(select(func.count()).select_from(Account)) or 0
 

@@ -7,7 +7,7 @@ attempt while quarantined, the 28-day disable, and a stall when traffic stops.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 US = 1_000_000
@@ -276,6 +276,5 @@ def early_warning(*, processed: int, failed: int, rejected_credentials: int, req
 def _dt(value_us: int | None) -> datetime | None:
     if value_us is None:
         return None
-    from datetime import UTC
 
     return datetime.fromtimestamp(value_us // US, UTC) + timedelta(microseconds=value_us % US)

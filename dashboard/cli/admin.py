@@ -9,6 +9,12 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from dashboard import runtime
+from dashboard.admin.accounts import (
+    AccountError,
+    add_account,
+    create_api_token,
+    ensure_first_admin,
+)
 from dashboard.admin.jobs import (
     JobError,
     add_job,
@@ -18,7 +24,7 @@ from dashboard.admin.jobs import (
 )
 from dashboard.cli.common import job_or_exit
 from dashboard.db import db, upgrade_schema
-from dashboard.models import Exchange, IngestToken, Job
+from dashboard.models import Account, Exchange, IngestToken, Job
 
 JOB_GROUP = AppGroup("job", help="Provisioning jobs.")
 USER_GROUP = AppGroup("user", help="Accounts that sign in to the dashboard.")
@@ -28,8 +34,6 @@ TOKEN_GROUP = AppGroup("token", help="Ingest tokens for HTTP push.")
 @click.command("init-db")
 def init_db_command() -> None:
     """Create the database or upgrade it to the newest schema; add the configured jobs."""
-    from dashboard.admin.accounts import ensure_first_admin
-
     upgrade_schema(current_app._get_current_object())  # type: ignore[attr-defined]
     sync_jobs(runtime.settings().jobs)
     click.echo("database is at the newest schema")
@@ -101,8 +105,6 @@ def token_revoke(token_id: int) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(email: str, role: str, password_stdin: bool) -> None:
     """Add an account; the password comes from a prompt (or stdin) and is stored hashed (Argon2)."""
-    from dashboard.admin.accounts import AccountError, add_account
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -118,9 +120,6 @@ def user_add(email: str, role: str, password_stdin: bool) -> None:
 @click.argument("email")
 def user_token(email: str) -> None:
     """Create a personal API token for the JSON API (shown once, stored hashed)."""
-    from dashboard.admin.accounts import create_api_token
-    from dashboard.models import Account
-
     account = db.session.scalar(select(Account).where(Account.email == email.lower()))
     if account is None:
         raise click.UsageError(f"no account {email}")

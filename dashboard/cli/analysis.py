@@ -4,10 +4,14 @@ from __future__ import annotations
 import time
 
 import click
+import orjson
 
 from dashboard import runtime
 from dashboard.cli.common import job_or_exit, time_option
 from dashboard.db import db
+from dashboard.notify.text import render_text
+from dashboard.queries.replay import report
+from dashboard.tracking.rebuild import rebuild
 
 
 @click.command("report")
@@ -17,11 +21,6 @@ from dashboard.db import db
 @click.option("--at", default=None, help="Replay: the report as it stood at this RFC 3339 time.")
 def report_command(job_name: str, fmt: str, cycles: int, at: str | None) -> None:
     """The job's latest cycles, health, failing users and signatures (now, or as of --at)."""
-    import orjson
-
-    from dashboard.notify.text import render_text
-    from dashboard.queries.replay import report
-
     job = job_or_exit(job_name)
     moment = time_option(at, "--at")
     data = report(db.session, job, runtime.now(), runtime.settings(), cycles=cycles, at=moment)
@@ -35,8 +34,6 @@ def report_command(job_name: str, fmt: str, cycles: int, at: str | None) -> None
 @click.option("--job", "job_name", required=True)
 def recompute_command(job_name: str) -> None:
     """Rebuild the job's cycles, user outcomes, signatures and health from its stored exchanges."""
-    from dashboard.tracking.rebuild import rebuild
-
     job = job_or_exit(job_name)
     started = time.monotonic()
     count = rebuild(db.engine, job.id, gap_us=runtime.settings().cycles.gap_minutes * 60 * 1_000_000)

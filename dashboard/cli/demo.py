@@ -1,15 +1,20 @@
 """`flask simulate` and `flask demo`: the simulator's logs and the demo data."""
 from __future__ import annotations
 
+import gzip
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
 import click
+import orjson
 
 from dashboard import runtime
 from dashboard.db import db
+from dashboard.demo.entra_pages import write_simulated_pages
+from dashboard.demo.loader import load_demo
+from dashboard.demo.simulate import REALITIES, SimConfig, write_log
 from dashboard.ingest.scim import (
     options_for,
 )
@@ -41,12 +46,6 @@ def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str
                      lookup_404: tuple[int, ...], deletion_storm: int | None, silent_after: int | None,
                      cycle_ids: bool, realities: tuple[str, ...], entra_pages: str | None) -> None:
     """Write a realistic v1 log of Entra provisioning uniFLOW Online (deterministic per seed)."""
-    import gzip
-
-    import orjson
-
-    from dashboard.demo.simulate import REALITIES, SimConfig, write_log
-
     chosen = REALITIES if "all" in realities else tuple(dict.fromkeys(realities))
     config = SimConfig(
         users=users, cycles=cycles, seed=seed, job=job_name, max_lines=max_lines,
@@ -65,8 +64,6 @@ def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str
     if truth:
         Path(truth).write_bytes(orjson.dumps(ground_truth.to_dict(), option=orjson.OPT_INDENT_2))
     if entra_pages:
-        from dashboard.demo.entra_pages import write_simulated_pages
-
         Path(entra_pages).mkdir(parents=True, exist_ok=True)
         written = write_simulated_pages(Path(entra_pages), ground_truth)
         click.echo(f"{len(written)} Graph page file(s) of Entra's provisioning logs in {entra_pages}", err=True)
@@ -77,8 +74,6 @@ def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str
 @click.option("--cycles", type=click.IntRange(min=1), default=12)
 def demo_command(users: int, cycles: int) -> None:
     """Load demo data (simulated jobs) into an empty database; does nothing otherwise."""
-    from dashboard.demo.loader import load_demo
-
     if not runtime.settings().app.demo_data:
         click.echo("demo: app.demo_data is false; nothing loaded")
         return

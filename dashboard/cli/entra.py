@@ -9,6 +9,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from dashboard import runtime
+from dashboard.admin.jobs import JobError, get_job
+from dashboard.db import db
 from dashboard.ingest.graph.pull import is_pulled, pull_job
 from dashboard.models import Job
 
@@ -20,9 +22,6 @@ entra_group = AppGroup("entra", help="Microsoft Entra: pull provisioning logs an
               help="The job to pull (default: every job that names entra_job_id or entra_service_principal_id).")
 def pull_command(job_name: str | None) -> None:
     """Pull now from Microsoft Graph (also without [entra] enabled, which only schedules it)."""
-    from dashboard.admin.jobs import JobError, get_job
-    from dashboard.db import db
-
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = runtime.settings(app)
     if settings.entra.missing:

@@ -17,7 +17,9 @@ from dashboard.cli.common import job_or_exit, time_option
 from dashboard.db import db
 from dashboard.formats import sniff as sniff_formats
 from dashboard.formats.entra.parse import FORMATS as entra_formats
+from dashboard.formats.entra.parse import read_paths
 from dashboard.formats.scim.parse import read_lines
+from dashboard.ingest.entra import import_events, import_job_status_file
 from dashboard.ingest.scim import (
     IngestResult,
     ingest_lines,
@@ -25,6 +27,7 @@ from dashboard.ingest.scim import (
 )
 from dashboard.models import Job, Reject
 from dashboard.queries.export import export_lines
+from dashboard.times import utc_now
 
 
 @click.command("ingest")
@@ -111,9 +114,6 @@ def _format_of(path: str, fmt: str | None) -> str:
 
 def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> IngestResult:
     """Entra provisioning logs: all the paths in one import, so the CSV download's files join."""
-    from dashboard.formats.entra.parse import read_paths
-    from dashboard.ingest.entra import import_events
-
     options = options_for(runtime.settings())
     label = ", ".join(paths)
     items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
@@ -139,9 +139,6 @@ def _ingest_job_status(job: Job, path: str) -> IngestResult:
     """A synchronizationJob document (or Graph's list of them; a directory: each of its files): Entra's
     own view of the job. What is not one is a reject (listed by `flask rejects`) and leaves the
     stored status alone."""
-    from dashboard.ingest.entra import import_job_status_file
-    from dashboard.times import utc_now
-
     total = IngestResult()
     files = sorted(str(f) for f in Path(path).iterdir() if f.is_file()) if Path(path).is_dir() else [path]
     for name in files:

@@ -1,6 +1,9 @@
 """Demo data for `make run`: simulated jobs whose latest cycle ends about now."""
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -9,10 +12,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from dashboard import runtime
+from dashboard.db import db
 from dashboard.demo.entra import load_entra_demo
 from dashboard.demo.simulate import SimConfig, simulate_lines
 from dashboard.ingest.scim import IngestOptions, ingest_lines, options_for
 from dashboard.models import Exchange, Job
+from dashboard.times import to_us
 
 DEMO_JOBS = (
     # name, display name, simulator knobs
@@ -81,13 +86,6 @@ def start_live_feeder(app, *, users: int = 3000, requests_per_second: float = 25
     timestamp (an initial cycle of `users` users takes users * 2 / requests_per_second seconds,
     then incremental cycles follow about every 40 minutes). Used by `make run` only.
     """
-    import logging
-    import threading
-    import time
-
-    from dashboard.db import db
-    from dashboard.times import to_us
-
     log = logging.getLogger(__name__)
 
     def run() -> None:

@@ -26,6 +26,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from queue import SimpleQueue
 from typing import IO, Any
@@ -108,8 +109,6 @@ class Preparer:
 
 
 def future_reason(ts: Any, not_after_us: int) -> str:
-    from datetime import UTC, datetime
-
     limit = datetime.fromtimestamp(not_after_us / 1_000_000, UTC).replace(microsecond=0)
     return (f"field 'ts' is {ts.isoformat()}, later than {limit.isoformat()} (the time of ingest plus "
             f"ingest.future_tolerance_minutes): a clock ahead of time; it is not stored")

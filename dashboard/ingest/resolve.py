@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from dashboard.analysis.identity import EXTERNAL, NAME, SCIM, name_key
 from dashboard.formats.scim.records import Classified
 from dashboard.models import ScimUser, ScimUserAlias
+from dashboard.tracking.fold import give_lookups_to_the_writer, merge_users
 
 _users = ScimUser.__table__
 _aliases = ScimUserAlias.__table__
@@ -575,15 +576,11 @@ class UserResolver:
         """Write what this batch learnt (merges, completed rows, aliases), in its transaction.
 
         Call it after the batch's rows (which may name a dropped row) are inserted and folded."""
-        from dashboard.tracking.fold import merge_users
-
         for keep, drop in self.merges:
             merge_users(conn, keep=keep, drop=drop)
         self.merges = []
         self._worked = {}  # the batch's lines are stored now: its exchanges answer from here on
         if self._shared:
-            from dashboard.tracking.fold import give_lookups_to_the_writer
-
             for key in sorted(self._shared):
                 finals = {self._final(u) for u in self.by_name.get(key, ())}
                 holders = sorted(u for u in finals if (row := self.rows.get(u)) and (row[R_EXTERNAL] or row[R_SCIM]))
@@ -641,32 +638,3 @@ def _executemany(conn: Connection, sql: str, params: list[tuple]) -> None:
     else:
         conn.exec_driver_sql(sql.replace("?", "%s"), params)
 
-
-def users_named(job_id: int, text: str):  # type: ignore[no-untyped-def]
-    """SELECT of the ids of people who go or went by this name (any case or Unicode variant), or
-    have or had this externalId or SCIM id: a person is found by any of their names or ids."""
-    from sqlalchemy import and_, or_, union
-
-    a, u = _aliases.c, _users.c
-    key = name_key(text)
-    now = [u.external_id == text, u.scim_id == text] + ([u.name_key == key] if key else [])
-    before = [and_(a.kind == SCIM, a.key == text)] + ([and_(a.kind == NAME, a.key == key)] if key else [])
-    return union(select(u.id).where(u.job_id == job_id, or_(*now)),
-                 select(a.user_id).where(a.job_id == job_id, or_(*before)))
-
-
-def users_matching(job_id: int, text: str):  # type: ignore[no-untyped-def]
-    """SELECT of the ids of people with a present or past name, or an externalId, containing
-    `text`, or the SCIM id `text` (the search box)."""
-    from sqlalchemy import and_, or_, union
-
-    a, u = _aliases.c, _users.c
-    key = name_key(text) or text.lower()
-    like_key = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    like_raw = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return union(
-        select(u.id).where(u.job_id == job_id, or_(u.name_key.like(like_key, escape="\\"),
-                                                   u.external_id.like(like_raw, escape="\\"), u.scim_id == text)),
-        select(a.user_id).where(a.job_id == job_id, or_(and_(a.kind == NAME, a.key.like(like_key, escape="\\")),
-                                                        and_(a.kind == SCIM, a.key == text))),
-    )

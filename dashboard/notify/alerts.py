@@ -40,7 +40,7 @@ from dashboard.queries.cycles import cycle_detail, cycle_signatures
 from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.settings import Settings, gap_us
-from dashboard.times import aware, from_us, to_us
+from dashboard.times import aware, format_ts, from_us, to_us
 from dashboard.tracking.health import evaluate
 
 log = logging.getLogger(__name__)
@@ -437,7 +437,5 @@ def _parse(iso: str | None) -> datetime | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    from dashboard.times import format_ts
-
     moment = aware(moment)
     return format_ts(moment) if moment else None

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.models import Exchange, Job
+from dashboard.queries.users import users_named
 from dashboard.times import format_ts, from_us, to_us
 
 
@@ -32,8 +33,6 @@ def export_lines(
     if until is not None:
         query = query.where(Exchange.ts_us < to_us(until))
     if user:
-        from dashboard.ingest.resolve import users_named
-
         query = query.where(Exchange.user_id.in_(users_named(job.id, user)))  # any past name or id
     last: tuple[int, int] | None = None
     while True:  # keyset pages: bounded memory on any size

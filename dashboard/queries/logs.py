@@ -13,9 +13,9 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from dashboard.formats.scim.parse import LineError, parse_ts
-from dashboard.ingest.resolve import users_matching, users_named
 from dashboard.models import Cycle, Exchange, Job, ScimUser, UserCycle
 from dashboard.queries.export import line_of
+from dashboard.queries.users import users_matching, users_named
 from dashboard.times import format_ts, from_us, to_us
 
 OPERATIONS = ("lookup", "create", "update", "disable", "enable", "delete", "read", "group_lookup", "group_create",

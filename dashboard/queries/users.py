@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, union
 from sqlalchemy.orm import Session
 
+from dashboard.analysis.identity import NAME, SCIM, name_key, visible
 from dashboard.analysis.outcomes import (
     Summary,
 )
@@ -15,6 +16,7 @@ from dashboard.models import (
     Exchange,
     Job,
     ScimUser,
+    ScimUserAlias,
     UserCycle,
 )
 from dashboard.queries.exchanges import exchange_json
@@ -43,8 +45,6 @@ def list_users(session: Session, job: Job, *, state: str | None = None, limit: i
     if state:
         query = query.where(ScimUser.state == state)
     if search:
-        from dashboard.ingest.resolve import users_matching
-
         query = query.where(ScimUser.id.in_(users_matching(job.id, search)))
     if after is not None:
         query = query.where(ScimUser.id > after)
@@ -58,9 +58,6 @@ def find_user(session: Session, job: Job, key: str) -> ScimUser | None:
     """By any userName they went by (case and Unicode variants too), externalId or SCIM id they
     had, or our numeric id. A name two people held finds the one who holds it now, else the
     latest to have held it."""
-    from dashboard.analysis.identity import name_key
-    from dashboard.ingest.resolve import users_named
-
     query = select(ScimUser).where(ScimUser.job_id == job.id, ScimUser.id.in_(users_named(job.id, key)))
     now_named = ScimUser.name_key == name_key(key)
     found = session.scalars(query.order_by(now_named.desc(), ScimUser.name_us.desc(), ScimUser.id).limit(1)).first()
@@ -101,9 +98,6 @@ def user_timeline(session: Session, job: Job, user: ScimUser, *, limit: int = 50
 def user_history(session: Session, user: ScimUser) -> dict[str, list[dict[str, Any]]]:
     """The names the person went by and the SCIM ids they had, oldest first, each with its first
     and last sighting and the cycles of those sightings ("alice until cycle 5, alice.smith since")."""
-    from dashboard.analysis.identity import visible
-    from dashboard.models import ScimUserAlias
-
     aliases = session.scalars(select(ScimUserAlias).where(ScimUserAlias.user_id == user.id)
                               .order_by(ScimUserAlias.first_us, ScimUserAlias.id)).all()
     times = sorted({t for a in aliases for t in (a.first_us, a.last_us)})
@@ -128,3 +122,29 @@ def failing_users(session: Session, job: Job, *, limit: int = 50) -> list[dict[s
     rows = session.scalars(select(ScimUser).where(ScimUser.job_id == job.id, ScimUser.state == "failing")
                            .order_by(ScimUser.streak.desc(), ScimUser.id).limit(limit)).all()
     return [user_brief(u) for u in rows]
+
+
+def users_named(job_id: int, text: str):  # type: ignore[no-untyped-def]
+    """SELECT of the ids of people who go or went by this name (any case or Unicode variant), or
+    have or had this externalId or SCIM id: a person is found by any of their names or ids."""
+    a, u = ScimUserAlias.__table__.c, ScimUser.__table__.c
+    key = name_key(text)
+    now = [u.external_id == text, u.scim_id == text] + ([u.name_key == key] if key else [])
+    before = [and_(a.kind == SCIM, a.key == text)] + ([and_(a.kind == NAME, a.key == key)] if key else [])
+    return union(select(u.id).where(u.job_id == job_id, or_(*now)),
+                 select(a.user_id).where(a.job_id == job_id, or_(*before)))
+
+
+def users_matching(job_id: int, text: str):  # type: ignore[no-untyped-def]
+    """SELECT of the ids of people with a present or past name, or an externalId, containing
+    `text`, or the SCIM id `text` (the search box)."""
+    a, u = ScimUserAlias.__table__.c, ScimUser.__table__.c
+    key = name_key(text) or text.lower()
+    like_key = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like_raw = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return union(
+        select(u.id).where(u.job_id == job_id, or_(u.name_key.like(like_key, escape="\\"),
+                                                   u.external_id.like(like_raw, escape="\\"), u.scim_id == text)),
+        select(a.user_id).where(a.job_id == job_id, or_(and_(a.kind == NAME, a.key.like(like_key, escape="\\")),
+                                                        and_(a.kind == SCIM, a.key == text))),
+    )

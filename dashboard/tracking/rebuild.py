@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Engine
 
+from dashboard.ingest.entra import refold_events
 from dashboard.models import (
     Cycle,
     EntraEvent,
@@ -43,7 +44,6 @@ def rebuild(engine: Engine, job_id: int, *, gap_us: int, batch: int = 5000) -> i
     """Returns the number of exchanges and Entra events replayed. One transaction for the reset
     and each batch; the events are folded after the exchanges (the folds do not mind the order)."""
     count = _replay_exchanges(engine, job_id, gap_us=gap_us, batch=batch)
-    from dashboard.ingest.entra import refold_events
 
     return count + refold_events(engine, job_id, gap_us=gap_us, batch=batch)
 

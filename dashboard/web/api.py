@@ -20,6 +20,7 @@ from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.queries.users import find_user, list_users
 from dashboard.runtime import now, settings
+from dashboard.times import to_us
 from dashboard.web.auth import requires
 from dashboard.web.common import cycle_or_404, exchange_or_404
 from dashboard.web.common import job_or_404 as _job
@@ -154,8 +155,6 @@ def cycles(job_name: str) -> Any:
 
 
 def _us(iso: str) -> int:
-    from dashboard.times import to_us
-
     return to_us(parse_ts(iso))
 
 

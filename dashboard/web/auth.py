@@ -26,9 +26,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from dashboard.admin.accounts import account_for_api_token, authenticate, role_allows
-from dashboard.db import db
-from dashboard.models import Account
+from dashboard.admin.accounts import (
+    account_by_id,
+    account_for_api_token,
+    authenticate,
+    role_allows,
+)
 
 bp = Blueprint("auth", __name__)
 _FAILURES: dict[str, deque[float]] = defaultdict(deque)
@@ -47,7 +50,7 @@ def requires(role: str) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            account: Account | None = g.get("account")
+            account = g.get("account")
             if account is None:
                 if request.path.startswith("/api/"):
                     return _json_error("sign in or send Authorization: Bearer <API token>", 401)
@@ -74,7 +77,7 @@ def load_account() -> None:
         return
     account_id = session.get("aid")
     if account_id is not None:
-        account = db.session.get(Account, account_id)
+        account = account_by_id(account_id)
         if account is not None and account.active and session.get("pw") == account.password_hash[-16:]:
             g.account = account
         else:

@@ -12,16 +12,23 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    flash,
     g,
+    redirect,
     render_template,
     request,
     send_file,
     stream_with_context,
+    url_for,
 )
 
 from dashboard.admin.accounts import role_allows
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
 from dashboard.db import db
+from dashboard.notify import outbox
+from dashboard.notify.outbox import retry_now
+from dashboard.notify.recipients import all_recipients
+from dashboard.notify.reports import list_reports, report_document
 from dashboard.queries import by_key, logs
 from dashboard.queries import entra as entra_views
 from dashboard.queries.cycles import current_cycle, cycle_detail, list_cycles
@@ -238,8 +245,6 @@ def diagnostics_page(job_name: str) -> str:
 @bp.get("/reports")
 @requires("support")
 def reports_page() -> str:
-    from dashboard.notify.reports import list_reports
-
     name = request.args.get("job") or None
     job = _job(name) if name else None
     return render_template("pages/reports.html", job=job, rows=list_reports(db.session, job=job, limit=200),
@@ -249,8 +254,6 @@ def reports_page() -> str:
 @bp.get("/reports/<int:report_id>")
 @requires("support")
 def report_page(report_id: int) -> str:
-    from dashboard.notify.reports import report_document
-
     run = by_key.report_run(db.session, report_id)
     if run is None:
         abort(404, description=f"No report {report_id}.")
@@ -260,9 +263,6 @@ def report_page(report_id: int) -> str:
 @bp.get("/notifications")
 @requires("admin")
 def notifications_page() -> str:
-    from dashboard.notify import outbox
-    from dashboard.notify.recipients import all_recipients
-
     now = _now()
     jobs = by_key.jobs(db.session)
     return render_template(
@@ -276,10 +276,6 @@ def notifications_page() -> str:
 @bp.post("/notifications/<int:notification_id>/retry")
 @requires("admin")
 def notification_retry(notification_id: int) -> Response:
-    from flask import flash, redirect, url_for
-
-    from dashboard.notify.outbox import retry_now
-
     if retry_now(db.session, notification_id, _now()):
         flash(f"Email {notification_id} will be sent at the next delivery (within a minute).")
     else:

@@ -1,9 +1,7 @@
 """The pure notification rules: episodes, health events, retries, due times."""
 from __future__ import annotations
 
-import ast
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -119,11 +117,3 @@ def test_it_makes_the_digest_due_from_the_digest_hour_on():
 
 def test_it_caps_a_list_and_counts_the_rest():
     assert capped([1, 2, 3], 2) == ([1, 2], 1)
-
-
-def test_it_imports_nothing_but_the_standard_library():
-    source = (Path(__file__).resolve().parents[2] / "dashboard" / "notify" / "rules.py").read_text()
-    imported = {n.module or "" for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
-    imported |= {a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import) for a in n.names}
-
-    assert imported <= {"__future__", "dataclasses", "datetime", "enum"}

@@ -31,6 +31,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from dashboard import runtime
+from dashboard.db import db
 from dashboard.formats.entra.jobstatus import (
     JobStatusError,
     check_job_document,
@@ -235,8 +236,6 @@ def record_failure(engine: Engine, job_id: int, error: str, now: datetime) -> No
 
 def run_entra_pulls(app: Flask) -> str:
     """The scheduled pull: each configured job that names its Entra ids, one after another."""
-    from dashboard.db import db
-
     settings = runtime.settings(app)
     specs = [spec for spec in settings.jobs if is_pulled(spec)]
     if not specs:
