@@ -6,5 +6,5 @@ seed (the simulator, tests/data) by mutation, or built hostile from scratch (dee
 numbers, NaN, wrong types, Unicode, truncation at every position, duplicated keys, BOMs, dates
 far in the future or past). Every input must come out stored or rejected with a reason; an
 exception, or an accepted record the database could not store, fails the run with a minimal
-reproducer. Outside the default test suite (tests/ingest/test_fuzz_smoke.py runs it tiny).
+reproducer. Outside the default test suite (tests/formats/test_fuzz_smoke.py runs it tiny).
 """

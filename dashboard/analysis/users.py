@@ -15,6 +15,9 @@ class UserState(StrEnum):
     UNKNOWN = "unknown"
 
 
+USER_STATES = tuple(state.value for state in UserState)
+
+
 @dataclass(frozen=True)
 class CycleOutcome:
     """One row of a user's history: their outcome in one cycle."""

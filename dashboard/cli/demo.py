@@ -15,9 +15,7 @@ from dashboard.db import db
 from dashboard.demo.entra_pages import write_simulated_pages
 from dashboard.demo.loader import load_demo
 from dashboard.demo.simulate import REALITIES, SimConfig, write_log
-from dashboard.ingest.scim import (
-    options_for,
-)
+from dashboard.ingest.scim import options_for
 
 
 @click.command("simulate")

@@ -20,11 +20,7 @@ from dashboard.formats.entra.parse import FORMATS as entra_formats
 from dashboard.formats.entra.parse import read_paths
 from dashboard.formats.scim.parse import read_lines
 from dashboard.ingest.entra import import_events, import_job_status_file
-from dashboard.ingest.scim import (
-    IngestResult,
-    ingest_lines,
-    options_for,
-)
+from dashboard.ingest.scim import IngestResult, ingest_lines, options_for
 from dashboard.models import Job, Reject
 from dashboard.queries.export import export_lines
 from dashboard.times import utc_now

@@ -37,12 +37,7 @@ from dashboard.formats.scim.records import ParseProblem
 from dashboard.formats.scim.redact import RedactionRules, redact_body
 from dashboard.ingest.prepare import future_reason
 from dashboard.ingest.resolve import UserResolver
-from dashboard.ingest.scim import (
-    DATABASE_DOWN,
-    IngestOptions,
-    IngestResult,
-    save_rejects,
-)
+from dashboard.ingest.scim import DATABASE_DOWN, IngestOptions, IngestResult, save_rejects
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject
 from dashboard.times import to_us, utc_now
 from dashboard.tracking.fold import BatchAnalyzer, _mark_dirty

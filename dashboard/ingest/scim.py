@@ -22,12 +22,7 @@ from dashboard.db import insert_ignoring
 from dashboard.formats import codec
 from dashboard.formats.scim.classify import classify
 from dashboard.formats.scim.records import ParseProblem
-from dashboard.formats.scim.redact import (
-    RedactionRules,
-    bounded_raw,
-    redact_body,
-    redact_text,
-)
+from dashboard.formats.scim.redact import RedactionRules, bounded_raw, redact_body, redact_text
 from dashboard.ingest.prepare import (
     DEFERRED_LEN,
     P_BLOB,

@@ -8,9 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.signatures import recommended_action
-from dashboard.models import (
-    Exchange,
-)
+from dashboard.models import Exchange
 from dashboard.times import format_ts
 
 

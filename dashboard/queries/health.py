@@ -8,17 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.analysis.health import (
-    HealthStatus,
-    State,
-    Transition,
-)
-from dashboard.models import (
-    Exchange,
-    HealthTransition,
-    Job,
-    Signature,
-)
+from dashboard.analysis.health import HealthStatus, State, Transition
+from dashboard.models import Exchange, HealthTransition, Job, Signature
 from dashboard.queries.cycles import current_cycle
 from dashboard.queries.exchanges import exchange_brief
 from dashboard.queries.signatures import signature_json

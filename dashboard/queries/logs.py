@@ -12,15 +12,15 @@ import orjson
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
+from dashboard.analysis.outcomes import OUTCOMES
 from dashboard.formats.scim.parse import LineError, parse_ts
+from dashboard.formats.scim.records import Operation
 from dashboard.models import Cycle, Exchange, Job, ScimUser, UserCycle
 from dashboard.queries.export import line_of
 from dashboard.queries.users import users_matching, users_named
 from dashboard.times import format_ts, from_us, to_us
 
-OPERATIONS = ("lookup", "create", "update", "disable", "enable", "delete", "read", "group_lookup", "group_create",
-              "group_update", "group_delete", "group_read", "connection_test", "other")
-OUTCOMES = ("success", "failure", "skipped")
+OPERATIONS = tuple(op.value for op in Operation)
 PAGE = 50
 
 

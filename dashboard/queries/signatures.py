@@ -8,10 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.signatures import recommended_action
-from dashboard.models import (
-    Job,
-    Signature,
-)
+from dashboard.models import Job, Signature
 from dashboard.times import format_ts, from_us
 
 

@@ -8,17 +8,8 @@ from sqlalchemy import and_, or_, select, union
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.identity import NAME, SCIM, name_key, visible
-from dashboard.analysis.outcomes import (
-    Summary,
-)
-from dashboard.models import (
-    Cycle,
-    Exchange,
-    Job,
-    ScimUser,
-    ScimUserAlias,
-    UserCycle,
-)
+from dashboard.analysis.outcomes import Summary
+from dashboard.models import Cycle, Exchange, Job, ScimUser, ScimUserAlias, UserCycle
 from dashboard.queries.exchanges import exchange_json
 from dashboard.times import format_ts, from_us
 

@@ -22,11 +22,8 @@ CSP = (
 
 
 def init_app(app: Flask) -> None:
-    from dashboard.web import (  # they import this package (csrf): a cycle at the top
-        api,
-        auth,
-        pages,
-    )
+    # Here, not at the top: the blueprints import this package (csrf), a cycle at module level.
+    from dashboard.web import api, auth, pages
 
     csrf.init_app(app)
     csrf.exempt(api.bp)  # JSON API: bearer tokens or read-only GETs; forms are all in pages/auth

@@ -7,6 +7,7 @@ import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from dashboard.admin.jobs import job_for_token
+from dashboard.analysis.users import USER_STATES
 from dashboard.db import db
 from dashboard.formats.scim.parse import LineError, parse_ts
 from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines, options_for
@@ -170,8 +171,8 @@ def cycle_detail(job_name: str, cycle_id: int) -> Any:
 @requires("support")
 def users(job_name: str) -> Any:
     state = request.args.get("state") or None
-    if state and state not in ("in_sync", "failing", "disabled", "deleted", "never_provisioned", "unknown"):
-        abort(400, description="query parameter 'state' must be in_sync, failing, disabled, deleted or never_provisioned")
+    if state and state not in USER_STATES:
+        abort(400, description="query parameter 'state' must be one of " + ", ".join(USER_STATES))
     return jsonify(list_users(db.session, _job(job_name), state=state, limit=_int_arg("limit", 100) or 100,
                                        after=_int_arg("after", None, low=0, high=2**62), search=request.args.get("q")))
 

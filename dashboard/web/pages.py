@@ -24,6 +24,7 @@ from flask import (
 
 from dashboard.admin.accounts import role_allows
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
+from dashboard.analysis.users import USER_STATES
 from dashboard.db import db
 from dashboard.notify import outbox
 from dashboard.notify.outbox import retry_now
@@ -183,8 +184,8 @@ def entra_event_page(job_name: str, event_id: int) -> str:
 def users_page(job_name: str) -> str:
     job = _job(job_name)
     state = request.args.get("state") or None
-    if state and state not in ("in_sync", "failing", "disabled", "deleted", "never_provisioned", "unknown"):
-        abort(400, description="state must be in_sync, failing, disabled, deleted or never_provisioned")
+    if state and state not in USER_STATES:
+        abort(400, description="state must be one of " + ", ".join(USER_STATES))
     after = request.args.get("after")
     result = list_users(db.session, job, state=state, search=request.args.get("q") or None,
                                  after=int(after) if after and after.isdigit() else None, limit=100)

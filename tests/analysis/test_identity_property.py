@@ -22,8 +22,7 @@ from dashboard.admin.jobs import get_job, sync_jobs
 from dashboard.db import db
 from dashboard.demo.simulate import EVENT_KINDS, SimConfig, SimEvent, simulate_lines
 from dashboard.ingest.scim import ingest_lines, options_from
-
-from .test_identity_truth import (
+from tests.analysis.test_identity_truth import (
     JOB,
     analysed,
     assert_one_user_per_person,

@@ -169,9 +169,7 @@ def test_each_person_keeps_their_latest_name_and_scim_id(app, settings):
 
 
 def test_each_person_keeps_the_names_and_scim_ids_they_had(app, settings):
-    from dashboard.models import (
-        ScimUserAlias,  # the history of names and ids (issue 10 item 1)
-    )
+    from dashboard.models import ScimUserAlias
 
     truth, _ = ingest(settings, REALISTIC)
     rows = {key: found[0].id for key, found in stored_people(truth).items() if len(found) == 1}

@@ -23,8 +23,7 @@ from dashboard.models import Cycle, Exchange, Reject, ScimUser, ScimUserAlias, U
 from dashboard.queries.health import health_status
 from dashboard.queries.users import find_user
 from dashboard.times import to_us
-
-from ..db_faults import refusing_inserts
+from tests.db_faults import refusing_inserts
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = "uniflow-prod"

@@ -12,8 +12,7 @@ from dashboard.settings import (
     ReportSettings,
     Settings,
 )
-
-from .helpers import SmtpServer
+from tests.notify.helpers import SmtpServer
 
 
 @pytest.fixture

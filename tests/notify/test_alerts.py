@@ -12,8 +12,7 @@ from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.recipients import subscribe
-
-from .helpers import (
+from tests.notify.helpers import (
     BAD_DEPARTMENT,
     PIN,
     T0,

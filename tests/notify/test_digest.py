@@ -11,8 +11,7 @@ from dashboard.models import Notification
 from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.digest import send_due_digests
 from dashboard.notify.recipients import subscribe
-
-from .helpers import BAD_DEPARTMENT, T0, after_cycle, cycle_lines, ingest
+from tests.notify.helpers import BAD_DEPARTMENT, T0, after_cycle, cycle_lines, ingest
 
 
 def test_it_sends_one_digest_per_day_after_the_digest_hour(app, settings):

@@ -13,8 +13,14 @@ from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.reports import send_due_reports
-
-from .helpers import BAD_DEPARTMENT, PIN, SmtpServer, after_cycle, cycle_lines, ingest
+from tests.notify.helpers import (
+    BAD_DEPARTMENT,
+    PIN,
+    SmtpServer,
+    after_cycle,
+    cycle_lines,
+    ingest,
+)
 
 
 def deliver(settings, server, now):  # type: ignore[no-untyped-def]

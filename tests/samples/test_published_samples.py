@@ -22,8 +22,7 @@ from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, Exchange, Reject
 from dashboard.queries.entra import latest_status
-
-from .helpers import JOB, SAMPLES, count, ingest, load_script, users
+from tests.samples.helpers import JOB, SAMPLES, count, ingest, load_script, users
 
 TUTORIAL = SAMPLES / "entra-scim-tutorial"
 GRAPH = SAMPLES / "graph"

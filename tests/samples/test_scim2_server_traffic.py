@@ -19,9 +19,8 @@ from dashboard.db import db
 from dashboard.models import Reject
 from dashboard.queries.replay import report
 from dashboard.queries.users import find_user, list_users
-
-from . import recording
-from .helpers import JOB, count, ingest, users
+from tests.samples import recording
+from tests.samples.helpers import JOB, count, ingest, users
 
 PEOPLE = recording.PEOPLE
 END_OF_RUN = recording.START + 2 * recording.CYCLE_EVERY + timedelta(minutes=1)

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from argon2 import PasswordHasher
-from flask import g
 from sqlalchemy import select
 
 from dashboard.admin import accounts
@@ -22,8 +20,8 @@ from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Account, ApiToken, Cycle, EntraEvent, Exchange
 from dashboard.notify.reports import send_report_if_due
 from dashboard.web import auth
+from tests.web.signin import PASSWORD, csrf_token, sign_in, signed_in
 
-PASSWORD = "correct horse battery"
 UNGUARDED = {"static", "auth.login", "auth.logout", "api.push_exchanges"}  # push takes ingest tokens
 PUSH = "/api/v1/jobs/uniflow-prod/exchanges"
 # The least role each endpoint needs (docs/api.md). A new endpoint must be added here.
@@ -97,26 +95,11 @@ def values(app, settings) -> dict[str, object]:  # type: ignore[no-untyped-def]
     }
 
 
-def csrf_token(client, path: str = "/login") -> str:  # type: ignore[no-untyped-def]
-    # The app fixture keeps one app context for the whole test, so `g` (where Flask-WTF caches
-    # the signed token) outlives a request; drop it so the form gets a token for this session.
-    g.pop("csrf_token", None)
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
-
-
-def sign_in(client, email: str, password: str = PASSWORD, next_url: str | None = None):  # type: ignore[no-untyped-def]
-    url = "/login" if next_url is None else f"/login?next={next_url}"
-    return client.post(url, data={"email": email, "password": password, "csrf_token": csrf_token(client)})
 
 
 def account(role: str, email: str | None = None) -> Account:
     return add_account(email or f"{role}@example.com", role, PASSWORD)
 
-
-def signed_in(client, role: str):  # type: ignore[no-untyped-def]
-    assert sign_in(client, account(role).email).status_code == 302
-    return client
 
 
 def routes(app, values: dict[str, object]) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]

@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from argon2 import PasswordHasher
-from flask import g
 from sqlalchemy import select
 
 from dashboard.admin import accounts
-from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import get_job
 from dashboard.analysis.agreement import compare_health, reason_kind
 from dashboard.db import db
@@ -25,11 +23,10 @@ from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import EntraEvent, Exchange, ScimUser, Signature
 from dashboard.notify.reports import send_report_if_due
 from dashboard.web import auth
-
-from ..entra.conftest import DATA
+from tests.formats.entra.conftest import DATA
+from tests.web.signin import signed_in
 
 JOB = "uniflow-prod"
-PASSWORD = "correct horse battery"
 SCRIPT = "<script>alert(1)</script>"
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -39,14 +36,6 @@ def _fresh_login_state(monkeypatch):  # type: ignore[no-untyped-def]
     auth._FAILURES.clear()
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
-
-def signed_in(client, role: str):  # type: ignore[no-untyped-def]
-    email = add_account(f"{role}@example.com", role, PASSWORD).email
-    g.pop("csrf_token", None)
-    form = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-    assert client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token}).status_code == 302
-    return client
 
 
 def _options(settings):  # type: ignore[no-untyped-def]

@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from argon2 import PasswordHasher
-from flask import g
 
 from dashboard.admin import accounts
-from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import add_job, get_job
 from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.web import auth
+from tests.web.signin import signed_in
 
-PASSWORD = "correct horse battery"
 SCRIPT = "<script>alert(1)</script>"
 START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -28,14 +26,6 @@ def _fresh_login_state(monkeypatch):  # type: ignore[no-untyped-def]
     # Argon2 with its default cost takes half a second per hash; these tests are not about that.
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
-
-def signed_in(client, role: str):  # type: ignore[no-untyped-def]
-    email = add_account(f"{role}@example.com", role, PASSWORD).email
-    g.pop("csrf_token", None)  # `g` outlives requests under the app fixture's app context
-    form = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-    assert client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token}).status_code == 302
-    return client
 
 
 def load(settings, job_name: str, lines) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import ScimUser
 from dashboard.web import auth
-from tests.web.test_pages import signed_in
+from tests.web.signin import signed_in
 
 JOB = "uniflow-prod"
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

@@ -19,9 +19,8 @@ from dashboard.ingest.graph.client import (
     GraphError,
     Watermark,
 )
+from tests.formats.entra.conftest import DATA
 from tests.local_http import serving
-
-from .conftest import DATA
 
 NOW = datetime(2026, 3, 26, 8, 0, tzinfo=UTC)  # after the samples' records (2026-03-25)
 

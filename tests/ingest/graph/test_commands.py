@@ -13,8 +13,7 @@ from dashboard.db import db
 from dashboard.models import EntraEvent, EntraPullState
 from dashboard.scheduler import JOBS, scheduled_jobs, start_scheduler
 from dashboard.settings import EntraSettings, JobSettings
-
-from .conftest import SECRET, at, record
+from tests.ingest.graph.conftest import SECRET, at, record
 
 
 def _events() -> int:

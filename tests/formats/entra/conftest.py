@@ -7,7 +7,7 @@ from dashboard.formats.entra.parse import read_events
 from dashboard.formats.entra.records import ProvisioningEvent
 from dashboard.formats.scim.records import ParseProblem
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "entra"
+DATA = Path(__file__).resolve().parents[2] / "data" / "entra"
 
 
 def read(name: str, fmt: str | None = None, **kwargs) -> list[ProvisioningEvent | ParseProblem]:

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from dashboard.formats.entra.parse import dedupe_key, read_events
 from dashboard.formats.entra.records import ProvisioningEvent
 from dashboard.formats.scim.records import ParseProblem
-
-from .conftest import DATA, events, problems, read
+from tests.formats.entra.conftest import DATA, events, problems, read
 
 
 def test_it_keeps_the_records_before_the_cut_of_a_truncated_page():

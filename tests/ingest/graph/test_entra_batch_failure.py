@@ -26,11 +26,10 @@ from dashboard.ingest.graph.pull import pull_job
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, EntraEvent, IngestRun, Reject, ScimUser
 from dashboard.tracking.rebuild import rebuild
-from tests.entra_pull.conftest import JOB_ID, SP_ID, FakeGraph, no_proxy
-from tests.entra_pull.conftest import record as graph_record
+from tests.db_faults import refusing_inserts
+from tests.ingest.graph.conftest import JOB_ID, SP_ID, FakeGraph, no_proxy
+from tests.ingest.graph.conftest import record as graph_record
 from tests.local_http import serving
-
-from ..db_faults import refusing_inserts
 
 JOB = "uniflow-prod"
 AT = datetime(2026, 3, 1, 8, tzinfo=UTC)

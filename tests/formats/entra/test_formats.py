@@ -23,8 +23,7 @@ from dashboard.formats.entra.records import (
     is_failure,
 )
 from dashboard.formats.scim.records import ParseProblem
-
-from .conftest import DATA, events, problems, read
+from tests.formats.entra.conftest import DATA, events, problems, read
 
 
 @pytest.mark.parametrize(

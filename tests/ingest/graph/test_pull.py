@@ -15,8 +15,7 @@ from dashboard.ingest.graph.pull import PullNotConfigured, belongs_to, pull_job
 from dashboard.models import EntraEvent, EntraJobStatus, EntraPullState, IngestRun
 from dashboard.settings import JobSettings
 from dashboard.times import aware
-
-from .conftest import (
+from tests.ingest.graph.conftest import (
     JOB_ID,
     LOGS,
     NOW,

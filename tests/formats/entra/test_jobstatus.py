@@ -15,8 +15,7 @@ from dashboard.formats.entra.jobstatus import (
 from dashboard.formats.entra.parse import JobStatusError, parse_job_status
 from dashboard.formats.entra.records import Progress, Quarantine, SyncError
 from dashboard.formats.scim.records import ParseProblem
-
-from .conftest import DATA
+from tests.formats.entra.conftest import DATA
 
 
 def _load(name: str) -> dict:

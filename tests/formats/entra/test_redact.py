@@ -7,8 +7,7 @@ import orjson
 
 from dashboard.formats.entra.parse import read_events
 from dashboard.formats.scim.redact import RedactionRules
-
-from .conftest import events, read
+from tests.formats.entra.conftest import events, read
 
 
 def test_it_redacts_and_masks_the_uniflow_secrets_in_modified_properties():
@@ -66,7 +65,7 @@ def test_it_redacts_the_raw_text_kept_for_a_rejected_record():
 
 
 def _page():
-    from .conftest import DATA
+    from tests.formats.entra.conftest import DATA
 
     return DATA / "graph-escrow-page-2.json"
 

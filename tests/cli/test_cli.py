@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from dashboard.db import db
 from dashboard.models import Exchange, IngestToken, Reject
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 URN = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"
 
 
