@@ -39,6 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
+    from dashboard import logredact
+    from dashboard.ingest.scim import options_for
+
+    logredact.install(options_for(settings).rules)  # no secret in the log, werkzeug's request lines included
 
     from dashboard import db, scheduler, web
     from dashboard.cli import commands as cli

@@ -359,9 +359,13 @@ def _is_secret_header(name: str, rules: RedactionRules) -> bool:
     return lowered in rules.headers or any(word in lowered for word in _HEADER_WORDS)
 
 
-def _is_secret_query_key(key: str, rules: RedactionRules) -> bool:
+def is_secret_query_key(key: str, rules: RedactionRules = DEFAULT_RULES) -> bool:
+    """Whether a query parameter carries a credential (`access_token`, `token`, `client_secret`...)."""
     lowered = key.lower()
     return lowered in rules.query_keys or "token" in lowered or "secret" in lowered
+
+
+_is_secret_query_key = is_secret_query_key
 
 
 def redact_text(text: str | None, rules: RedactionRules = DEFAULT_RULES) -> str | None:
