@@ -379,7 +379,7 @@ def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dic
     view = _view(job_id, ts_us, row["cycle_key"], fact.operation, fact.status, fact.failed,
                  reference=fact.reference or not is_user, error_code=event.error_code, reason=event.reason,
                  duration_ms=event.duration_ms)
-    names = (event.user_name, event.external_id, event.target.id) if is_user else None
+    names = (_cut(event.user_name, 512), _cut(event.external_id, 512), _cut(event.target.id, 512)) if is_user else None
     return row, view, names
 
 

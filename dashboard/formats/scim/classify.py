@@ -44,7 +44,7 @@ def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Clas
         operation = Operation.CONNECTION_TEST
     if operation is Operation.CONNECTION_TEST:
         user_name = external_id = None  # a probe for a random value: it concerns no user
-    scim_id = resource_id if resource == "users" else None
+    scim_id = fit(resource_id, 512) if resource == "users" else None
     if scim_id is None and resource == "users" and operation is not Operation.CONNECTION_TEST:
         scim_id = _response_id(exchange)
     failed = is_failure(exchange, operation)
