@@ -40,6 +40,7 @@ class RedactionRules:
     _kinds: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _headers: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _walk: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _text: list[Any] = field(default_factory=list, compare=False, hash=False, repr=False)  # its _TextPatterns
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled (to an ingest worker) without the caches: they hold this process's sentinels.
@@ -138,7 +139,7 @@ def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dic
         return headers if clean is headers else clean
     return {
         name: (REDACTED if (cache[name] if name in cache else _is_secret_header(name, rules))
-               else redact_body({name: value}, rules)[name])
+               else redact_text(value, rules) if value.__class__ is str else redact_body(value, rules))
         for name, value in headers.items()
     }
 
@@ -383,7 +384,11 @@ def redact_text(text: str | None, rules: RedactionRules = DEFAULT_RULES) -> str 
     if not text:
         return text
     patterns = _patterns(rules)
-    if not patterns.trigger.search(text):
+    lowered = text.lower()
+    for word in patterns.words:  # `in` on the lowered text: several times faster than one regex search
+        if word in lowered:
+            break
+    else:
         return text
     clean = _SCHEME.sub(_replace_scheme, text)
     clean = patterns.segment.sub(lambda m: _replace_segment(m, rules, patterns), clean)
@@ -395,6 +400,7 @@ def redact_text(text: str | None, rules: RedactionRules = DEFAULT_RULES) -> str 
 @dataclass(frozen=True)
 class _TextPatterns:
     trigger: re.Pattern[str]
+    words: tuple[str, ...]  # one of them occurs (lower-cased) in any text a pattern below matches
     named: re.Pattern[str]
     filter: re.Pattern[str]
     segment: re.Pattern[str]
@@ -419,6 +425,14 @@ _WORDS = ("token", "secret")  # secret query keys are recognised by these words 
 
 
 def _patterns(rules: RedactionRules) -> _TextPatterns:
+    if rules._text:
+        return rules._text[0]  # type: ignore[no-any-return]
+    found = _build_patterns(rules)
+    rules._text.append(found)
+    return found
+
+
+def _build_patterns(rules: RedactionRules) -> _TextPatterns:
     key = (rules.attributes, rules.masked, rules.headers, rules.query_keys)
     found = _PATTERNS.get(key)
     if found is not None:
@@ -427,8 +441,10 @@ def _patterns(rules: RedactionRules) -> _TextPatterns:
     names = sorted(attributes | rules.headers | set(_WORDS) | _BODY_SECRET_KEYS, key=len, reverse=True)
     alternation = "|".join(re.escape(n) for n in names)
     attribute_alternation = "|".join(re.escape(n) for n in sorted(attributes, key=len, reverse=True)) or "(?!)"
+    words = {"bearer", "basic", "value", *(n.lower() for n in names)}
     found = _TextPatterns(
         trigger=re.compile(rf"bearer|basic|value|{alternation}", re.IGNORECASE),
+        words=tuple(sorted(w for w in words if not any(o != w and o in w for o in words))),
         # name, closing quote, separator, optionally `{"value":`, then the value
         named=re.compile(
             rf'(?<![A-Za-z0-9])(?P<name>{alternation}){_QUOTE_AFTER}\s*(?P<sep>:|=|%3[AaDd])\s*'
