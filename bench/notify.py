@@ -90,15 +90,7 @@ def time_report(source: Path, runs: int = 3) -> tuple[float, float, dict]:
 
     from dashboard.admin.jobs import get_job
     from dashboard.db import db
-    from dashboard.models import (
-        Cycle,
-        Exchange,
-        Notification,
-        ReportRun,
-        ScimUser,
-        Signature,
-        UserCycle,
-    )
+    from dashboard.models import Cycle, Exchange, Notification, ReportRun, ScimUser, Signature, UserCycle
     from dashboard.notify.reports import MAX_CYCLES, send_report_if_due
     from dashboard.queries.health import health_json
 

@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
+    from dashboard import logredact
+    from dashboard.ingest.scim import options_for
+
+    logredact.install(options_for(settings).rules)  # no secret in the log, werkzeug's request lines included
 
     # Here, not at the top: importing any module of the package (a PURE one in the fuzz harness or
     # a benchmark) runs this __init__, and should not load every blueprint, command and job.

@@ -9,8 +9,19 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from dashboard import runtime
-from dashboard.admin.accounts import AccountError, add_account, create_api_token, ensure_first_admin
-from dashboard.admin.jobs import JobError, add_job, create_token, revoke_token, sync_jobs
+from dashboard.admin.accounts import (
+    AccountError,
+    add_account,
+    create_api_token,
+    ensure_first_admin,
+)
+from dashboard.admin.jobs import (
+    JobError,
+    add_job,
+    create_token,
+    revoke_token,
+    sync_jobs,
+)
 from dashboard.cli.common import job_or_exit
 from dashboard.db import db, upgrade_schema
 from dashboard.models import Account, Exchange, IngestToken, Job

@@ -16,7 +16,12 @@ from dashboard.models import NOTIFY_KINDS, NOTIFY_ROLES, Job
 from dashboard.notify.emails import render_email
 from dashboard.notify.mailer import Message, SmtpMailer
 from dashboard.notify.outbox import counts, deliver_pending, retry_now
-from dashboard.notify.recipients import SubscriptionError, all_recipients, subscribe, unsubscribe
+from dashboard.notify.recipients import (
+    SubscriptionError,
+    all_recipients,
+    subscribe,
+    unsubscribe,
+)
 
 notify_group = AppGroup("notify", help="Email notifications: SMTP test, delivery, subscriptions.")
 

@@ -33,11 +33,17 @@ from dashboard.formats.entra.facts import detail_of, fact_of, reference_failure
 from dashboard.formats.entra.jobstatus import read_job_status_file
 from dashboard.formats.entra.parse import dedupe_key
 from dashboard.formats.entra.records import JobStatus, ProvisioningEvent
+from dashboard.formats.limits import fit
 from dashboard.formats.scim.records import ParseProblem
 from dashboard.formats.scim.redact import RedactionRules, redact_body
 from dashboard.ingest.prepare import future_reason
 from dashboard.ingest.resolve import UserResolver
-from dashboard.ingest.scim import DATABASE_DOWN, IngestOptions, IngestResult, save_rejects
+from dashboard.ingest.scim import (
+    DATABASE_DOWN,
+    IngestOptions,
+    IngestResult,
+    save_rejects,
+)
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject
 from dashboard.times import to_us, utc_now
 from dashboard.tracking.fold import BatchAnalyzer, _mark_dirty
@@ -82,7 +88,7 @@ class _EventLoader:
     def __init__(self, engine: Engine, job: Job, *, source: str, via: str, options: IngestOptions) -> None:
         self.engine = engine
         self.job_id = job.id
-        self.source = source[:500]
+        self.source = fit(source, 500)
         self.options = options
         tolerance = options.future_tolerance_us
         self.not_after_us = None if tolerance is None else to_us(utc_now()) + tolerance  # a clock ahead: a reject
@@ -356,7 +362,7 @@ def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dic
     row = {
         "job_id": job_id, "dedupe": key, "activity_us": ts_us, "entra_id": _cut(event.id, 200),
         "change_id": _cut(event.change_id, 200), "cycle_key": _cut(event.cycle_id, 200),
-        "entra_job_id": _cut(event.job_id, 300), "action": (event.action_raw or event.action.value)[:20],
+        "entra_job_id": _cut(event.job_id, 300), "action": fit(event.action_raw or event.action.value, 20),
         "outcome": event.status.value, "operation": fact.operation, "status": fact.status,
         "failed": fact.failed, "error_code": _cut(event.error_code, 200), "reason": event.reason,
         "recommended_action": event.recommended_action, "retry_count": _int32(event.retry_count),
@@ -370,7 +376,7 @@ def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dic
     view = _view(job_id, ts_us, row["cycle_key"], fact.operation, fact.status, fact.failed,
                  reference=fact.reference or not is_user, error_code=event.error_code, reason=event.reason,
                  duration_ms=event.duration_ms)
-    names = (event.user_name, event.external_id, event.target.id) if is_user else None
+    names = (_cut(event.user_name, 512), _cut(event.external_id, 512), _cut(event.target.id, 512)) if is_user else None
     return row, view, names
 
 
@@ -421,7 +427,7 @@ def _int32(value: int | None) -> int | None:
 
 
 def _cut(value: str | None, size: int) -> str | None:
-    return value[:size] if value else None
+    return fit(value, size) if value else None
 
 
 # -- job status ---------------------------------------------------------------------------------
@@ -447,7 +453,7 @@ def import_job_status(
     values = {
         "job_id": job.id, "observed_us": to_us(observed), "digest": digest, "entra_job_id": _cut(status.job_id, 300),
         "code": _cut(status.code, 40), "quarantine_reason": _cut(status.quarantine.reason if status.quarantine else None, 100),
-        "source": source[:500], "data": text, "created_at": now,
+        "source": fit(source, 500), "data": text, "created_at": now,
     }
     with engine.begin() as conn:
         statement = insert_ignoring(engine.dialect.name, _statuses)

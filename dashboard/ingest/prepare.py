@@ -35,10 +35,17 @@ import orjson
 
 from dashboard.formats import codec
 from dashboard.formats.dedupe import stable_hash
+from dashboard.formats.limits import fit
 from dashboard.formats.scim.classify import classify
-from dashboard.formats.scim.parse import parse_line
+from dashboard.formats.scim.parse import RAW_KEEP, parse_line
 from dashboard.formats.scim.records import Exchange, ParseProblem
-from dashboard.formats.scim.redact import RedactionRules, redact
+from dashboard.formats.scim.redact import (
+    RAW_WINDOW,
+    RedactionRules,
+    redact,
+    redact_raw,
+    redact_text,
+)
 from dashboard.times import to_us
 
 # Fields of a Prepared tuple. The first thirteen are exchange columns; then the user's names,
@@ -67,17 +74,18 @@ class Preparer:
         rules, guid_tests = self.rules, self.guid_lookups_are_tests
         for line_no, raw in lines:
             item = parse_line(line_no, raw)
-            if item is None or item.__class__ is ParseProblem:
+            if item is None:
                 append(item)
+                continue
+            if item.__class__ is ParseProblem:
+                append(rejected(item.line_no, item.reason, raw, rules))  # type: ignore[union-attr]
                 continue
             job_id, reason = self.job_of(item)  # type: ignore[arg-type]
             if job_id is None:
-                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-                append(ParseProblem(line_no, reason, text[:2000]))
+                append(rejected(line_no, reason, raw, rules))
                 continue
             if self.not_after_us is not None and to_us(item.ts) > self.not_after_us:  # type: ignore[union-attr]
-                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-                append(ParseProblem(line_no, future_reason(item.ts, self.not_after_us), text[:2000]))  # type: ignore[union-attr]
+                append(rejected(line_no, future_reason(item.ts, self.not_after_us), raw, rules))  # type: ignore[union-attr]
                 continue
             clean = redact(item, rules)  # type: ignore[arg-type]
             dedupe = dedupe_key(clean)
@@ -90,8 +98,8 @@ class Preparer:
             error = found.error
             append((
                 job_id, dedupe, to_us(clean.ts), clean.method, found.operation.value, clean.status, found.failed,
-                clean.duration_ms, clean.request_id[:200] if clean.request_id else None,
-                clean.cycle_id[:200] if clean.cycle_id else None, error.scim_type if error else None,
+                clean.duration_ms, fit(clean.request_id or None, 200),
+                fit(clean.cycle_id or None, 200), error.scim_type if error else None,
                 error.detail if error else None, blob, found.user_name, found.external_id, found.scim_id, found.found,
                 line_no,
             ))
@@ -106,6 +114,16 @@ class Preparer:
         if job_id is None:
             return None, f"field 'job' names an unknown job '{exchange.job[:100]}' (add it with `flask job add`)"
         return job_id, ""
+
+
+def rejected(line_no: int, reason: str, raw: bytes | str, rules: RedactionRules) -> ParseProblem:
+    """The reject of a line: its reason and its text, both redacted, the text from the whole line
+    and cut to RAW_KEEP characters only after (a secret named after the cut is hidden too)."""
+    text = raw[:RAW_WINDOW].decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = text.replace("\x00", "\\x00").rstrip("\r\n")
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    return ParseProblem(line_no, redact_text(reason, rules) or "", redact_raw(text, rules, keep=RAW_KEEP))
 
 
 def future_reason(ts: Any, not_after_us: int) -> str:

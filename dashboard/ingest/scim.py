@@ -20,9 +20,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.db import insert_ignoring
 from dashboard.formats import codec
+from dashboard.formats.limits import fit
 from dashboard.formats.scim.classify import classify
 from dashboard.formats.scim.records import ParseProblem
-from dashboard.formats.scim.redact import RedactionRules, bounded_raw, redact_body, redact_text
+from dashboard.formats.scim.redact import (
+    RedactionRules,
+    redact_text,
+)
+from dashboard.formats.scim.redact import redact_raw as _redact_raw
 from dashboard.ingest.prepare import (
     DEFERRED_LEN,
     P_BLOB,
@@ -200,7 +205,7 @@ class _Loader:
     def __init__(self, engine: Engine, job: Job, *, source: str, via: str, options: IngestOptions) -> None:
         self.engine = engine
         self.job = job
-        self.source = source[:500]
+        self.source = fit(source, 500)
         self.options = options
         self.resolvers: dict[int, UserResolver] = {}
         self.analyzer = BatchAnalyzer(options.gap_us)
@@ -335,8 +340,8 @@ class _Loader:
         error = found.error
         return (
             job_id, dedupe, to_us(exchange.ts), exchange.method, found.operation.value, exchange.status, found.failed,
-            exchange.duration_ms, exchange.request_id[:200] if exchange.request_id else None,
-            exchange.cycle_id[:200] if exchange.cycle_id else None, error.scim_type if error else None,
+            exchange.duration_ms, fit(exchange.request_id or None, 200),
+            fit(exchange.cycle_id or None, 200), error.scim_type if error else None,
             error.detail if error else None, codec.pack(blob_of(exchange)), found.user_name, found.external_id,
             found.scim_id, found.found, line_no,
         )
@@ -464,26 +469,19 @@ def save_rejects(conn: Connection, statement, job_id: int,  # type: ignore[no-un
     rows = {}
     for source, problem in problems:
         raw = redact_raw(problem.raw, rules)
-        source = source[:500]
+        source = fit(redact_text(source, rules) or "", 500)
         dedupe = stable_hash(f"{source}\0{problem.line_no}\0{raw}".encode())
         rows[dedupe] = {
             "job_id": job_id, "dedupe": dedupe, "source": source, "line_no": problem.line_no,
-            "reason": problem.reason[:1000], "raw": raw, "created_at": utc_now(),
+            "reason": fit(redact_text(problem.reason, rules) or "", 1000), "raw": raw, "created_at": utc_now(),
         }
     if rows:
         conn.execute(statement, list(rows.values()))
 
 
 def redact_raw(raw: str, rules: RedactionRules) -> str:
-    """A rejected line as it may be stored: redacted structurally when it is JSON, else by text."""
-    raw = bounded_raw(raw)  # JSON nested too deep for the structural redaction: cut below the limit
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return redact_text(raw, rules)
-    if isinstance(data, dict | list):
-        return orjson.dumps(redact_body(data, rules)).decode()
-    return redact_text(raw, rules)
+    """A rejected line as it may be stored (see formats.scim.redact.redact_raw)."""
+    return _redact_raw(raw, rules)
 
 
 _dedupe_key = dedupe_key  # the names this module had before prepare.py

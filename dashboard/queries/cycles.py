@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from dashboard.analysis.health import early_warning
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES, empty_counts
 from dashboard.analysis.progress import kind_of, progress_of
-from dashboard.models import Cycle, EntraEvent, Exchange, Job, ScimUser, Signature, UserCycle
+from dashboard.models import (
+    Cycle,
+    EntraEvent,
+    Exchange,
+    Job,
+    ScimUser,
+    Signature,
+    UserCycle,
+)
 from dashboard.queries.signatures import signature_json
 from dashboard.queries.users import user_brief
 from dashboard.settings import Settings, gap_us, thresholds_for

@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.health import Snapshot, State, advance, status_at
-from dashboard.analysis.outcomes import BUCKETS, OUTCOMES, Fact, Summary, bucket_of, empty_counts
+from dashboard.analysis.outcomes import (
+    BUCKETS,
+    OUTCOMES,
+    Fact,
+    Summary,
+    bucket_of,
+    empty_counts,
+)
 from dashboard.models import Cycle, EntraEvent, Exchange, Job, UserCycle
 from dashboard.queries.cycles import _users, cycle_json, list_cycles
 from dashboard.queries.health import _iso, health_json

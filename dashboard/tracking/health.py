@@ -22,7 +22,14 @@ from dashboard.analysis.health import (
 )
 from dashboard.analysis.outcomes import BUCKETS, empty_counts
 from dashboard.db import insert_ignoring
-from dashboard.models import Cycle, EntraEvent, Exchange, HealthTransition, Job, JobAnalysis
+from dashboard.models import (
+    Cycle,
+    EntraEvent,
+    Exchange,
+    HealthTransition,
+    Job,
+    JobAnalysis,
+)
 from dashboard.settings import Settings, gap_us, thresholds_for, timing_for
 from dashboard.times import to_us, utc_now
 

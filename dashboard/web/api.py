@@ -10,6 +10,7 @@ from dashboard.admin.jobs import job_for_token
 from dashboard.analysis.users import USER_STATES
 from dashboard.db import db
 from dashboard.formats.scim.parse import LineError, parse_ts
+from dashboard.formats.scim.redact import is_secret_query_key
 from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines, options_for
 from dashboard.queries import by_key, replay
 from dashboard.queries import cycles as cycle_views
@@ -34,6 +35,18 @@ def error(message: str, status: int, **headers: str) -> Response:
     response.status_code = status
     response.headers.update(headers)
     return response
+
+
+@bp.before_request
+def _refuse_tokens_in_the_query() -> Response | None:
+    """A token in a query string ends up in logs and browser histories: refused, whatever the
+    endpoint, before anything else looks at the request."""
+    rules = options_for(settings()).rules
+    if any(is_secret_query_key(key, rules) for key in request.args):
+        return error("a token in the query string is refused (and was not used): send it in the "
+                     "Authorization header, Authorization: Bearer <token>", 401,
+                     **{"WWW-Authenticate": 'Bearer realm="api"'})
+    return None
 
 
 @bp.post("/jobs/<job_name>/exchanges")

@@ -26,7 +26,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from dashboard.admin.accounts import account_by_id, account_for_api_token, authenticate, role_allows
+from dashboard.admin.accounts import (
+    account_by_id,
+    account_for_api_token,
+    authenticate,
+    role_allows,
+)
 
 bp = Blueprint("auth", __name__)
 _FAILURES: dict[str, deque[float]] = defaultdict(deque)

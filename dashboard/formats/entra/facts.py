@@ -24,7 +24,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dashboard.formats.entra.records import ProvisioningAction, ProvisioningEvent, ProvisioningStatus
+from dashboard.formats.entra.records import (
+    ProvisioningAction,
+    ProvisioningEvent,
+    ProvisioningStatus,
+)
 
 OPERATIONS = {
     ProvisioningAction.CREATE: "create",

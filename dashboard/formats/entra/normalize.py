@@ -230,7 +230,7 @@ def _event(
         duration_ms = parse_duration_ms(get("duration"))
     except ValueProblem as exc:
         raise FieldProblem("duration", str(exc)) from None
-    error_code = parts.text(info.get("error_code")) or parts.text(get("error_code"))
+    error_code = redactor.text(parts.text(info.get("error_code")) or parts.text(get("error_code")))
     if error_code in _NO_ERROR:
         error_code = None  # Log Analytics' ResultSignature says "None" for no error
     reason = redactor.text(parts.text(info.get("reason")) or parts.text(get("reason")))
@@ -241,7 +241,7 @@ def _event(
     modified = parts.modified(get("modified"), redactor)
     if extra:
         extra = {
-            k: (v if v.__class__ is str or v is None or k in _NO_ATTRIBUTES else parts.redact_any(v, redactor))
+            k: (v if v is None or k in _NO_ATTRIBUTES else parts.redact_any(v, redactor))
             for k, v in extra.items()
         }
     additional = info.get("additional_details")
@@ -261,9 +261,10 @@ def _event(
         user_name=parts.user_name_of(target, modified, steps, source),
         external_id=parts.external_id_of(target, modified, steps),
         error_code=error_code,
-        error_category=parts.text(info.get("error_category")) or parts.text(get("error_category")),
+        error_category=redactor.text(parts.text(info.get("error_category")) or parts.text(get("error_category"))),
         reason=reason,
-        recommended_action=parts.text(info.get("recommended_action")) or parts.text(get("recommended_action")),
+        recommended_action=redactor.text(parts.text(info.get("recommended_action"))
+                                         or parts.text(get("recommended_action"))),
         retry_count=retry_count,
         next_retry_at=next_retry_at,
         steps=steps,

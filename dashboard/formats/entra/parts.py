@@ -105,7 +105,7 @@ def identity(value: Any, side: str, flat: dict[str, Any], redactor: Redactor) ->
         details = {**details, "UserPrincipalName": flat["source_upn"]}
     if details:
         details = redactor.details(details)
-    return Identity(ident(id_, side), text(name), text(kind), details)
+    return Identity(ident(id_, side), redactor.text(text(name)), text(kind), details)
 
 
 def _details(value: Any, canonical: str) -> dict[str, Any]:
@@ -157,7 +157,8 @@ def steps(value: Any, redactor: Redactor) -> tuple[Step, ...]:
         details = details if details.__class__ is dict else _details(details, "steps")
         if details:
             details = redactor.details(details)
-        steps.append(Step(text(name), step_type_of(kind), step_status_of(status), text(parts.get("description")), details))
+        steps.append(Step(redactor.text(text(name)), step_type_of(kind), step_status_of(status),
+                          redactor.text(text(parts.get("description"))), details))
     return tuple(steps)
 
 
@@ -187,7 +188,7 @@ def modified(value: Any, redactor: Redactor) -> tuple[ModifiedProperty, ...]:
         kind = redactor.kind(name) if name else None
         if kind is not None:
             old, new = redactor.value(kind, old), redactor.value(kind, new)
-        elif isinstance(old, dict | list) or isinstance(new, dict | list):
+        else:  # a value may hold a secret as text (JSON or a query string inside a string)
             old, new = redact_any(old, redactor), redact_any(new, redactor)
         out.append(ModifiedProperty(name, old, new))
     return tuple(out)
@@ -213,6 +214,8 @@ def redact_any(value: Any, redactor: Redactor) -> Any:
         return redactor.details(value)
     if isinstance(value, list):
         return [redact_any(v, redactor) for v in value]
+    if value.__class__ is str:
+        return redactor.text(value)
     return value
 
 

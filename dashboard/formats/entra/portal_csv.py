@@ -16,7 +16,11 @@ from typing import IO, Any
 
 import orjson
 
-from dashboard.formats.entra.normalize import RecordError, canonical_key, event_from_record
+from dashboard.formats.entra.normalize import (
+    RecordError,
+    canonical_key,
+    event_from_record,
+)
 from dashboard.formats.entra.parts import nul_field
 from dashboard.formats.entra.records import ProvisioningEvent
 from dashboard.formats.entra.redact import Redactor

@@ -11,7 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dashboard.formats.scim.redact import REDACTED, RedactionRules, redact_body
+from dashboard.formats.scim.redact import (
+    REDACTED,
+    RedactionRules,
+    redact_body,
+    redact_text,
+)
 
 _UNKNOWN = "?"  # not yet in the cache (a kind is "redact", "mask" or None)
 _LEAF_INDEX = re.compile(r"\[[^\]]*\]")
@@ -87,6 +92,8 @@ class Redactor:
                 new = self.value(kind, value)
             elif isinstance(value, dict | list):
                 new = redact_body(value, self.rules)
+            elif value.__class__ is str:
+                new = self.text(value)
             else:
                 continue
             if new is not value:
@@ -96,10 +103,15 @@ class Redactor:
         return details if out is None else out
 
     def text(self, text: str | None) -> str | None:
-        """A reason with the values of secret attributes in quoted JSON replaced."""
-        if not text or self._in_text is None or '"' not in text:
+        """A reason (or any text of an event) with every secret written in it replaced: quoted
+        JSON of the target's answer, a PatchOp quoted with its path, a query string, a bearer
+        credential (the one text redaction, ingest/redact.py `redact_text`), and the squashed
+        attribute names of Entra's export steps."""
+        if not text:
             return text
-        return self._in_text.sub(self._replace_in_text, text)
+        if self._in_text is not None and '"' in text:
+            text = self._in_text.sub(self._replace_in_text, text)
+        return redact_text(text, self.rules)
 
     def record(self, value: Any) -> Any:
         """A whole decoded record with every secret replaced (for the raw text of a rejected one).
@@ -125,9 +137,9 @@ class Redactor:
 
     def raw_text(self, text: str) -> str:
         """Text that may hold JSON (a rejected line or record): secret values replaced."""
+        text = self.text(text) or ""
         if '"' not in text:
             return text
-        text = self.text(text) or ""
         return _OBJECT.sub(self._replace_in_property, text)
 
     def _replace_in_property(self, match: re.Match[str]) -> str:

@@ -5,6 +5,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from dashboard.formats.limits import fit
 from dashboard.formats.scim.parse import decode_query
 from dashboard.formats.scim.records import Classified, Exchange, Operation, ScimError
 
@@ -43,7 +44,7 @@ def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Clas
         operation = Operation.CONNECTION_TEST
     if operation is Operation.CONNECTION_TEST:
         user_name = external_id = None  # a probe for a random value: it concerns no user
-    scim_id = resource_id if resource == "users" else None
+    scim_id = fit(resource_id, 512) if resource == "users" else None
     if scim_id is None and resource == "users" and operation is not Operation.CONNECTION_TEST:
         scim_id = _response_id(exchange)
     failed = is_failure(exchange, operation)
@@ -194,7 +195,7 @@ def scim_error_of(exchange: Exchange) -> ScimError:
         detail = body.get("detail")
         return ScimError(
             status=status_int,
-            scim_type=str(scim_type)[:64] if scim_type else None,
+            scim_type=fit(str(scim_type), 64) if scim_type else None,
             detail=str(detail)[:1000] if detail else None,
         )
     if exchange.status == 0:
@@ -309,7 +310,7 @@ def _is_test_lookup(exchange: Exchange, terms: dict[str, str] | None = None) -> 
 
 
 def _str(value: Any) -> str | None:
-    return value[:512] if isinstance(value, str) and value else None
+    return fit(value, 512) if isinstance(value, str) and value else None
 
 
 def _schemas(body: dict[str, Any]) -> list[Any]:

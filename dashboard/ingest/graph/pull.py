@@ -32,11 +32,21 @@ from sqlalchemy.engine import Engine
 
 from dashboard import runtime
 from dashboard.db import db
-from dashboard.formats.entra.jobstatus import JobStatusError, check_job_document, parse_job_status
+from dashboard.formats.entra.jobstatus import (
+    JobStatusError,
+    check_job_document,
+    parse_job_status,
+)
 from dashboard.formats.entra.records import ProvisioningEvent
 from dashboard.formats.scim.redact import RedactionRules
 from dashboard.ingest.entra import Item, import_events, import_job_status
-from dashboard.ingest.graph.client import GraphClient, GraphConfig, GraphError, ProvisioningPull, Watermark
+from dashboard.ingest.graph.client import (
+    GraphClient,
+    GraphConfig,
+    GraphError,
+    ProvisioningPull,
+    Watermark,
+)
 from dashboard.ingest.scim import IngestResult, options_from
 from dashboard.models import EntraPullState, Job
 from dashboard.settings import EntraSettings, JobSettings, Settings
