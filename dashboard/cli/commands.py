@@ -433,6 +433,37 @@ def user_add(email: str, role: str, password_stdin: bool) -> None:
     click.echo(f"added {role} {email.lower()}")
 
 
+@user_group.command("passwd")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd(email: str, password_stdin: bool) -> None:
+    """Set a new password; every session of the account ends (it signs in again)."""
+    from dashboard.admin.accounts import AccountError, change_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        change_password(email, password)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"changed the password of {email.strip().lower()}; its sessions have ended")
+
+
+@user_group.command("remove")
+@click.argument("email")
+def user_remove(email: str) -> None:
+    """Delete an account and its API tokens; its sessions end at once."""
+    from dashboard.admin.accounts import AccountError, remove_account
+
+    try:
+        remove_account(email)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"removed {email.strip().lower()}")
+
+
 @user_group.command("token")
 @click.argument("email")
 def user_token(email: str) -> None:

@@ -1,4 +1,4 @@
-"""Rows of the people who sign in: accounts and their API tokens."""
+"""Rows of the people who sign in: accounts, their API tokens, and failed sign-ins."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
 )
@@ -28,6 +29,9 @@ class Account(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # In every session cookie; raised by sign-out and a password change, which ends every
+    # session signed with the old value (the cookie carries no part of the password hash).
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ApiToken(db.Model):
@@ -41,3 +45,22 @@ class ApiToken(db.Model):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInFailure(db.Model):
+    """One refused sign-in: the email as typed (normalised) and the client address.
+
+    Counted per email, and per (address, email), over the throttle window; a row for an
+    email that has no account counts the same, so the answer does not tell which exist.
+    """
+
+    __tablename__ = "sign_in_failure"
+    __table_args__ = (
+        Index("ix_sign_in_failure_email_at", "email", "failed_at"),
+        Index("ix_sign_in_failure_failed_at", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

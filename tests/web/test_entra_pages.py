@@ -24,7 +24,6 @@ from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import EntraEvent, Exchange, ScimUser, Signature
 from dashboard.notify.reports import send_report_if_due
 from dashboard.queries.entra import compare_health, reason_kind
-from dashboard.web import auth
 
 from ..entra.conftest import DATA
 
@@ -36,7 +35,6 @@ NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _fresh_login_state(monkeypatch):  # type: ignore[no-untyped-def]
-    auth._FAILURES.clear()
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
