@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 
 from dashboard.db import db
 from dashboard.models import Account, ApiToken
+from dashboard.models.accounts import new_session_key
 from dashboard.times import utc_now
 
 ROLES = ("viewer", "support", "admin")  # each role can do what the ones before it can
@@ -47,7 +48,7 @@ def change_password(email: str, password: str) -> Account:
     _check_password(password)
     account = _existing(email)
     account.password_hash = _hasher.hash(password)
-    account.session_version += 1
+    account.session_key = new_session_key()
     db.session.commit()
     return account
 
@@ -62,8 +63,7 @@ def remove_account(email: str) -> None:
 
 def end_sessions(account_id: int) -> None:
     """Every session cookie issued to the account so far stops working (sign-out, everywhere)."""
-    db.session.execute(update(Account).where(Account.id == account_id)
-                       .values(session_version=Account.session_version + 1))
+    db.session.execute(update(Account).where(Account.id == account_id).values(session_key=new_session_key()))
     db.session.commit()
 
 

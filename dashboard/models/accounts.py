@@ -1,6 +1,7 @@
 """Rows of the people who sign in: accounts, their API tokens, and failed sign-ins."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
@@ -17,6 +18,10 @@ from dashboard.db import db
 from dashboard.times import utc_now
 
 
+def new_session_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class Account(db.Model):
     """A person who signs in: admin (everything), support (read all, diagnostics), viewer."""
 
@@ -29,9 +34,10 @@ class Account(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # In every session cookie; raised by sign-out and a password change, which ends every
-    # session signed with the old value (the cookie carries no part of the password hash).
-    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # In every session cookie: random, and replaced by sign-out and a password change, which ends
+    # every session holding the old one. Random rather than a counter: SQLite reuses the id of a
+    # removed account, and a counter would start again at the same value for the next account.
+    session_key: Mapped[str] = mapped_column(String(64), default=new_session_key)
 
 
 class ApiToken(db.Model):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from hmac import compare_digest
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,8 +73,9 @@ def load_account() -> None:
     account_id = session.get("aid")
     if account_id is not None:
         account = db.session.get(Account, account_id)
-        # The version, not the cookie's signature, decides: sign-out and a password change raise it.
-        if account is not None and account.active and session.get("sv") == account.session_version:
+        # The key, not the cookie's signature alone, decides: sign-out and a password change replace it.
+        key = session.get("sk")
+        if account is not None and account.active and isinstance(key, str) and compare_digest(key, account.session_key):
             g.account = account
         else:
             session.clear()
@@ -96,7 +98,7 @@ def login() -> Any:
         session.clear()
         session.permanent = True
         session["aid"] = account.id
-        session["sv"] = account.session_version
+        session["sk"] = account.session_key
         return redirect(_local_target(request.args.get("next")) or url_for("pages.overview"))
     return render_template("auth/login.html", form=form)
 
