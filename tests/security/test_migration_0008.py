@@ -25,7 +25,8 @@ def scratch_app(settings, database_url, tmp_path):  # type: ignore[no-untyped-de
 
 
 def test_it_gives_each_existing_account_a_session_key_and_goes_back_down(scratch_app):  # type: ignore[no-untyped-def]
-    upgrade(directory=str(MIGRATIONS), revision="0007")
+    upgrade(directory=str(MIGRATIONS))  # a new SQLite file, or the test database (PostgreSQL) at head
+    downgrade(directory=str(MIGRATIONS), revision="0007")
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM account"))
         for email in ("a@example.com", "b@example.com"):
