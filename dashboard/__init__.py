@@ -38,14 +38,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
-    from dashboard import logredact
-    from dashboard.ingest.scim import options_for
-
-    logredact.install(options_for(settings).rules)  # no secret in the log, werkzeug's request lines included
-
     # Here, not at the top: importing any module of the package (a PURE one in the fuzz harness or
     # a benchmark) runs this __init__, and should not load every blueprint, command and job.
-    from dashboard import cli, db, scheduler, web
+    from dashboard import cli, db, logredact, scheduler, web
+    from dashboard.ingest.scim import options_for  # (the same reason)
+
+    logredact.install(options_for(settings).rules)  # no secret in the log, werkzeug's request lines included
 
     db.init_app(app)
     cli.init_app(app)

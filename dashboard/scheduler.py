@@ -56,8 +56,9 @@ def run_delivery(app: Flask) -> int:
         return 0
     with app.app_context():
         result = deliver_pending(db.session, mailer, runtime.now(app), settings=settings.notifications)
-    if result.sent or result.failed:
-        log.info("email delivery: %s sent, %s failed (retried later)", result.sent, result.failed)
+    if result.sent or result.failed or result.in_doubt:
+        log.info("email delivery: %s sent, %s failed (retried later), %s in doubt (not resent by itself)",
+                 result.sent, result.failed, result.in_doubt)
     return result.sent
 
 

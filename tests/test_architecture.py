@@ -23,7 +23,7 @@ PURE_THIRD_PARTY = ("orjson",)
 # What web/ may import from the project: the read side, the push entry point, access and runtime.
 WEB_MAY_IMPORT = ("dashboard.queries", "dashboard.web", "dashboard.runtime", "dashboard.db", "dashboard.admin",
                   "dashboard.ingest.scim", "dashboard.notify", "dashboard.analysis", "dashboard.times",
-                  "dashboard.settings", "dashboard.formats.scim.parse")
+                  "dashboard.settings", "dashboard.formats.scim.parse", "dashboard.formats.scim.redact")
 WRITING_METHODS = {"commit", "add", "add_all", "flush", "bulk_save_objects", "bulk_insert_mappings",
                    "bulk_update_mappings", "execute_many"}
 WRITING_CALLS = {"insert", "update", "delete", "insert_ignoring"}
@@ -77,7 +77,7 @@ def _imports(module: str, *, top_only: bool = False) -> set[str]:
 
 def _project(names: set[str]) -> set[str]:
     """The project modules among `names` (`from dashboard.x import y` names module x, or y when y is one)."""
-    return {n for n in names if n in MODULES}
+    return {n for n in names if n in MODULES and n != "dashboard"}  # `from dashboard import x` names x
 
 
 def _is_stdlib(name: str) -> bool:

@@ -6,10 +6,11 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from dashboard.db import db
 from dashboard.models import Account, ApiToken
+from dashboard.models.accounts import new_session_key
 from dashboard.times import utc_now
 
 ROLES = ("viewer", "support", "admin")  # each role can do what the ones before it can
@@ -33,14 +34,37 @@ def add_account(email: str, role: str, password: str) -> Account:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if "@" not in email:
         raise AccountError("the account name must be an email address")
-    if len(password) < 10:
-        raise AccountError("the password must have at least 10 characters")
+    _check_password(password)
     if db.session.scalar(select(Account).where(Account.email == email)):
         raise AccountError(f"an account {email} already exists")
     account = Account(email=email, role=role, password_hash=_hasher.hash(password))
     db.session.add(account)
     db.session.commit()
     return account
+
+
+def change_password(email: str, password: str) -> Account:
+    """Set a new password and end every session of the account (each browser signs in again)."""
+    _check_password(password)
+    account = _existing(email)
+    account.password_hash = _hasher.hash(password)
+    account.session_key = new_session_key()
+    db.session.commit()
+    return account
+
+
+def remove_account(email: str) -> None:
+    """Delete the account and its API tokens; its sessions end with it (no row, no session)."""
+    account = _existing(email)
+    db.session.execute(delete(ApiToken).where(ApiToken.account_id == account.id))  # SQLite may not cascade
+    db.session.delete(account)
+    db.session.commit()
+
+
+def end_sessions(account_id: int) -> None:
+    """Every session cookie issued to the account so far stops working (sign-out, everywhere)."""
+    db.session.execute(update(Account).where(Account.id == account_id).values(session_key=new_session_key()))
+    db.session.commit()
 
 
 def authenticate(email: str, password: str) -> Account | None:
@@ -88,6 +112,18 @@ def ensure_first_admin() -> tuple[str, str] | None:
     password = secrets.token_urlsafe(12)
     add_account("admin@localhost.localdomain", "admin", password)
     return "admin@localhost.localdomain", password
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise AccountError("the password must have at least 10 characters")
+
+
+def _existing(email: str) -> Account:
+    account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
+    if account is None:
+        raise AccountError(f"no account {email.strip().lower()}")
+    return account
 
 
 def _sha(token: str) -> str:

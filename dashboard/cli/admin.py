@@ -12,8 +12,10 @@ from dashboard import runtime
 from dashboard.admin.accounts import (
     AccountError,
     add_account,
+    change_password,
     create_api_token,
     ensure_first_admin,
+    remove_account,
 )
 from dashboard.admin.jobs import (
     JobError,
@@ -114,6 +116,33 @@ def user_add(email: str, role: str, password_stdin: bool) -> None:
     except AccountError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"added {role} {email.lower()}")
+
+
+@USER_GROUP.command("passwd")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd(email: str, password_stdin: bool) -> None:
+    """Set a new password; every session of the account ends (it signs in again)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        change_password(email, password)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"changed the password of {email.strip().lower()}; its sessions have ended")
+
+
+@USER_GROUP.command("remove")
+@click.argument("email")
+def user_remove(email: str) -> None:
+    """Delete an account and its API tokens; its sessions end at once."""
+    try:
+        remove_account(email)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"removed {email.strip().lower()}")
 
 
 @USER_GROUP.command("token")

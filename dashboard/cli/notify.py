@@ -69,7 +69,7 @@ def notify_deliver() -> None:
     state = counts(db.session, runtime.now())
     click.echo(f"{result.sent} sent, {result.failed} failed; outbox: {state['pending']} pending, "
                f"{state['failing']} failing, {state['in_doubt']} in doubt")
-    sys.exit(1 if result.failed else 0)
+    sys.exit(1 if result.failed or result.in_doubt else 0)
 
 
 @notify_group.command("retry")

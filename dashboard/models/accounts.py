@@ -1,12 +1,14 @@
-"""Rows of the people who sign in: accounts and their API tokens."""
+"""Rows of the people who sign in: accounts, their API tokens, and failed sign-ins."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
 )
@@ -14,6 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dashboard.db import db
 from dashboard.times import utc_now
+
+
+def new_session_key() -> str:
+    return secrets.token_urlsafe(24)
 
 
 class Account(db.Model):
@@ -28,6 +34,10 @@ class Account(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # In every session cookie: random, and replaced by sign-out and a password change, which ends
+    # every session holding the old one. Random rather than a counter: SQLite reuses the id of a
+    # removed account, and a counter would start again at the same value for the next account.
+    session_key: Mapped[str] = mapped_column(String(64), default=new_session_key)
 
 
 class ApiToken(db.Model):
@@ -41,3 +51,22 @@ class ApiToken(db.Model):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInFailure(db.Model):
+    """One refused sign-in: the email as typed (normalised) and the client address.
+
+    Counted per email, and per (address, email), over the throttle window; a row for an
+    email that has no account counts the same, so the answer does not tell which exist.
+    """
+
+    __tablename__ = "sign_in_failure"
+    __table_args__ = (
+        Index("ix_sign_in_failure_email_at", "email", "failed_at"),
+        Index("ix_sign_in_failure_failed_at", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

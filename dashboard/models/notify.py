@@ -51,7 +51,9 @@ class Notification(db.Model):
 
     pending: `sent_at` and `claimed_at` empty, tried again from `next_attempt_at`; sending:
     claimed, no result yet (left so by a crash mid-send: "in doubt", never resent by itself);
-    sent: `sent_at` set. `dedupe_key` makes queueing the same email twice a no-op.
+    in doubt: `in_doubt_at` set, the server got the whole message but its answer never came
+    (never resent by itself; an admin may send it again); sent: `sent_at` set. `dedupe_key`
+    makes queueing the same email twice a no-op.
     """
 
     __tablename__ = "notification"
@@ -75,6 +77,7 @@ class Notification(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    in_doubt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     smtp_response: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
@@ -82,6 +85,8 @@ class Notification(db.Model):
     def status(self) -> str:
         if self.sent_at is not None:
             return "sent"
+        if self.in_doubt_at is not None:
+            return "in doubt"
         if self.claimed_at is not None:
             return "sending"
         return "failing" if self.last_error else "pending"

@@ -1,6 +1,7 @@
 """Hand an email to someone who delivers it: SMTP for real, a list in memory for tests and dev."""
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -20,9 +21,19 @@ class Message:
     message_id: str = ""  # kept across retries, so a mail client can tell a duplicate
 
 
+class DeliveryInDoubt(smtplib.SMTPException):
+    """The server received the whole message, then gave no answer (time-out, connection lost).
+
+    It may have queued the message: sending it again could deliver a second copy.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"no answer after the message was sent (it may have arrived): {reason}")
+
+
 class Mailer(Protocol):
     def send(self, message: Message) -> str:
-        """Deliver or raise (smtplib.SMTPException, OSError); returns the server's answer."""
+        """Deliver or raise (DeliveryInDoubt, smtplib.SMTPException, OSError); returns the server's answer."""
 
 
 class SmtpMailer:
@@ -46,9 +57,8 @@ class SmtpMailer:
             code, answer = smtp.rcpt(message.to)
             if code not in (250, 251):
                 raise smtplib.SMTPRecipientsRefused({message.to: (code, answer)})
-            # smtplib fixes line endings of str only; bytes must already end lines in CRLF.
-            code, answer = smtp.data(mime.as_bytes(policy=mime.policy.clone(linesep="\r\n")))
-            if code != 250:  # data() checks the 354 before the message, not the answer after it
+            code, answer = _data(smtp, mime.as_bytes(policy=mime.policy.clone(linesep="\r\n")))
+            if code != 250:
                 raise smtplib.SMTPDataError(code, answer)
             return f"{code} {answer.decode('utf-8', 'replace')}"
 
@@ -61,6 +71,24 @@ class SmtpMailer:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
         smtp.ehlo()
         return smtp
+
+
+def _data(smtp: smtplib.SMTP, payload: bytes) -> tuple[int, bytes]:
+    """smtplib's data(), with the one moment that matters told apart: once the final "." has
+    gone out, a missing answer means the server may have the message (DeliveryInDoubt); any
+    failure before that is a plain failure (the server has no complete message to deliver)."""
+    smtp.putcmd("data")
+    code, answer = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, answer)
+    body = re.sub(rb"(?m)^\.", b"..", payload)  # dot-stuffing (RFC 5321 4.5.2)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    smtp.send(body + b".\r\n")
+    try:
+        return smtp.getreply()
+    except smtplib.SMTPServerDisconnected as exc:  # smtplib's word for a time-out or a closed socket here
+        raise DeliveryInDoubt(str(exc)) from exc
 
 
 @dataclass

@@ -1,15 +1,13 @@
 """The outbox: queue an email as a row, then deliver pending rows, each at most once.
 
 Delivery claims a row (a conditional UPDATE that only one process can win), sends it, and
-records the result. The crash window: a process that dies after the claim and before recording
-the result (between SMTP's "250" to DATA and our commit, or during the SMTP conversation)
-leaves the row claimed and unsent. We cannot tell whether the server took it, so the row is
-never resent by itself (that would risk a duplicate): it shows "in doubt" on the notifications
-page, where an admin can send it again (`flask --app app notify retry ID`). SMTP itself has one
-more window no client can close: a connection lost after the message was sent but before the
-server's "250" arrived looks like a failure and is retried (the Message-ID stays the same, so a
-mail client can recognise the copy). Every other failure
-(server down, refused, time-out) is recorded and retried with exponential back-off; nothing is
+records the result. An email is "in doubt" when the server may have it and we cannot know:
+the whole message went out after DATA and no answer came in time (a time-out, a lost
+connection: `DeliveryInDoubt`), or a process died between the claim and recording the result.
+An email in doubt is never sent again by itself (a second copy with the same Message-ID is what
+this prevents): the notifications page shows it and an admin may send it again (or `flask --app
+app notify retry ID`). Every other failure (server down, refused, an error answer, a time-out
+before the message was complete) is recorded and retried with exponential back-off; nothing is
 ever dropped.
 """
 from __future__ import annotations
@@ -20,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dashboard.models import Notification
 from dashboard.notify.emails import RenderedEmail
-from dashboard.notify.mailer import Mailer, Message, domain_of
+from dashboard.notify.mailer import DeliveryInDoubt, Mailer, Message, domain_of
 from dashboard.notify.rules import retry_delay
 from dashboard.settings import NotificationSettings
 from dashboard.times import aware
@@ -38,6 +36,7 @@ IN_DOUBT_AFTER = timedelta(minutes=10)  # a claim older than any SMTP conversati
 class DeliveryResult:
     sent: int = 0
     failed: int = 0
+    in_doubt: int = 0
     skipped: int = 0  # claimed by someone else meanwhile
 
 
@@ -63,7 +62,7 @@ def deliver_pending(session: Session, mailer: Mailer, now: datetime, *, settings
     result = DeliveryResult()
     due = session.scalars(
         select(Notification.id).where(Notification.sent_at.is_(None), Notification.claimed_at.is_(None),
-                                      Notification.next_attempt_at <= now)
+                                      Notification.in_doubt_at.is_(None), Notification.next_attempt_at <= now)
         .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
     ).all()
     session.commit()
@@ -76,6 +75,10 @@ def deliver_pending(session: Session, mailer: Mailer, now: datetime, *, settings
         message = Message(row.recipient, row.subject, row.text, row.html, row.message_id)
         try:
             answer = mailer.send(message)
+        except DeliveryInDoubt as exc:
+            _in_doubt(session, row, now, exc)
+            result.in_doubt += 1
+            continue
         except (smtplib.SMTPException, OSError) as exc:
             _failed(session, row, now, exc, settings)
             result.failed += 1
@@ -87,10 +90,10 @@ def deliver_pending(session: Session, mailer: Mailer, now: datetime, *, settings
 
 
 def retry_now(session: Session, notification_id: int, now: datetime) -> bool:
-    """Make an unsent row (failing, or in doubt after a crash) due at once. False if sent or unknown."""
+    """Make an unsent row (failing, or in doubt) due at once. False if sent or unknown."""
     changed = session.execute(
         update(Notification).where(Notification.id == notification_id, Notification.sent_at.is_(None))
-        .values(claimed_at=None, next_attempt_at=now)
+        .values(claimed_at=None, in_doubt_at=None, next_attempt_at=now)
     ).rowcount
     session.commit()
     return changed == 1
@@ -109,25 +112,29 @@ def recent(session: Session, *, limit: int = 50) -> list[Notification]:
 
 def counts(session: Session, now: datetime) -> dict[str, int]:
     n = Notification
+    waiting = and_(n.sent_at.is_(None), n.claimed_at.is_(None), n.in_doubt_at.is_(None))
     row = session.execute(select(
         func.count().filter(n.sent_at.is_not(None)),
-        func.count().filter(and_(n.sent_at.is_(None), n.claimed_at.is_(None), n.last_error.is_(None))),
-        func.count().filter(and_(n.sent_at.is_(None), n.claimed_at.is_(None), n.last_error.is_not(None))),
-        func.count().filter(and_(n.sent_at.is_(None), n.claimed_at.is_not(None), n.claimed_at < now - IN_DOUBT_AFTER)),
+        func.count().filter(and_(waiting, n.last_error.is_(None))),
+        func.count().filter(and_(waiting, n.last_error.is_not(None))),
+        func.count().filter(and_(n.sent_at.is_(None), or_(
+            n.in_doubt_at.is_not(None), and_(n.claimed_at.is_not(None), n.claimed_at < now - IN_DOUBT_AFTER)))),
     )).one()
     return {"sent": row[0], "pending": row[1], "failing": row[2], "in_doubt": row[3]}
 
 
 def is_in_doubt(row: Notification, now: datetime) -> bool:
+    if row.sent_at is not None:
+        return False
     claimed = aware(row.claimed_at)
-    return row.sent_at is None and claimed is not None and now - claimed >= IN_DOUBT_AFTER
+    return row.in_doubt_at is not None or (claimed is not None and now - claimed >= IN_DOUBT_AFTER)
 
 
 def _claim(session: Session, notification_id: int, now: datetime) -> bool:
     claimed = session.execute(
         update(Notification).where(
             Notification.id == notification_id, Notification.sent_at.is_(None), Notification.claimed_at.is_(None),
-            Notification.next_attempt_at <= now,
+            Notification.in_doubt_at.is_(None), Notification.next_attempt_at <= now,
         ).values(claimed_at=now, attempts=Notification.attempts + 1)
     ).rowcount
     session.commit()  # the claim is durable before a byte goes to the server
@@ -143,3 +150,11 @@ def _failed(session: Session, row: Notification, now: datetime, exc: Exception, 
     session.commit()
     log.warning("notification %s to %s not delivered (attempt %s, next in %s): %s",
                 row.id, row.recipient, row.attempts, delay, row.last_error)
+
+
+def _in_doubt(session: Session, row: Notification, now: datetime, exc: DeliveryInDoubt) -> None:
+    row.claimed_at, row.in_doubt_at = None, now
+    row.last_error = str(exc)[:2000]
+    session.commit()
+    log.warning("notification %s to %s in doubt (not sent again unless an admin asks): %s",
+                row.id, row.recipient, row.last_error)

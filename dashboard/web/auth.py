@@ -1,10 +1,9 @@
 """Sign-in, roles, and the guard every page and API route goes through."""
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from functools import wraps
+from hmac import compare_digest
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,17 +25,22 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
+from dashboard import runtime
 from dashboard.admin.accounts import (
     account_by_id,
     account_for_api_token,
     authenticate,
+    end_sessions,
     role_allows,
+)
+from dashboard.admin.throttle import (
+    ThrottleLimits,
+    forget_failures,
+    is_throttled,
+    record_failure,
 )
 
 bp = Blueprint("auth", __name__)
-_FAILURES: dict[str, deque[float]] = defaultdict(deque)
-THROTTLE_WINDOW_S = 15 * 60
-THROTTLE_MAX = 5
 
 
 class LoginForm(FlaskForm):
@@ -78,7 +82,9 @@ def load_account() -> None:
     account_id = session.get("aid")
     if account_id is not None:
         account = account_by_id(account_id)
-        if account is not None and account.active and session.get("pw") == account.password_hash[-16:]:
+        # The key, not the cookie's signature alone, decides: sign-out and a password change replace it.
+        key = session.get("sk")
+        if account is not None and account.active and isinstance(key, str) and compare_digest(key, account.session_key):
             g.account = account
         else:
             session.clear()
@@ -88,20 +94,20 @@ def load_account() -> None:
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
-        keys = (f"ip:{request.remote_addr}", f"email:{form.email.data.strip().lower()}")
-        if any(_throttled(key) for key in keys):
+        email, address, now, limits = form.email.data, request.remote_addr or "", runtime.now(), _limits()
+        if is_throttled(email, address, now=now, limits=limits):
             flash("Too many failed sign-ins. Wait 15 minutes and try again.", "error")
             return render_template("auth/login.html", form=form), 429
-        account = authenticate(form.email.data, form.password.data)
+        account = authenticate(email, form.password.data)
         if account is None:
-            for key in keys:
-                _FAILURES[key].append(time.monotonic())
+            record_failure(email, address, now=now, limits=limits)
             flash("Wrong email or password.", "error")
             return render_template("auth/login.html", form=form), 401
+        forget_failures(email, address)
         session.clear()
         session.permanent = True
         session["aid"] = account.id
-        session["pw"] = account.password_hash[-16:]  # a password change signs out other sessions
+        session["sk"] = account.session_key
         return redirect(_local_target(request.args.get("next")) or url_for("pages.overview"))
     return render_template("auth/login.html", form=form)
 
@@ -109,6 +115,9 @@ def login() -> Any:
 @bp.post("/logout")
 def logout() -> Response:
     # POST with the CSRF token (checked by CSRFProtect): a link cannot sign anyone out.
+    account = g.get("account")
+    if account is not None and session.get("aid") == account.id:
+        end_sessions(account.id)  # a copy of the cookie (another browser, a thief) stops working too
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -126,12 +135,10 @@ def _local_target(target: str | None) -> str | None:
     return target
 
 
-def _throttled(key: str) -> bool:
-    window = _FAILURES[key]
-    now = time.monotonic()
-    while window and now - window[0] > THROTTLE_WINDOW_S:
-        window.popleft()
-    return len(window) >= current_app.config.get("LOGIN_THROTTLE_MAX", THROTTLE_MAX)
+def _limits() -> ThrottleLimits:
+    default = ThrottleLimits()
+    return ThrottleLimits(per_address=current_app.config.get("LOGIN_THROTTLE_MAX", default.per_address),
+                          per_account=current_app.config.get("LOGIN_THROTTLE_ACCOUNT_MAX", default.per_account))
 
 
 def _json_error(message: str, status: int) -> Response:

@@ -21,7 +21,6 @@ from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.reports import send_due_reports, send_report_if_due
 from dashboard.queries.cycles import cycle_detail
 from dashboard.settings import JobSettings, ReportSettings
-from dashboard.web import auth
 from tests.notify.helpers import BAD_DEPARTMENT, after_cycle, cycle_lines, ingest
 
 PASSWORD = "correct horse battery"
@@ -130,7 +129,6 @@ def test_it_emails_the_report_to_subscribers_of_reports_only(app, settings):
 
 @pytest.fixture
 def fast_hashes(monkeypatch):  # type: ignore[no-untyped-def]
-    auth._FAILURES.clear()
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 

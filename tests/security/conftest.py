@@ -10,7 +10,12 @@ import pytest
 from flask import g
 
 from dashboard.admin.accounts import add_account
-from dashboard.settings import JobSettings, NotificationSettings, ReportSettings, Settings
+from dashboard.settings import (
+    JobSettings,
+    NotificationSettings,
+    ReportSettings,
+    Settings,
+)
 from tests.notify.helpers import SmtpServer
 
 PASSWORD = "correct horse battery staple"

@@ -28,7 +28,14 @@ from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.reports import send_due_reports
 
-from .canaries import T0, all_canaries, canary, scim_lines, write_entra_csv, write_entra_page
+from .canaries import (
+    T0,
+    all_canaries,
+    canary,
+    scim_lines,
+    write_entra_csv,
+    write_entra_page,
+)
 from .conftest import sign_in_as_admin
 
 JOB = "uniflow-prod"

@@ -8,15 +8,22 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
 from dashboard.formats import codec
 from dashboard.formats.scim.redact import DEFAULT_RULES, redact_raw, redact_text
 from dashboard.ingest.scim import ingest_lines, options_from
-from dashboard.admin.jobs import create_token, get_job
 from dashboard.logredact import RedactingFilter
 from dashboard.models import EntraEvent, Exchange, Reject
 
-from .canaries import accepted_forms, canary, entra_records, rejected_forms, write_entra_csv, write_entra_page
+from .canaries import (
+    accepted_forms,
+    canary,
+    entra_records,
+    rejected_forms,
+    write_entra_csv,
+    write_entra_page,
+)
 
 JOB = "uniflow-prod"
 

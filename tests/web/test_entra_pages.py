@@ -22,7 +22,6 @@ from dashboard.ingest.entra import import_events, import_job_status
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import EntraEvent, Exchange, ScimUser, Signature
 from dashboard.notify.reports import send_report_if_due
-from dashboard.web import auth
 from tests.formats.entra.conftest import DATA
 from tests.web.signin import signed_in
 
@@ -33,7 +32,6 @@ NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _fresh_login_state(monkeypatch):  # type: ignore[no-untyped-def]
-    auth._FAILURES.clear()
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 

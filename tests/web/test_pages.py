@@ -13,7 +13,6 @@ from dashboard.admin.jobs import add_job, get_job
 from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
 from dashboard.ingest.scim import ingest_lines, options_from
-from dashboard.web import auth
 from tests.web.signin import signed_in
 
 SCRIPT = "<script>alert(1)</script>"
@@ -22,7 +21,6 @@ START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _fresh_login_state(monkeypatch):  # type: ignore[no-untyped-def]
-    auth._FAILURES.clear()  # module-level: failed sign-ins of other tests must not throttle these
     # Argon2 with its default cost takes half a second per hash; these tests are not about that.
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 

@@ -19,7 +19,6 @@ from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import ScimUser
-from dashboard.web import auth
 from tests.web.signin import signed_in
 
 JOB = "uniflow-prod"
@@ -36,7 +35,6 @@ KEYS = [OLD, NEW, "ALICE@Contoso.com", EXT, SID_OLD, SID_NEW]
 
 @pytest.fixture(autouse=True)
 def _fresh_login_state(monkeypatch):  # type: ignore[no-untyped-def]
-    auth._FAILURES.clear()
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
