@@ -274,7 +274,7 @@ class UserResolver:
                 self._merge(keep=uid, drop=s_uid)
             if key and (named := self.by_name.get(key)) and (len(named) > 1 or uid not in named):
                 spare = self._provisional(key)
-                if spare is not None and spare != uid and self._joins(conn, spare, uid, ts_us):
+                if spare is not None and spare != uid and self._joins(conn, spare, uid, key, ts_us):
                     self._merge(keep=uid, drop=spare)
                 if self.rows[uid][R_SCIM] is None and not scim_id:
                     placeholder = self._placeholder(key)  # the account a lookup found under this name
@@ -294,7 +294,7 @@ class UserResolver:
                         self._merge(keep=waiting, drop=uid)
                         uid = waiting
                 spare = self._provisional(key)
-                if spare is not None and spare != uid and self._joins(conn, spare, uid, ts_us):
+                if spare is not None and spare != uid and self._joins(conn, spare, uid, key, ts_us):
                     self._merge(keep=uid, drop=spare)
         else:
             uid = self._named_only(conn, key, ts_us)  # type: ignore[arg-type]
@@ -359,17 +359,21 @@ class UserResolver:
             uid = self._into[uid]
         return uid
 
-    def _joins(self, conn: Connection, provisional: int, uid: int, ts_us: int) -> bool:
+    def _joins(self, conn: Connection, provisional: int, uid: int, key: str, ts_us: int) -> bool:
         """Does the name's provisional row join `uid`, the person of a line at `ts_us` naming it?
         When its lines are near (a lookup and its write), or when this is the person's earliest line
         known: in time order the person is new here, and a new person adopts the provisional row
         whose lines start before the line (`_provisional(key, before=...)`), however long before (a
         person looked up for cycles before being created). A later line of theirs that arrived
-        first must not change that."""
+        first must not change that. Or when its lines all come after this line, which gives the
+        person the name, and nobody else holds it: in time order they went to the holder (lookups
+        that arrived before anything of the person)."""
         if self._near(provisional, ts_us):
             return True
-        if self._span_of(provisional)[0] > ts_us + self.gap_us:
-            return False
+        if self._span_of(provisional)[0] >= ts_us:
+            return self.rows[uid][R_NAME_KEY] in (None, key) and not any(
+                other != uid and (row := self.rows.get(other)) is not None and (row[R_EXTERNAL] or row[R_SCIM])
+                for other in self.by_name.get(key, ()))
         earliest = self._earliest(conn, uid)
         return earliest is None or ts_us <= earliest
 

@@ -89,6 +89,13 @@ INCOMPLETE_THEN_RENAMED = SimConfig(users=3, cycles=4, seed=0, failure_rate=0.0,
 # Random(10): the lookups' provisional row is there before the create; Random(0): lookups after it
 @example(config=INCOMPLETE_THEN_RENAMED, arrival=random.Random(10), batch_size=1)
 @example(config=INCOMPLETE_THEN_RENAMED, arrival=random.Random(0), batch_size=1)
+# a person's last line, a lookup (failed) two cycles after their create, arrives first: no one holds
+# the name yet, it starts a provisional row; the person's lines (all before it) arrive later and
+# are the only holder of the name: the row is theirs (in time order, the lookup finds them)
+@example(config=SimConfig(users=4, cycles=3, seed=41800, failure_rate=0.1, **QUIET,
+                          events=(*[SimEvent(0, "rename", 0)] * 7, SimEvent(1, "update", 0),
+                                  SimEvent(2, "incomplete", 3))),
+         arrival=random.Random(1), batch_size=1)
 def test_any_story_in_any_order_gives_the_ground_truth(app, config, arrival, batch_size):  # type: ignore[no-untyped-def]
     settings = app.extensions["dashboard"]  # (not the fixture: a failing example would print it whole)
     _fresh_database(settings)
