@@ -5,6 +5,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import hypothesis
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -17,6 +18,12 @@ from dashboard.settings import (
     SchedulerSettings,
     Settings,
 )
+
+# Property tests: in CI the same examples every run (derandomized: CI cannot fail at random); local
+# runs keep exploring and keep what they find in .hypothesis/ (a failure found: add it as an @example).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI") == "true":
+    hypothesis.settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,12 +3,14 @@
 An exchange names up to three things: a userName, an externalId and the target's SCIM id.
 1. With an externalId: that person (durable). A new externalId adopts the provisional row the
    line links it to (the SCIM id's row if it has no externalId, else the row of a lookup that
-   found nothing under this name), or starts a row.
+   found nothing under this name), or starts a row; so does the person's earliest line known
+   when later lines of theirs arrived first (in time order they are new there).
 2. With a SCIM id only: the person who had that id (at any time), else the provisional row of
    the name, else the person holding the name (one whose SCIM id is not known yet first: a
    new id for a known person is a re-creation in the target), else a new row.
 3. With a userName only (a lookup): the identified person who holds that name now, or held it
-   at that time; else the name's provisional row.
+   at that time, or whose first name it is (a lookup before their earliest line); else the
+   name's provisional row.
 Provisional rows (no externalId) are merged into the person a later line links them to; two
 rows with an externalId never are. The current userName and SCIM id are those of the latest
 line (by time, not by arrival), so the result does not depend on the order lines arrive in.
@@ -94,6 +96,7 @@ class UserResolver:
         self._worked: dict[str, list[tuple[int, int]]] = {}  # name key -> (time, person) of this batch's identifying lines
         self._into: dict[int, int] = {}  # merged row -> the row it went into
         self._prov_span: dict[int, list[int]] = {}  # provisional row -> [first, last] time of its lines
+        self._first_us: dict[int, int] = {}  # person -> time of their earliest line in this session
         self._shared: set[str] = set()  # names two identified people hold, named in this batch
         self._needs_seen: set[tuple[int, str, str]] = set()  # spans to widen by the person's stored exchanges
         # kind -> person -> [first, last] sighting of their current value in this session
@@ -272,7 +275,7 @@ class UserResolver:
                 self._merge(keep=uid, drop=s_uid)
             if key and (named := self.by_name.get(key)) and (len(named) > 1 or uid not in named):
                 spare = self._provisional(key)
-                if spare is not None and spare != uid and self._near(spare, ts_us):
+                if spare is not None and spare != uid and self._joins(conn, spare, uid, key, ts_us):
                     self._merge(keep=uid, drop=spare)
                 if self.rows[uid][R_SCIM] is None and not scim_id:
                     placeholder = self._placeholder(key)  # the account a lookup found under this name
@@ -292,7 +295,7 @@ class UserResolver:
                         self._merge(keep=waiting, drop=uid)
                         uid = waiting
                 spare = self._provisional(key)
-                if spare is not None and spare != uid and self._near(spare, ts_us):
+                if spare is not None and spare != uid and self._joins(conn, spare, uid, key, ts_us):
                     self._merge(keep=uid, drop=spare)
         else:
             uid = self._named_only(conn, key, ts_us)  # type: ignore[arg-type]
@@ -320,6 +323,9 @@ class UserResolver:
                     worked.append((ts_us, uid))
             if len(self.by_name.get(key, ())) > 1:  # a shared name (rare)
                 self._shared.add(key)
+        first = self._first_us.get(uid)
+        if first is None or ts_us < first:
+            self._first_us[uid] = ts_us
         return uid
 
     def _named_only(self, conn: Connection, key: str, ts_us: int) -> int | None:
@@ -327,7 +333,7 @@ class UserResolver:
         holder of the name: them. Two (a collision): the one Entra worked on within a cycle's gap
         of the line (their lines here, else their stored exchanges), else nobody yet: the name's
         provisional row keeps it until a write for the name comes close enough."""
-        holders = self._holders(key, ts_us)
+        holders = self._holders(key, ts_us, conn=conn)
         if len(holders) == 1:
             return holders[0]
         if holders:
@@ -353,6 +359,34 @@ class UserResolver:
         while uid in self._into:
             uid = self._into[uid]
         return uid
+
+    def _joins(self, conn: Connection, provisional: int, uid: int, key: str, ts_us: int) -> bool:
+        """Does the name's provisional row join `uid`, the person of a line at `ts_us` naming it?
+        When its lines are near (a lookup and its write), or when this is the person's earliest line
+        known: in time order the person is new here, and a new person adopts the provisional row
+        whose lines start before the line (`_provisional(key, before=...)`), however long before (a
+        person looked up for cycles before being created). A later line of theirs that arrived
+        first must not change that. Or when its lines all come after this line, which gives the
+        person the name, and nobody else holds it: in time order they went to the holder (lookups
+        that arrived before anything of the person)."""
+        if self._near(provisional, ts_us):
+            return True
+        if self._span_of(provisional)[0] >= ts_us:
+            return self.rows[uid][R_NAME_KEY] in (None, key) and not any(
+                other != uid and (row := self.rows.get(other)) is not None and (row[R_EXTERNAL] or row[R_SCIM])
+                for other in self.by_name.get(key, ()))
+        earliest = self._earliest(conn, uid)
+        return earliest is None or ts_us <= earliest
+
+    def _earliest(self, conn: Connection, uid: int) -> int | None:
+        """The time of the person's earliest line known (this session's and the stored exchanges)."""
+        row = self.rows[uid]
+        seen = [t for t in (self._first_us.get(uid), row[R_NAME_US], row[R_SCIM_US]) if t is not None]
+        seen += [span[1] for k in self._spans_of.get(uid, ()) if (span := self.spans.get(k)) is not None]
+        first, _last = self._seen(conn, uid)
+        if first is not None:
+            seen.append(first)
+        return min(seen) if seen else None
 
     def _near(self, provisional: int, ts_us: int) -> bool:
         """Are the provisional row's lines within a cycle's gap of `ts_us` (a lookup and its write)?"""
@@ -393,8 +427,11 @@ class UserResolver:
         holders = self._holders(key, ts_us, without_scim=without_scim)
         return holders[0] if holders else None
 
-    def _holders(self, key: str, ts_us: int, *, without_scim: bool = False) -> list[int]:
-        """The identified people holding this name now, or at `ts_us`, nearest first."""
+    def _holders(self, key: str, ts_us: int, *, without_scim: bool = False,
+                 conn: Connection | None = None) -> list[int]:
+        """The identified people holding this name now, or at `ts_us`, nearest first. With `conn`
+        (a lookup), also a person whose first name it is, for a line before they had it: in time
+        order the line went to the name's provisional row, which their first line adopted."""
         candidates = []
         for uid in self.by_name.get(key, ()):
             row = self.rows.get(uid)
@@ -404,11 +441,18 @@ class UserResolver:
                 continue
             span = self.spans.get((uid, NAME, key))
             inside = span is not None and span[1] - NAME_SLACK_US <= ts_us <= span[2] + NAME_SLACK_US
-            if row[R_NAME_KEY] != key and not inside:
+            if row[R_NAME_KEY] != key and not inside and not (
+                    conn is not None and span is not None and ts_us < span[1] and self._first_name(conn, uid, span)):
                 continue
             distance = 0 if span is None or span[1] <= ts_us <= span[2] else min(abs(ts_us - span[1]), abs(ts_us - span[2]))
             candidates.append((distance, row[R_EXTERNAL] is None, row[R_EXTERNAL] or "", row[R_SCIM] or "", uid))
         return [c[-1] for c in sorted(candidates)]
+
+    def _first_name(self, conn: Connection, uid: int, span: list) -> bool:
+        """Is `span` (a past name's sightings) of the person's first name: no line of theirs
+        before it? (Stored sightings may be late by up to TIME_GRAIN_US.)"""
+        earliest = self._earliest(conn, uid)
+        return earliest is None or span[1] <= earliest + TIME_GRAIN_US
 
     def _note(self, conn: Connection, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
         """Record that the person went by this name / had this SCIM id at `ts_us`.
@@ -511,6 +555,9 @@ class UserResolver:
         kept, dropped = self.rows[keep], self.rows.pop(drop)
         self.merges.append((keep, drop))
         self._into[drop] = keep
+        mine, theirs = self._first_us.get(keep), self._first_us.pop(drop, None)
+        if theirs is not None and (mine is None or theirs < mine):
+            self._first_us[keep] = theirs
         gone = self._prov_span.pop(drop, None)
         if gone is not None and kept[R_EXTERNAL] is None and kept[R_SCIM] is None:
             self._prov_span[keep] = gone

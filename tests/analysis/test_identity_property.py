@@ -65,6 +65,9 @@ def _fresh_database(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 QUIET = dict(job=JOB, change_rate=0.0, leave_rate=0.0, join_rate=0.0, delete_rate=0.0, duplicate_rate=0.1)
+INCOMPLETE_THEN_RENAMED = SimConfig(users=3, cycles=4, seed=0, failure_rate=0.0, **QUIET, events=(
+    SimEvent(0, "rename", 0), SimEvent(0, "rename", 0), SimEvent(0, "rename", 0), SimEvent(2, "incomplete", 0),
+    SimEvent(3, "rename", 0), SimEvent(3, "incomplete", 1)))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -79,6 +82,19 @@ QUIET = dict(job=JOB, change_rate=0.0, leave_rate=0.0, join_rate=0.0, delete_rat
 @example(config=SimConfig(users=6, cycles=4, seed=1072, failure_rate=0.1, **QUIET,
                           events=(SimEvent(1, "delete", 1), SimEvent(2, "case", 0))),
          arrival=random.Random(0), batch_size=1)
+# a person looked up for cycles before being created (incomplete), then renamed (409), their lines
+# arriving one by one: the 409 under the new name first, then the create; the earlier lookups of the
+# first name are theirs, however long before the create (in time order, the create adopts them).
+# Random(10): the lookups' provisional row is there before the create; Random(0): lookups after it
+@example(config=INCOMPLETE_THEN_RENAMED, arrival=random.Random(10), batch_size=1)
+@example(config=INCOMPLETE_THEN_RENAMED, arrival=random.Random(0), batch_size=1)
+# a person's last line, a lookup (failed) two cycles after their create, arrives first: no one holds
+# the name yet, it starts a provisional row; the person's lines (all before it) arrive later and
+# are the only holder of the name: the row is theirs (in time order, the lookup finds them)
+@example(config=SimConfig(users=4, cycles=3, seed=41800, failure_rate=0.1, **QUIET,
+                          events=(*[SimEvent(0, "rename", 0)] * 7, SimEvent(1, "update", 0),
+                                  SimEvent(2, "incomplete", 3))),
+         arrival=random.Random(1), batch_size=1)
 def test_any_story_in_any_order_gives_the_ground_truth(app, config, arrival, batch_size):  # type: ignore[no-untyped-def]
     settings = app.extensions["dashboard"]  # (not the fixture: a failing example would print it whole)
     _fresh_database(settings)
