@@ -27,7 +27,8 @@ EXTRA = 1000
 
 
 def generate(lines: int, users: int) -> tuple[Path, list[bytes]]:
-    from dashboard.demo.simulate import SimConfig, simulate_lines
+    from dashboard.demo.simulate import simulate_lines
+    from dashboard.demo.truth import SimConfig
 
     path = OUT / f"analysis-{lines}-{users}.jsonl"
     stream, _truth = simulate_lines(SimConfig(users=users, cycles=10_000, seed=7, job="bench", max_lines=lines + EXTRA))

@@ -74,7 +74,13 @@ def import_all(directory: Path) -> tuple[float, int, int]:
     from dashboard.formats.entra.parse import read_paths
     from dashboard.ingest.entra import import_events
     from dashboard.ingest.scim import options_from
-    from dashboard.settings import AppSettings, DatabaseSettings, JobSettings, SchedulerSettings, Settings
+    from dashboard.settings import (
+        AppSettings,
+        DatabaseSettings,
+        JobSettings,
+        SchedulerSettings,
+        Settings,
+    )
 
     with tempfile.TemporaryDirectory(dir=OUT) as scratch:
         path = Path(scratch) / "entra.db"

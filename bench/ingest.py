@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def generate(lines: int, users: int) -> Path:
-    from dashboard.demo.simulate import SimConfig, write_log
+    from dashboard.demo.simulate import write_log
+    from dashboard.demo.truth import SimConfig
 
     path = OUT / f"sim-{lines}-{users}.jsonl"
     if path.exists():

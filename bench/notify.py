@@ -48,7 +48,8 @@ def fresh(path: Path) -> None:
 
 def build_job(users: int, cycles: int) -> Path:
     """A database holding one simulated job (cached)."""
-    from dashboard.demo.simulate import SimConfig, write_log
+    from dashboard.demo.simulate import write_log
+    from dashboard.demo.truth import SimConfig
 
     db = OUT / f"notify-{users}-{cycles}.db"
     if db.exists():
@@ -90,7 +91,15 @@ def time_report(source: Path, runs: int = 3) -> tuple[float, float, dict]:
 
     from dashboard.admin.jobs import get_job
     from dashboard.db import db
-    from dashboard.models import Cycle, Exchange, Notification, ReportRun, ScimUser, Signature, UserCycle
+    from dashboard.models import (
+        Cycle,
+        Exchange,
+        Notification,
+        ReportRun,
+        ScimUser,
+        Signature,
+        UserCycle,
+    )
     from dashboard.notify.reports import MAX_CYCLES, send_report_if_due
     from dashboard.queries.health import health_json
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from dashboard import runtime
 from dashboard.db import db
 from dashboard.demo.entra import load_entra_demo
-from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import IngestOptions, ingest_lines, options_for
 from dashboard.models import Exchange, Job
 from dashboard.times import to_us

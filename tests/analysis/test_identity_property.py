@@ -20,7 +20,8 @@ from sqlalchemy import text
 
 from dashboard.admin.jobs import get_job, sync_jobs
 from dashboard.db import db
-from dashboard.demo.simulate import EVENT_KINDS, SimConfig, SimEvent, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import EVENT_KINDS, SimConfig, SimEvent
 from dashboard.ingest.scim import ingest_lines, options_from
 from tests.analysis.test_identity_truth import (
     JOB,

@@ -20,13 +20,8 @@ from sqlalchemy import func, select
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.demo.entra_pages import simulated_records
-from dashboard.demo.simulate import (
-    GroundTruth,
-    SimConfig,
-    SimEvent,
-    name_key,
-    simulate_lines,
-)
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import GroundTruth, SimConfig, SimEvent, name_key
 from dashboard.formats.entra.parse import convert_record
 from dashboard.ingest.entra import import_events
 from dashboard.ingest.scim import ingest_lines, options_from

@@ -11,7 +11,8 @@ from dashboard.demo.entra_pages import (
     write_pages,
     write_simulated_pages,
 )
-from dashboard.demo.simulate import SimConfig, SimEvent, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig, SimEvent
 from dashboard.formats.entra.facts import fact_of
 from dashboard.formats.entra.parse import (
     convert_record,

@@ -18,9 +18,14 @@ from hypothesis import strategies as st
 from dashboard.demo.simulate import (
     ENTERPRISE,
     ERROR,
+    UNIFLOW,
+    simulate,
+    simulate_lines,
+    write_log,
+)
+from dashboard.demo.truth import (
     EVENT_KINDS,
     REALITIES,
-    UNIFLOW,
     GroundTruth,
     Operation,
     Outcome,
@@ -29,9 +34,6 @@ from dashboard.demo.simulate import (
     UserOutcome,
     name_key,
     person_state,
-    simulate,
-    simulate_lines,
-    write_log,
 )
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -15,7 +15,8 @@ from aiosmtpd.controller import Controller
 
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.settings import Settings, SmtpSettings
 

@@ -13,7 +13,8 @@ from dashboard.admin import accounts
 from dashboard.admin.accounts import add_account, create_api_token, role_allows
 from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
-from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig
 from dashboard.formats.entra.parse import convert_record
 from dashboard.ingest.entra import import_events
 from dashboard.ingest.scim import ingest_lines, options_from

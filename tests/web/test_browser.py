@@ -18,7 +18,8 @@ from werkzeug.serving import make_server
 from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import ingest_lines, options_from
 
 CHROMIUM = "/usr/bin/chromium"

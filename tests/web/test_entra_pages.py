@@ -15,7 +15,8 @@ from dashboard.admin import accounts
 from dashboard.admin.jobs import get_job
 from dashboard.analysis.agreement import compare_health, reason_kind
 from dashboard.db import db
-from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig
 from dashboard.formats.entra.jobstatus import parse_job_status
 from dashboard.formats.entra.parse import convert_record
 from dashboard.ingest.entra import import_events, import_job_status

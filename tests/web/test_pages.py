@@ -11,7 +11,8 @@ from argon2 import PasswordHasher
 from dashboard.admin import accounts
 from dashboard.admin.jobs import add_job, get_job
 from dashboard.db import db
-from dashboard.demo.simulate import SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import ingest_lines, options_from
 from tests.web.signin import signed_in
 

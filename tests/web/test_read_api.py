@@ -12,7 +12,8 @@ from dashboard.admin import accounts
 from dashboard.admin.accounts import add_account, create_api_token
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
-from dashboard.demo.simulate import GroundTruth, SimConfig, simulate_lines
+from dashboard.demo.simulate import simulate_lines
+from dashboard.demo.truth import GroundTruth, SimConfig
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import HealthTransition
 from dashboard.times import format_ts
