@@ -19,12 +19,16 @@ from dashboard.times import utc_now
 T = TypeVar("T")
 
 
-def audited(actor: str, action: str, target: str, detail: str, change: Callable[[], T]) -> T:
-    """Run `change` (which commits) with an audit entry in its transaction; undo both on error."""
-    db.session.add(AuditEntry(at=utc_now(), actor=actor[:320], action=action[:50], target=target[:400],
-                              detail=detail))
+def audited(actor: str, action: str, target: str, detail: str | Callable[[T], str], change: Callable[[], T]) -> T:
+    """Run `change` (which commits) with an audit entry in its transaction; undo both on error.
+    `detail` may be a function of the change's result (a new token's prefix, known only after)."""
+    entry = AuditEntry(at=utc_now(), actor=actor[:320], action=action[:50], target=target[:400],
+                       detail=detail if isinstance(detail, str) else "")
+    db.session.add(entry)
     try:
         result = change()
+        if not isinstance(detail, str):
+            entry.detail = detail(result)
     except Exception:
         db.session.rollback()
         raise

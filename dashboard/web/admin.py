@@ -179,16 +179,10 @@ def job_update(job_name: str) -> Response:
 @requires("admin")
 def token_create(job_name: str) -> str:
     job_row = _job_or_404(job_name)
-    holder: dict[str, Any] = {}
-
-    def create() -> None:
-        row, token = create_token(job_row)
-        holder.update(row=row, token=token)
-
-    audit.audited(_actor(), "token.create", job_name, "ingest token created", create)
-    # The prefix is what the listing shows; the token itself only in this response.
-    db.session.refresh(holder["row"])
-    return _job_page(job_name, new_token=holder["token"], new_prefix=holder["row"].prefix)
+    # The prefix goes in the audit log and the listing; the token itself only in this response.
+    row, token = audit.audited(_actor(), "token.create", job_name, lambda made: f"ingest token {made[0].prefix}… created",
+                               lambda: create_token(job_row))
+    return _job_page(job_name, new_token=token, new_prefix=row.prefix)
 
 
 @bp.post("/jobs/<job_name>/tokens/revoke")

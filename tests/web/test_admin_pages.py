@@ -196,6 +196,7 @@ def test_a_token_is_shown_once_listed_by_prefix_and_last_use_and_stops_working_w
     assert f"Token {token[:12]}… revoked" in revoked
     assert pusher.post(PUSH, data=LINE, headers={"Authorization": f"Bearer {token}"}).status_code == 403
     assert [e.action for e in audit_rows()] == ["token.create", "token.revoke"]
+    assert audit_rows()[0].detail == f"ingest token {token[:12]}… created"
     assert token not in audit_text()
 
 
