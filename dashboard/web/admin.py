@@ -7,6 +7,7 @@ admin/ (or notify/ for subscriptions) with an audit entry in the same transactio
 """
 from __future__ import annotations
 
+import json
 import smtplib
 from typing import Any
 
@@ -163,7 +164,7 @@ def job_update(job_name: str) -> Response:
         display_name = request.form.get("display_name", "").strip()
         scope_size = _scope_size(request.form.get("scope_size", ""))
         overrides = parse_overrides(request.form.get("thresholds", ""))
-        before = _job_words(current.display_name, current.scope_size, current.quarantine_overrides)
+        before = _job_words(current.display_name, current.scope_size, json.loads(current.quarantine_overrides or "{}"))
         after = _job_words(display_name, scope_size, overrides)
         audit.audited(_actor(), "job.update", job_name, f"{before} → {after}",
                       lambda: update_job(job_name, display_name=display_name, scope_size=scope_size,
@@ -304,4 +305,4 @@ def _scope_size(text: str) -> int | None:
 
 def _job_words(display_name: str, scope_size: int | None, overrides: Any) -> str:
     return f"display name '{display_name}', scope size {scope_size if scope_size is not None else 'unknown'}" + (
-        f", thresholds {overrides}" if overrides is not None else "")
+        f", thresholds {json.dumps(overrides, sort_keys=True)}" if overrides is not None else "")

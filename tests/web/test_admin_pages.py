@@ -152,7 +152,8 @@ def test_it_adds_a_job_and_sets_its_display_name_scope_size_and_thresholds(admin
     assert (job.display_name, job.scope_size) == ("uniFLOW EMEA", 3100)
     assert (thresholds_for(job, settings).min_failures, thresholds_for(job, settings).proportion) == (50, 0.2)
     assert [e.action for e in audit_rows()] == ["job.add", "job.update"]
-    assert "scope size 3000" in audit_rows()[1].detail and "scope size 3100" in audit_rows()[1].detail
+    assert audit_rows()[1].detail == ("display name 'EMEA', scope size 3000, thresholds {} → display name 'uniFLOW EMEA', "
+                                      'scope size 3100, thresholds {"failure_proportion": 0.2, "min_failures": 50}')
 
 
 @pytest.mark.parametrize(("thresholds", "named"), [
@@ -264,6 +265,18 @@ def test_a_new_subscriber_to_a_quarantined_job_is_told_at_once_and_once(admin, a
     assert [m.subject for m in told] == ["[Provisioning] uniFLOW production: Quarantined: EncounteredQuarantineException"]
     assert "oncall@example.com" in admin.get("/admin/jobs/uniflow-prod").get_data(as_text=True)
     assert [e.action for e in audit_rows()] == ["subscription.add", "subscription.add"]
+
+
+def test_the_command_line_subscribe_tells_a_new_subscriber_too(app, runner, settings, smtp_server):
+    quarantined(settings, smtp_server)
+    app.extensions["clock"] = lambda: after_cycle(1)
+
+    result = runner.invoke(args=["notify", "subscribe", "--job", "uniflow-prod", "--to", "cli@example.com"])
+
+    assert result.exit_code == 0, result.output
+    assert "queued 1 email(s) about the job's open problem for cli@example.com" in result.output
+    assert db.session.scalars(select(Notification.recipient).order_by(Notification.id)).all() == [
+        "idm-team@example.com", "cli@example.com"]
 
 
 def test_an_address_already_told_or_wanting_only_reports_is_not_told_again(admin, app, settings, smtp_server):
