@@ -115,6 +115,8 @@ def test_support_sees_the_summary_strip_and_finds_a_person_across_jobs(browser, 
     context, page, problems = open_as(browser, base, "support@example.com", WIDTHS[size])
 
     assert page.inner_text("p.summary") == "2 healthy"
+    assert fits(page)
+    shot(page, f"overview-strip-{size}")
     page.fill("input[name=q]", "USER2@contoso.com")
     page.click("form.search button")
     page.wait_for_url(re.compile(r".*/search\?q=.*"))
