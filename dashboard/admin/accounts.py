@@ -61,6 +61,34 @@ def remove_account(email: str) -> None:
     db.session.commit()
 
 
+def set_role(email: str, role: str) -> Account:
+    """A new role; it takes effect on the account's next request (the role is read per request)."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    account = _existing(email)
+    if account.role == "admin" and role != "admin":
+        _keep_an_admin(account)
+    account.role = role
+    db.session.commit()
+    return account
+
+
+def set_active(email: str, active: bool) -> Account:
+    """Disable (every session ends: a new session key) or enable an account."""
+    account = _existing(email)
+    if not active and account.active and account.role == "admin":
+        _keep_an_admin(account)
+    account.active = active
+    if not active:
+        account.session_key = new_session_key()
+    db.session.commit()
+    return account
+
+
+def list_accounts() -> list[Account]:
+    return list(db.session.scalars(select(Account).order_by(Account.email)))
+
+
 def end_sessions(account_id: int) -> None:
     """Every session cookie issued to the account so far stops working (sign-out, everywhere)."""
     db.session.execute(update(Account).where(Account.id == account_id).values(session_key=new_session_key()))
@@ -117,6 +145,13 @@ def ensure_first_admin() -> tuple[str, str] | None:
 def _check_password(password: str) -> None:
     if len(password) < 10:
         raise AccountError("the password must have at least 10 characters")
+
+
+def _keep_an_admin(account: Account) -> None:
+    others = db.session.scalar(select(func.count()).select_from(Account).where(
+        Account.role == "admin", Account.active.is_(True), Account.id != account.id)) or 0
+    if not others:
+        raise AccountError(f"{account.email} is the last active admin: make another admin first")
 
 
 def _existing(email: str) -> Account:

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any
 
 from sqlalchemy import select
 
 from dashboard.db import db
 from dashboard.models import IngestToken, Job
-from dashboard.settings import JobSettings
+from dashboard.settings import JobSettings, QuarantineSettings
 from dashboard.times import utc_now
 
 TOKEN_PREFIX = "pmd_"
@@ -51,6 +54,16 @@ def add_job(
     return job
 
 
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a URL path segment as it is
+
+
+def check_job_name(name: str) -> str:
+    name = name.strip()
+    if not JOB_NAME.fullmatch(name):
+        raise JobError("a job name is letters, digits, '.', '_' and '-' (at most 100), starting with a letter or digit")
+    return name
+
+
 def sync_jobs(configured: Iterable[JobSettings]) -> None:
     """Create or update the jobs named in the configuration file."""
     for spec in configured:
@@ -63,6 +76,58 @@ def sync_jobs(configured: Iterable[JobSettings]) -> None:
         job.quarantine_overrides = json.dumps(spec.quarantine or {})
         db.session.add(job)
     db.session.commit()
+
+
+class JobSettingsError(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+QUARANTINE_KEYS = {f.name: f.type for f in fields(QuarantineSettings)}  # "int" or "float" (annotations are strings)
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """A job's quarantine thresholds as typed on the page: a JSON object of [quarantine] keys."""
+    text = (text or "").strip() or "{}"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise JobSettingsError(f"the thresholds are not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobSettingsError("the thresholds must be a JSON object, e.g. {\"min_failures\": 50}")
+    for key, value in data.items():
+        kind = QUARANTINE_KEYS.get(key)
+        if kind is None:
+            raise JobSettingsError(f"unknown threshold '{key}': the keys are those of [quarantine] "
+                                   f"({', '.join(QUARANTINE_KEYS)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+            raise JobSettingsError(f"threshold '{key}' must be {'a whole number' if kind == 'int' else 'a number'}")
+        if value < 0 or (kind == "float" and value > 1):
+            raise JobSettingsError(f"threshold '{key}' is out of range: {value}")
+    return data
+
+
+def update_job(name: str, *, display_name: str, scope_size: int | None, overrides: dict[str, Any]) -> Job:
+    """Display name, scope size (the users in scope: the expected count of a cycle) and thresholds."""
+    if scope_size is not None and scope_size < 0:
+        raise JobSettingsError("the scope size cannot be negative")
+    parse_overrides(json.dumps(overrides))  # the same checks as the page's text
+    job = get_job(name)
+    job.display_name = display_name.strip()[:200]
+    job.scope_size = scope_size
+    job.quarantine_overrides = json.dumps(overrides, sort_keys=True)
+    db.session.commit()
+    return job
+
+
+def list_jobs() -> list[Job]:
+    return list(db.session.scalars(select(Job).order_by(Job.name)))
+
+
+def tokens_of(job: Job) -> list[IngestToken]:
+    """The job's ingest tokens, live first, newest first (prefixes only: the tokens are not stored)."""
+    return list(db.session.scalars(select(IngestToken).where(IngestToken.job_id == job.id)
+                                   .order_by(IngestToken.revoked_at.is_not(None), IngestToken.id.desc())))
 
 
 def create_token(job: Job) -> tuple[IngestToken, str]:

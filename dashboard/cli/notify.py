@@ -19,9 +19,9 @@ from dashboard.notify.outbox import counts, deliver_pending, retry_now
 from dashboard.notify.recipients import (
     SubscriptionError,
     all_recipients,
-    subscribe,
     unsubscribe,
 )
+from dashboard.notify.welcome import subscribe_and_tell
 
 notify_group = AppGroup("notify", help="Email notifications: SMTP test, delivery, subscriptions.")
 
@@ -93,10 +93,13 @@ def notify_retry(notification_id: int) -> None:
 def notify_subscribe(job_name: str, address: str, kinds: str, role: str) -> None:
     """Subscribe an address to a job's emails (replaces its earlier subscription)."""
     try:
-        row = subscribe(db.session, _job(job_name), address, kinds=kinds.split(","), role=role)
+        row, told = subscribe_and_tell(db.session, _job(job_name), address, kinds=kinds.split(","), role=role,
+                                       now=runtime.now(), settings=runtime.settings())
     except SubscriptionError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"{row.address} gets {row.kinds} about {job_name} ({row.role})")
+    if told:
+        click.echo(f"queued {told} email(s) about the job's open problem for {row.address}")
 
 
 @notify_group.command("unsubscribe")

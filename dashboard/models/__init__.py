@@ -4,9 +4,9 @@ jobs      what is watched (jobs, ingest tokens): written by admin/
 traffic   what arrived (users, exchanges, rejects, Entra events): written by ingest/
 analysis  what it means (cycles, outcomes, signatures, health): written by tracking/
 notify    who is told what (subscriptions, outbox, reports, episodes): written by notify/
-accounts  who may look (accounts, API tokens, failed sign-ins): written by admin/
+accounts  who may look (accounts, API tokens, failed sign-ins, audit log): written by admin/
 """
-from dashboard.models.accounts import Account, ApiToken, SignInFailure
+from dashboard.models.accounts import Account, ApiToken, AuditEntry, SignInFailure
 from dashboard.models.analysis import (
     Cycle,
     HealthTransition,
@@ -38,7 +38,7 @@ from dashboard.models.traffic import (
 )
 
 __all__ = [
-    "Account", "ApiToken", "Cycle", "DigestRun", "EntraEvent", "EntraJobStatus", "EntraPullState", "Episode",
+    "Account", "ApiToken", "AuditEntry", "Cycle", "DigestRun", "EntraEvent", "EntraJobStatus", "EntraPullState", "Episode",
     "Exchange", "HealthTransition", "IngestRun", "IngestToken", "Job", "JobAnalysis", "NOTIFY_KINDS",
     "NOTIFY_ROLES", "Notification", "NotifyState", "Reject", "ReportRun", "ScimUser", "ScimUserAlias", "SignInFailure", "Signature",
     "SignatureUser", "Subscription", "UserCycle",

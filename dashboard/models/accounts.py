@@ -1,4 +1,4 @@
-"""Rows of the people who sign in: accounts, their API tokens, and failed sign-ins."""
+"""Rows of the people who sign in: accounts, their API tokens, failed sign-ins, and the audit log."""
 from __future__ import annotations
 
 import secrets
@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,3 +71,20 @@ class SignInFailure(db.Model):
     email: Mapped[str] = mapped_column(String(320))
     address: Mapped[str] = mapped_column(String(64))
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(db.Model):
+    """One change an admin made (from a page): who, what, to which thing, when; never a secret.
+
+    `actor` is the email as it was then (not a key: the account may be removed later).
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(50))  # e.g. account.add, token.revoke
+    target: Mapped[str] = mapped_column(String(400))  # the account, job or address changed
+    detail: Mapped[str] = mapped_column(Text, default="")  # what changed, in words

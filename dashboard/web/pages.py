@@ -37,7 +37,7 @@ from dashboard.queries.diagnostics import diagnostics
 from dashboard.queries.exchanges import exchange_json, sibling_briefs
 from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
-from dashboard.queries.users import failing_users, find_user, list_users, user_timeline
+from dashboard.queries.users import failing_users, find_user, list_users, user_brief, user_timeline
 from dashboard.runtime import now as _now
 from dashboard.runtime import settings as _settings
 from dashboard.times import to_us
@@ -89,7 +89,31 @@ def overview_page() -> str:
             "trend": charts.trend_figure(cycles) if len(cycles) > 1 else None,
         })
     rows.sort(key=lambda r: (URGENCY.get(r["health"]["state"], 9), r["job"].name))
-    return render_template("pages/overview.html", rows=rows)
+    return render_template("pages/overview.html", rows=rows, summary=summary_of(rows))
+
+
+def summary_of(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(state, jobs) for each state some job shows, most urgent first: the overview's summary strip."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["health"]["state"]] = counts.get(row["health"]["state"], 0) + 1
+    return sorted(counts.items(), key=lambda item: (URGENCY.get(item[0], 9), item[0]))
+
+
+@bp.get("/search")
+@requires("support")
+def search_page() -> str:
+    """A person across every job, by any name, externalId or SCIM id they have or had."""
+    text = request.args.get("q", "").strip()[:200]
+    results: list[dict[str, Any]] = []
+    if text:
+        for job in by_key.jobs(db.session):
+            exact = find_user(db.session, job, text)
+            users = [user_brief(exact)] if exact is not None else []
+            seen = {u["id"] for u in users}
+            users += [u for u in list_users(db.session, job, search=text, limit=20)["users"] if u["id"] not in seen]
+            results += [{"job": job, "user": u, "exact": exact is not None and u["id"] == exact.id} for u in users]
+    return render_template("pages/search.html", q=text, results=results)
 
 
 bp.add_url_rule("/", endpoint="overview", view_func=overview_page)
