@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -430,7 +431,8 @@ def thread_headers(job: Job, settings: Settings, episodes: list[Episode]) -> tup
 def list_headers(job: Job, settings: Settings) -> dict[str, str]:
     """List-Id per job (a filter rule per job), List-Unsubscribe: the page where subscriptions are managed."""
     base = settings.app.base_url
-    return {"List-Id": f'"{job.title}" {list_id(job.name, domain_of(settings.smtp.from_address))}'[:200],
+    host = urlsplit(base).hostname or domain_of(settings.smtp.from_address)
+    return {"List-Id": f'"{job.title}" {list_id(job.name, host)}'[:200],
             "List-Unsubscribe": f"<{link(base, 'notifications')}>"}
 
 

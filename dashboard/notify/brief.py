@@ -70,7 +70,7 @@ def first_screen(session: Session, job: Job, now: datetime, settings: Settings, 
         "what": {
             "headline": headline,
             "confirmed": confirmed,
-            "source": (f"confirmed by Entra's job status (observed {status['observed_at']})" if confirmed
+            "source": (f"confirmed by Entra's job status (observed {status['observed_at'][:10]} {status['observed_at'][11:16]} UTC)" if confirmed
                        else "inferred from the traffic"),
             "reason": reason,
             "reason_words": KIND_WORDS.get(kind or "", None) if reason else None,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-
 from datetime import timedelta
 
 from sqlalchemy import func, select
