@@ -310,7 +310,10 @@ def _worth_telling(run: _Run, episode: Episode) -> bool:
 def _mail_health(run: _Run, episode: Episode, notice: Notice) -> int:
     event = _event_name(run, episode, notice)
     data = episode_json(episode)
-    brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=data["began_at"])
+    resolved = {"quarantine_lifted": "Quarantine lifted", "resumed": "Provisioning resumed",
+                "early_warning_cleared": "Early warning cleared"}.get(event)
+    brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=data["began_at"],
+                         resolved=resolved)
     ctx = base_context(run.session, run.job, run.settings, run.health) | {
         "event": event, "notice": notice.value,
         "episode": data,
@@ -365,8 +368,9 @@ def _mail_failures(run: _Run, notices: list[tuple[Episode, Notice]]) -> int:
     for episode, notice in notices:
         groups[notice.value].append(episode_json(episode))
     began = min(e.began_at for e, _n in notices)
+    only_resolved = not groups["opened"] and not groups["reminder"]
     brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=_iso(began),
-                         cycle_ids=[cycle.id] if cycle else None)
+                         cycle_ids=[cycle.id] if cycle else None, resolved="Failures resolved" if only_resolved else None)
     if groups["opened"]:
         headline = "New failures"
     elif groups["reminder"]:

@@ -31,9 +31,11 @@ LOOK_BACK = timedelta(hours=2)  # the cycle that led to a quarantine ran before 
 
 
 def first_screen(session: Session, job: Job, now: datetime, settings: Settings, health: dict[str, Any], *,
-                 since: str | None, cycle_ids: list[int] | None = None, state: str | None = None) -> dict[str, Any]:
+                 since: str | None, cycle_ids: list[int] | None = None, state: str | None = None,
+                 resolved: str | None = None) -> dict[str, Any]:
     """The three answers for an email about `job`: `since` is when the episode began (RFC 3339),
-    `cycle_ids` narrows the causes to those cycles (a cycle report), `state` overrides the state."""
+    `cycle_ids` narrows the causes to those cycles (a cycle report), `state` overrides the state;
+    `resolved` (a headline such as "Quarantine lifted"): the episode ended, its cause was the main one."""
     base = settings.app.base_url
     state = state or health["state"]
     entra = status_view(session, job, health, now)
@@ -65,6 +67,11 @@ def first_screen(session: Session, job: Job, now: datetime, settings: Settings, 
         evidence = _evidence(session, main, base, job) if main else []
     who = _who(session, job, affected, base)
     headline = state_words(state=state, entra_confirmed=confirmed)
+    if resolved is not None:  # nothing left to do about it; who fails now, if anyone
+        headline, todo, evidence = resolved, None, []
+        who = _who(session, job, [], base)
+        if main is not None:
+            main = main | {"line": "was: " + main["line"]}
     return {
         "state": state,
         "what": {
@@ -75,8 +82,9 @@ def first_screen(session: Session, job: Job, now: datetime, settings: Settings, 
             "reason": reason,
             "reason_words": KIND_WORDS.get(kind or "", None) if reason else None,
             "cause": main["line"] if main else None,
-            "since": since,
-            "next_attempt": (quarantine or {}).get("next_attempt_at") if confirmed else health.get("next_expected_attempt"),
+            "since": since if resolved is None else None,  # a resolved email says from when until when
+            "next_attempt": None if resolved is not None else (
+                (quarantine or {}).get("next_attempt_at") if confirmed else health.get("next_expected_attempt")),
         },
         "who": who,
         "todo": todo,

@@ -70,8 +70,10 @@ def job_summary(session: Session, job: Job, since: datetime, now: datetime, sett
     ongoing = [e for e in episodes if e.resolved_at is None]
     health = cache[job.id]
     troubled = bool(ongoing) or health["state"] not in ("healthy", "unknown")
-    brief = first_screen(session, job, now, settings, health,  # episodes are ordered by began_at: the first began first
-                         since=episode_json(ongoing[0])["began_at"] if ongoing else health.get("since"))
+    # The job's state is the headline: a quarantine or stall episode gives "since", else the oldest open one.
+    main = sorted(ongoing, key=lambda e: (e.kind not in ("quarantine", "stalled"), e.began_at))
+    brief = first_screen(session, job, now, settings, health,
+                         since=episode_json(main[0])["began_at"] if main else health.get("since"))
     return ctx | {
         "brief": brief,
         "troubled": troubled or brief["what"]["confirmed"],

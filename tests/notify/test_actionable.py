@@ -185,7 +185,9 @@ def test_item1_every_kind_of_email_starts_with_the_three_answers(two_roles, smtp
         for body, answers in zip(parts(message), THREE):
             screen = first_screen(body, answers)
             assert "Since 2026-11-28" in screen or kind == "resolved", kind
-    assert "Quarantine lifted" in parts(kinds["resolved"])[0]
+    resolved = parts(kinds["resolved"])[0]
+    assert "WHAT IS WRONG: Quarantine lifted" in resolved and "was: Credentials rejected (401)" in resolved
+    assert "WHAT TO DO FIRST: nothing" in resolved and "Entra's next attempt" not in resolved
 
 
 # -- item 2: people by name, with their reason and streak ----------------------------------------
