@@ -392,3 +392,33 @@ def test_headers_survive_a_retry_because_they_are_stored_with_the_email(two_role
     rows = db.session.scalars(select(Notification).where(Notification.kind == "quarantine")).all()
     assert rows and all(json.loads(r.headers)["List-Id"].endswith("<uniflow-prod.monitor.example.com>") for r in rows)
     assert len({r.message_id for r in rows}) == 1  # one opening message, to each recipient
+
+
+def test_item1_an_early_warning_says_quarantined_by_entra_when_entra_s_status_already_does(app, settings, smtp_server):
+    # The case: the running cycle heads for quarantine while Entra's imported status says
+    # Quarantine already; the email must not say "likely" then, and must give Entra's next attempt.
+    step = Step(settings, smtp_server)
+    ingest(settings, cycle_lines(0, users=10))
+    step(after_cycle(0, users=10))
+    ingest(settings, cycle_lines(1, users=6, failing={n: (500, None, "Internal error") for n in range(6)}))
+    now = cycle_end(1, users=6) + timedelta(minutes=1)
+    entra_status(settings, quarantined=True, observed=now - timedelta(minutes=2), next_attempt=now + timedelta(hours=6))
+
+    [warned] = step(now)
+
+    assert warned.subject == "[uniFLOW production] Quarantined by Entra: target errors (6 users)"
+    assert "Entra's next attempt: 2026-11-28 14:41 UTC" in warned.text
+    assert "likely" not in warned.text.split("WHAT TO DO FIRST")[0]
+
+
+def test_item4_a_subject_with_a_non_ascii_job_title_is_not_folded_either(app, settings):
+    from email import message_from_bytes, policy
+
+    from dashboard.notify.mailer import Message, build_mime
+
+    subject = subject_line("uniFLOW Zürich – Produktion", "Quarantined by Entra", "credentials rejected", 17)
+    raw = build_mime(Message("a@example.com", subject, "t\n", "<p>h</p>"), "m@example.com").as_bytes()
+
+    line = next(x for x in raw.split(b"\r\n") if x.startswith(b"Subject:"))
+    assert line.startswith(b"Subject: [uniFLOW ") and line.endswith(b"(17 users)")  # one line, no leading break
+    assert message_from_bytes(raw, policy=policy.default)["Subject"] == subject
