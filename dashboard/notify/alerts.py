@@ -231,8 +231,10 @@ def _early_warning(run: _Run) -> None:
     warning = current.get("early_warning") if running else None  # type: ignore[union-attr]
     if warning and warning.get("likely") and _episode(run, "early_warning", str(current["id"]), None) is None:  # type: ignore[index]
         facts = {"warning": warning, "cycle_id": current["id"]}  # type: ignore[index]
+        cycle = run.session.get(Cycle, current["id"])  # type: ignore[index]
+        began = cycle.started_at if cycle is not None else run.now  # the problem began with the running cycle
         run.add(Episode(job_id=run.job.id, kind="early_warning", key=str(current["id"]),  # type: ignore[index]
-                        title=warning["message"][:300], began_at=run.now, opened_at=run.now, detail=json.dumps(facts)))
+                        title=warning["message"][:300], began_at=began, opened_at=run.now, detail=json.dumps(facts)))
 
 
 # -- error signatures of completed cycles ----------------------------------------------------------
@@ -312,8 +314,10 @@ def _mail_health(run: _Run, episode: Episode, notice: Notice) -> int:
     data = episode_json(episode)
     resolved = {"quarantine_lifted": "Quarantine lifted", "resumed": "Provisioning resumed",
                 "early_warning_cleared": "Early warning cleared"}.get(event)
+    inferred = {"early_warning": "Quarantine likely in the running cycle", "stalled": "Provisioning stalled"}.get(
+        "stalled" if episode.kind == "stalled" and resolved is None else event)
     brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=data["began_at"],
-                         resolved=resolved)
+                         inferred=inferred, resolved=resolved)
     ctx = base_context(run.session, run.job, run.settings, run.health) | {
         "event": event, "notice": notice.value,
         "episode": data,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.agreement import KIND_WORDS, reason_kind
-from dashboard.analysis.causes import example_message, group_causes, plain_reason, state_words, subject_line
+from dashboard.analysis.causes import example_message, group_causes, plain_reason, state_words
 from dashboard.analysis.signatures import quarantine_action
 from dashboard.models import EntraEvent, Exchange, Job, ScimUser, Signature
 from dashboard.notify.emails import link
@@ -31,13 +31,14 @@ LOOK_BACK = timedelta(hours=2)  # the cycle that led to a quarantine ran before 
 
 
 def first_screen(session: Session, job: Job, now: datetime, settings: Settings, health: dict[str, Any], *,
-                 since: str | None, cycle_ids: list[int] | None = None, state: str | None = None,
+                 since: str | None, cycle_ids: list[int] | None = None, inferred: str | None = None,
                  resolved: str | None = None) -> dict[str, Any]:
     """The three answers for an email about `job`: `since` is when the episode began (RFC 3339),
-    `cycle_ids` narrows the causes to those cycles (a cycle report), `state` overrides the state;
+    `cycle_ids` narrows the causes to those cycles (a cycle report), `inferred` names what the
+    traffic shows ("Quarantine likely in the running cycle") unless Entra confirms a quarantine;
     `resolved` (a headline such as "Quarantine lifted"): the episode ended, its cause was the main one."""
     base = settings.app.base_url
-    state = state or health["state"]
+    state = health["state"]
     entra = status_view(session, job, health, now)
     status = entra["status"]
     stale = bool(entra["comparison"] and entra["comparison"].get("stale"))
@@ -67,6 +68,8 @@ def first_screen(session: Session, job: Job, now: datetime, settings: Settings, 
         evidence = _evidence(session, main, base, job) if main else []
     who = _who(session, job, affected, base)
     headline = state_words(state=state, entra_confirmed=confirmed)
+    if inferred is not None and not confirmed:
+        headline = f"{inferred} (inferred from the traffic)"
     if resolved is not None:  # nothing left to do about it; who fails now, if anyone
         headline, todo, evidence = resolved, None, []
         who = _who(session, job, [], base)
@@ -93,10 +96,6 @@ def first_screen(session: Session, job: Job, now: datetime, settings: Settings, 
         "subject_cause": (main["words"] if main else (KIND_WORDS.get(kind or "") if reason else None)),
         "subject_users": who["count"] or None,
     }
-
-
-def subject_of(job: Job, brief: dict[str, Any], headline: str | None = None) -> str:
-    return subject_line(job.title, headline or brief["what"]["headline"], brief["subject_cause"], brief["subject_users"])
 
 
 def _causes(session: Session, job: Job, now: datetime, since: str | None, cycle_ids: list[int] | None

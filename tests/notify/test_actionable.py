@@ -344,7 +344,7 @@ def test_item6_admins_get_the_action_and_links_support_the_failing_requests_firs
     for text_or_words in zip(parts(admin), parts(support)):
         a, s = text_or_words
         assert "What to do:" in a and "What to do:" not in s  # the detailed actions, per cause
-        assert "An administrator does this" in s
+        assert "For an administrator:" in s and "The failing requests below show the cause." in s
         assert a.index("Failing requests") > a.index("Causes")  # the admin reads the action first
         assert s.index("Failing requests") < s.index("Causes")  # support reads the requests first
     assert "https://monitor.example.com/jobs/uniflow-prod/diagnostics" in admin.text.split("Causes")[0]
@@ -409,6 +409,18 @@ def test_item1_an_early_warning_says_quarantined_by_entra_when_entra_s_status_al
     assert warned.subject == "[uniFLOW production] Quarantined by Entra: target errors (6 users)"
     assert "Entra's next attempt: 2026-11-28 14:41 UTC" in warned.text
     assert "likely" not in warned.text.split("WHAT TO DO FIRST")[0]
+
+
+def test_item1_without_entra_s_status_an_early_warning_says_it_is_inferred(app, settings, smtp_server):
+    step = Step(settings, smtp_server)
+    ingest(settings, cycle_lines(0, users=10))
+    step(after_cycle(0, users=10))
+    ingest(settings, cycle_lines(1, users=6, failing={n: (500, None, "Internal error") for n in range(6)}))
+
+    [warned] = step(cycle_end(1, users=6) + timedelta(minutes=1))
+
+    assert "WHAT IS WRONG: Quarantine likely in the running cycle (inferred from the traffic)" in warned.text
+    assert "Since 2026-11-28 08:40 UTC" in warned.text  # when the running cycle began, not the send time (08:41)
 
 
 def test_item4_a_subject_with_a_non_ascii_job_title_is_not_folded_either(app, settings):
