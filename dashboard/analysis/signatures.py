@@ -216,3 +216,27 @@ def recommended_action(operation: str, status: int, scim_type: str | None) -> Ac
         if key in _ACTIONS:
             return _ACTIONS[key]
     return _GENERIC
+
+
+_DELETES = Action(
+    "TooManyDeletes",
+    "Deletion threshold crossed (TooManyDeletes)",
+    "Entra holds the deletions above the accidental-deletion threshold. In Entra > Enterprise applications > "
+    "the app > Provisioning > Provisioning logs, review the held deletes; if they are wanted, allow them there "
+    "(or raise Settings > Prevent accidental deletions > deletion threshold), else fix the scoping filter or "
+    "assignments that removed the users, then Restart provisioning.",
+    quarantine=True,
+)
+_ESCROW = Action(
+    "EncounteredEscrowProportionThreshold",
+    "Too many failures (escrow thresholds)",
+    "Most of Entra's calls failed. Fix the main cause below (the first error signature), then in Entra > "
+    "Enterprise applications > the app > Provisioning choose Restart provisioning to lift the quarantine.",
+    quarantine=True,
+)
+
+
+def quarantine_action(reason_kind: str | None) -> Action | None:
+    """The action that lifts a quarantine of this kind (agreement.REASON_KINDS), when the kind
+    names one by itself (credentials, deletes); None: the action of the main failure applies."""
+    return {"credentials": _TOKEN, "deletes": _DELETES, "escrow": _ESCROW}.get(reason_kind or "")

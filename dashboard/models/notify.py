@@ -80,6 +80,7 @@ class Notification(db.Model):
     in_doubt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     smtp_response: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    headers: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: threading and list headers
 
     @property
     def status(self) -> str:
@@ -142,6 +143,7 @@ class Episode(db.Model):
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reminders: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the latest facts shown in emails
+    message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the first email's: threads the rest
 
 
 class NotifyState(db.Model):

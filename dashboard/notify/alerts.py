@@ -13,13 +13,18 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import make_msgid
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from dashboard.analysis.causes import list_id, plain_reason, subject_line
 from dashboard.models import Cycle, Episode, HealthTransition, Job, NotifyState
+from dashboard.notify.brief import first_screen, user_reasons
 from dashboard.notify.emails import link, render_email
+from dashboard.notify.mailer import domain_of
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import Recipient, recipients_for
 from dashboard.notify.rules import (
@@ -226,8 +231,10 @@ def _early_warning(run: _Run) -> None:
     warning = current.get("early_warning") if running else None  # type: ignore[union-attr]
     if warning and warning.get("likely") and _episode(run, "early_warning", str(current["id"]), None) is None:  # type: ignore[index]
         facts = {"warning": warning, "cycle_id": current["id"]}  # type: ignore[index]
+        cycle = run.session.get(Cycle, current["id"])  # type: ignore[index]
+        began = cycle.started_at if cycle is not None else run.now  # the problem began with the running cycle
         run.add(Episode(job_id=run.job.id, kind="early_warning", key=str(current["id"]),  # type: ignore[index]
-                        title=warning["message"][:300], began_at=run.now, opened_at=run.now, detail=json.dumps(facts)))
+                        title=warning["message"][:300], began_at=began, opened_at=run.now, detail=json.dumps(facts)))
 
 
 # -- error signatures of completed cycles ----------------------------------------------------------
@@ -304,13 +311,58 @@ def _worth_telling(run: _Run, episode: Episode) -> bool:
 
 def _mail_health(run: _Run, episode: Episode, notice: Notice) -> int:
     event = _event_name(run, episode, notice)
+    data = episode_json(episode)
+    resolved = {"quarantine_lifted": "Quarantine lifted", "resumed": "Provisioning resumed",
+                "early_warning_cleared": "Early warning cleared"}.get(event)
+    inferred = {"early_warning": "Quarantine likely in the running cycle", "stalled": "Provisioning stalled"}.get(
+        "stalled" if episode.kind == "stalled" and resolved is None else event)
+    brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=data["began_at"],
+                         inferred=inferred, resolved=resolved)
     ctx = base_context(run.session, run.job, run.settings, run.health) | {
         "event": event, "notice": notice.value,
-        "episode": episode_json(episode),
+        "episode": data,
         "warning": json.loads(episode.detail or "{}").get("warning"),
+        "brief": brief,
+        "subject": _health_subject(run, event, brief, episode),
     }
     key = f"health:{episode.id}:{notice.value}:{episode.reminders}"
-    return _enqueue_all(run, "quarantine", "health-event", ctx, key)
+    return _enqueue_all(run, "quarantine", "health-event", ctx, key, [episode])
+
+
+def _health_subject(run: _Run, event: str, brief: dict[str, Any], episode: Episode) -> str:
+    headline = _health_headline(event, brief, episode)
+    if event == "stalled" or (event == "reminder" and episode.kind == "stalled"):
+        last = _parse(run.health.get("last_traffic"))
+        return subject_line(run.job.title, headline, f"no traffic since {last:%Y-%m-%d %H:%M} UTC" if last else None)
+    if event in ("quarantine_lifted", "resumed", "early_warning_cleared"):
+        return subject_line(run.job.title, headline)
+    return subject_line(run.job.title, headline, brief["subject_cause"], brief["subject_users"])
+
+
+def _health_headline(event: str, brief: dict[str, Any], episode: Episode) -> str:
+    """The state for the subject: Entra's word when it confirms the quarantine, else ours."""
+    headline = brief["what"]["headline"]
+    confirmed = brief["what"]["confirmed"]
+    if event == "quarantine_lifted":
+        return "Quarantine lifted"
+    if event == "resumed":
+        return "Provisioning resumed"
+    if event == "early_warning_cleared":
+        return "Early warning cleared"
+    if event == "early_warning":
+        return headline if confirmed else "Quarantine likely in the running cycle"
+    if event == "stalled":
+        return "Provisioning stalled"
+    if event == "deletion_threshold" and not confirmed:
+        return "Deletion threshold crossed"
+    if event == "reason_changed":
+        return headline + ", reason changed"
+    if event == "disabled":
+        return "Disabled by Entra after four weeks in quarantine"
+    if event == "reminder":
+        still = "Still stalled" if episode.kind == "stalled" else "Still " + headline[0].lower() + headline[1:]
+        return still
+    return headline
 
 
 def _mail_failures(run: _Run, notices: list[tuple[Episode, Notice]]) -> int:
@@ -319,16 +371,43 @@ def _mail_failures(run: _Run, notices: list[tuple[Episode, Notice]]) -> int:
     groups: dict[str, list[dict[str, Any]]] = {n.value: [] for n in Notice}
     for episode, notice in notices:
         groups[notice.value].append(episode_json(episode))
+    began = min(e.began_at for e, _n in notices)
+    only_resolved = not groups["opened"] and not groups["reminder"]
+    brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=_iso(began),
+                         cycle_ids=[cycle.id] if cycle else None, resolved="Failures resolved" if only_resolved else None)
+    if groups["opened"]:
+        headline = "New failures"
+    elif groups["reminder"]:
+        headline = "Still failing"
+    else:
+        headline = "Failures resolved"
+    if run.health["state"] in QUARANTINE_STATES or brief["what"]["confirmed"]:
+        headline = brief["what"]["headline"] + ", " + headline.lower()
     ctx = base_context(run.session, run.job, run.settings, run.health) | {
-        "cycle": trim_cycle(detail, run.job.name, run.settings) if detail else None,
+        "cycle": trim_cycle(detail, run.job.name, run.settings, session=run.session) if detail else None,
         "opened": groups["opened"], "reminders": groups["reminder"], "resolved": groups["resolved"],
+        "brief": brief,
+        "subject": subject_line(run.job.title, headline, brief["subject_cause"] if groups["opened"] or groups["reminder"]
+                                else _resolved_words(groups["resolved"]), brief["subject_users"]
+                                if groups["opened"] or groups["reminder"] else None),
     }
     key = f"failures:{run.job.id}:{to_us(run.now)}"
-    return _enqueue_all(run, "failures", "failures", ctx, key)
+    return _enqueue_all(run, "failures", "failures", ctx, key, [e for e, _n in notices])
 
 
-def _enqueue_all(run: _Run, kind: str, template: str, ctx: dict[str, Any], key: str) -> int:
+def _resolved_words(resolved: list[dict[str, Any]]) -> str | None:
+    if not resolved:
+        return None
+    sig = resolved[0]["detail"].get("signature") or {}
+    from_sig = sig.get("action", {}).get("title") if sig else None
+    more = f" (+{len(resolved) - 1} more)" if len(resolved) > 1 else ""
+    return (from_sig or resolved[0]["title"]) + more
+
+
+def _enqueue_all(run: _Run, kind: str, template: str, ctx: dict[str, Any], key: str,
+                 episodes: list[Episode]) -> int:
     recipients: list[Recipient] = recipients_for(run.session, run.job, kind, run.settings)
+    message_id, headers = thread_headers(run.job, run.settings, episodes)
     rendered: dict[str, Any] = {}
     queued = 0
     for recipient in recipients:
@@ -336,9 +415,33 @@ def _enqueue_all(run: _Run, kind: str, template: str, ctx: dict[str, Any], key: 
             rendered[recipient.role] = render_email(template, ctx | {"role": recipient.role})
         row = enqueue(run.session, rendered[recipient.role], to=recipient.address, kind=kind, now=run.now,
                       job_id=run.job.id, dedupe_key=f"{key}:{recipient.address.lower()}"[:200],
-                      from_address=run.settings.smtp.from_address)
+                      from_address=run.settings.smtp.from_address, message_id=message_id, headers=headers)
         queued += 1 if row is not None else 0
     return queued
+
+
+def thread_headers(job: Job, settings: Settings, episodes: list[Episode]) -> tuple[str | None, dict[str, str]]:
+    """(Message-ID, headers) of an email about `episodes`: the first email of an episode gets a
+    new Message-ID, stored on it; a later one (reminder, change, resolved) names it in
+    In-Reply-To and References, so mail clients thread them."""
+    headers = list_headers(job, settings)
+    first = next((e.message_id for e in sorted(episodes, key=lambda e: e.id) if e.message_id), None)
+    if first is not None:
+        headers |= {"In-Reply-To": first, "References": first}
+    message_id = None
+    for episode in episodes:
+        if episode.message_id is None:
+            message_id = message_id or make_msgid(domain=domain_of(settings.smtp.from_address))
+            episode.message_id = message_id
+    return message_id, headers  # None: a fresh one per email (it opens nothing)
+
+
+def list_headers(job: Job, settings: Settings) -> dict[str, str]:
+    """List-Id per job (a filter rule per job), List-Unsubscribe: the page where subscriptions are managed."""
+    base = settings.app.base_url
+    host = urlsplit(base).hostname or domain_of(settings.smtp.from_address)
+    return {"List-Id": f'"{job.title}" {list_id(job.name, host)}'[:200],
+            "List-Unsubscribe": f"<{link(base, 'notifications')}>"}
 
 
 def base_context(session: Session, job: Job, settings: Settings, health: dict[str, Any]) -> dict[str, Any]:
@@ -372,15 +475,26 @@ def user_link(base: str, job_name: str, user: dict[str, Any]) -> str:
     return link(base, "jobs", job_name, "users", key)  # type: ignore[arg-type]
 
 
-def trim_cycle(detail: dict[str, Any], job_name: str, settings: Settings, *, names: int = 20) -> dict[str, Any]:
-    """A cycle_detail for an email or a stored report: the diff lists capped, with links."""
+def trim_cycle(detail: dict[str, Any], job_name: str, settings: Settings, *, names: int = 10,
+               session: Session | None = None) -> dict[str, Any]:
+    """A cycle_detail for an email or a stored report: the diff lists capped at `names` (a link
+    leads to the rest), each user with the reason of its failure in plain words (with `session`)."""
     base = settings.app.base_url
     out = dict(detail)
     out["diff"] = {}
+    reasons: dict[int, str] = {}
+    if session is not None:
+        diff = detail.get("diff", {})
+        failing = [u["id"] for key in ("new_failures", "still_failing") for u in diff.get(key, [])[:names]]
+        fixed = [u["id"] for u in diff.get("fixed", [])[:names]]
+        reasons = user_reasons(session, detail["id"], failing)
+        reasons |= {k: "was: " + v for k, v in user_reasons(session, detail.get("previous_cycle_id"), fixed).items()}
     for key, users in detail.get("diff", {}).items():
         shown, more = capped(users, names)
         out["diff"][key] = {"count": len(users), "more": more,
-                            "users": [u | {"link": user_link(base, job_name, u)} for u in shown]}
+                            "more_link": link(base, "jobs", job_name, "cycles", detail["id"]),
+                            "users": [u | {"link": user_link(base, job_name, u), "reason": reasons.get(u["id"])}
+                                      for u in shown]}
     out["link"] = link(base, "jobs", job_name, "cycles", detail["id"])
     return out
 
@@ -420,8 +534,8 @@ def _health_title(event: HealthEvent, facts: dict[str, Any]) -> str:
 
 
 def _signature_title(sig: dict[str, Any]) -> str:
-    scim_type = f" {sig['scimType']}" if sig.get("scimType") else ""
-    return f"{sig['operation']} {sig['status']}{scim_type}: {sig['detail'] or sig['action']['title']}"
+    """In plain words ("User already exists in uniFLOW Online (409) on create"), not the template."""
+    return plain_reason(sig["operation"], int(sig["status"]), sig.get("scimType"))
 
 
 def _latest_completed(run: _Run) -> Cycle | None:

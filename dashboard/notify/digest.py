@@ -14,7 +14,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.models import Cycle, DigestRun, Episode, Job, ReportRun
+from dashboard.analysis.causes import subject_line
 from dashboard.notify.alerts import base_context, episode_json
+from dashboard.notify.brief import first_screen
 from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import digest_subscribers
@@ -40,7 +42,8 @@ def send_due_digests(session: Session, now: datetime, settings: Settings) -> int
         role = "admin" if any(r == "admin" for _j, r in jobs) else "support"
         ctx = {"day": day, "since": since.strftime("%Y-%m-%d %H:%M UTC"), "jobs": entries, "role": role,
                "base_url": settings.app.base_url.rstrip("/"),
-               "notifications_link": link(settings.app.base_url, "notifications")}
+               "notifications_link": link(settings.app.base_url, "notifications"),
+               "subject": digest_subject(day, entries)}
         enqueue(session, render_email("daily-digest", ctx), to=address, kind="digest", now=now,
                 dedupe_key=f"digest:{address.lower()}:{day}"[:200], from_address=settings.smtp.from_address)
         session.add(DigestRun(address=address, day=day, covered_until=now, created_at=now))
@@ -64,10 +67,32 @@ def job_summary(session: Session, job: Job, since: datetime, now: datetime, sett
     failed = sum(sum(row.get("failure", 0) for row in orjson.loads(c.counts or "{}").values()) for c in cycles)
     latest = session.scalars(select(ReportRun).where(ReportRun.job_id == job.id)
                              .order_by(ReportRun.created_at.desc()).limit(1)).first()
+    ongoing = [e for e in episodes if e.resolved_at is None]
+    health = cache[job.id]
+    troubled = bool(ongoing) or health["state"] not in ("healthy", "unknown")
+    # The job's state is the headline: a quarantine or stall episode gives "since", else the oldest open one.
+    main = sorted(ongoing, key=lambda e: (e.kind not in ("quarantine", "stalled"), e.began_at))
+    brief = first_screen(session, job, now, settings, health,
+                         since=episode_json(main[0])["began_at"] if main else health.get("since"))
     return ctx | {
+        "brief": brief,
+        "troubled": troubled or brief["what"]["confirmed"],
         "cycles": len(cycles),
         "failed_users": failed,
         "ongoing": [episode_json(e) for e in episodes if e.resolved_at is None],
         "resolved": [episode_json(e) for e in episodes if e.resolved_at is not None],
         "latest_report": link(settings.app.base_url, "reports", latest.id) if latest else None,
     }
+
+
+def digest_subject(day: str, entries: list[dict[str, Any]]) -> str:
+    """One troubled job: its name, state and cause first; else how many jobs have open problems."""
+    troubled = [j for j in entries if j["troubled"]]
+    if len(troubled) == 1:
+        j = troubled[0]
+        b = j["brief"]
+        return subject_line(j["job"]["title"], f"Daily digest {day}, {b['what']['headline'][0].lower()}{b['what']['headline'][1:]}",
+                            b["subject_cause"], b["subject_users"])
+    count = len(entries)
+    tail = f"{len(troubled)} with open problems" if troubled else "no open problems"
+    return f"[Provisioning] Daily digest {day}: {count} job{'s' if count != 1 else ''}, {tail}"

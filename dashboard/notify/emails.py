@@ -10,6 +10,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from dashboard.analysis.causes import processed_words
+
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 SUBJECT_PREFIX = "[Provisioning] "
 
@@ -27,7 +29,10 @@ def render_email(name: str, ctx: dict[str, Any]) -> RenderedEmail:
     subject = env.get_template(f"emails/{name}-subject.txt").render(ctx)
     text = env.get_template(f"emails/{name}-body.txt").render(ctx)
     html = env.get_template(f"emails/{name}-body.html").render(ctx)
-    return RenderedEmail(SUBJECT_PREFIX + re.sub(r"\s+", " ", subject).strip()[:300], _tidy(text), html)
+    subject = re.sub(r"\s+", " ", subject).strip()
+    if not subject.startswith("["):  # a job's email names the job first ("[uniFLOW EMEA] ...")
+        subject = SUBJECT_PREFIX + subject
+    return RenderedEmail(subject[:300], _tidy(text), html)
 
 
 def link(base_url: str, *parts: str | int) -> str:
@@ -46,6 +51,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["when"] = _when
+    env.filters["processed"] = processed_words
     env.filters["pct"] = lambda share: f"{share:.0%}" if share is not None else "?"
     return env
 

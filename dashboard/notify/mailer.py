@@ -5,6 +5,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
@@ -19,6 +20,7 @@ class Message:
     text: str
     html: str
     message_id: str = ""  # kept across retries, so a mail client can tell a duplicate
+    headers: tuple[tuple[str, str], ...] = ()  # In-Reply-To, References, List-Id, List-Unsubscribe
 
 
 class DeliveryInDoubt(smtplib.SMTPException):
@@ -105,14 +107,23 @@ class MemoryMailer:
         return "250 kept in memory"
 
 
+# RFC 5322's hard limit: a header of up to 998 characters is never folded, so a subject (at most
+# 300) keeps its first word on the Subject line (a fold at 78 could start it with a line break).
+POLICY = policy.SMTP.clone(max_line_length=998)
+EXTRA_HEADERS = ("In-Reply-To", "References", "List-Id", "List-Unsubscribe")
+
+
 def build_mime(message: Message, from_address: str) -> EmailMessage:
-    mime = EmailMessage()
+    mime = EmailMessage(policy=POLICY)
     mime["From"] = from_address
     mime["To"] = message.to
     mime["Subject"] = message.subject
     mime["Date"] = formatdate(usegmt=True)
     mime["Message-ID"] = message.message_id or make_msgid(domain=domain_of(from_address))
     mime["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a monitor
+    for name, value in message.headers:
+        if name in EXTRA_HEADERS and value:
+            mime[name] = value
     mime.set_content(message.text)
     mime.add_alternative(message.html, subtype="html")
     return mime

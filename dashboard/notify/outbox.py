@@ -12,6 +12,7 @@ ever dropped.
 """
 from __future__ import annotations
 
+import json
 import logging
 import smtplib
 from dataclasses import dataclass
@@ -41,15 +42,17 @@ class DeliveryResult:
 
 
 def enqueue(session: Session, email: RenderedEmail, *, to: str, kind: str, now: datetime, job_id: int | None = None,
-            dedupe_key: str | None = None, from_address: str = "monitor@localhost") -> Notification | None:
-    """Add one email to the outbox (in the caller's transaction); None when `dedupe_key` is queued already."""
+            dedupe_key: str | None = None, from_address: str = "monitor@localhost", message_id: str | None = None,
+            headers: dict[str, str] | None = None) -> Notification | None:
+    """Add one email to the outbox (in the caller's transaction); None when `dedupe_key` is queued already.
+    `message_id`: this email's Message-ID (the first of an episode's); `headers`: threading and list headers."""
     if dedupe_key is not None and session.scalar(
             select(Notification.id).where(Notification.dedupe_key == dedupe_key)) is not None:
         return None
     row = Notification(
         job_id=job_id, kind=kind, recipient=to, subject=email.subject, text=email.text, html=email.html,
-        message_id=make_msgid(domain=domain_of(from_address)), dedupe_key=dedupe_key, created_at=now,
-        next_attempt_at=now, attempts=0,
+        message_id=message_id or make_msgid(domain=domain_of(from_address)), dedupe_key=dedupe_key, created_at=now,
+        next_attempt_at=now, attempts=0, headers=json.dumps(headers) if headers else None,
     )
     session.add(row)
     session.flush()
@@ -72,7 +75,8 @@ def deliver_pending(session: Session, mailer: Mailer, now: datetime, *, settings
             continue
         row = session.get(Notification, notification_id)
         assert row is not None
-        message = Message(row.recipient, row.subject, row.text, row.html, row.message_id)
+        message = Message(row.recipient, row.subject, row.text, row.html, row.message_id,
+                          tuple(json.loads(row.headers).items()) if row.headers else ())
         try:
             answer = mailer.send(message)
         except DeliveryInDoubt as exc:

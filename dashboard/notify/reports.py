@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES, empty_counts
 from dashboard.models import Cycle, Job, NotifyState, ReportRun
-from dashboard.notify.alerts import base_context, trim_cycle
+from dashboard.analysis.causes import subject_line
+from dashboard.notify.alerts import base_context, list_headers, trim_cycle
+from dashboard.notify.brief import first_screen
 from dashboard.notify.emails import link, render_email
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import recipients_for
@@ -77,7 +79,7 @@ def build_report(session: Session, job: Job, now: datetime, settings: Settings) 
     for cycle in cycles:
         detail = cycle_detail(session, job, cycle, now, settings)
         detail["progress"] = progress(session, job, cycle, detail, now)
-        details.append(trim_cycle(detail, job.name, settings))
+        details.append(trim_cycle(detail, job.name, settings, session=session))
     totals = empty_counts()
     for detail in details:
         for bucket in BUCKETS:
@@ -117,10 +119,21 @@ def report_document(run: ReportRun) -> dict[str, Any]:
     return orjson.loads(run.data)
 
 
-def email_context(session: Session, job: Job, run: ReportRun, document: dict[str, Any], settings: Settings
-                  ) -> dict[str, Any]:
+def email_context(session: Session, job: Job, run: ReportRun, document: dict[str, Any], settings: Settings,
+                  now: datetime) -> dict[str, Any]:
     ctx = base_context(session, job, settings, document["health"])
-    ctx.update(report=document, report_link=link(settings.app.base_url, "reports", run.id))
+    health = document["health"]
+    troubled = health["state"] != "healthy" or document["totals"]["failure"] > 0
+    brief = first_screen(session, job, now, settings, health,
+                         since=(health.get("since") or document["period"]["from"]) if troubled else None,
+                         cycle_ids=[c["id"] for c in document["cycles"]])
+    cycles = len(document["cycles"])
+    headline = f"Cycle report, {brief['what']['headline'][0].lower()}{brief['what']['headline'][1:]}"
+    if not troubled and not brief["what"]["confirmed"]:
+        headline = f"Cycle report: {cycles} cycle{'s' if cycles != 1 else ''}, no failures"
+    ctx.update(report=document, report_link=link(settings.app.base_url, "reports", run.id), brief=brief,
+               subject=subject_line(job.title, headline, brief["subject_cause"] if troubled else None,
+                                    brief["subject_users"] if troubled else None))
     return ctx
 
 
@@ -153,7 +166,7 @@ def _store(session: Session, job: Job, document: dict[str, Any], now: datetime) 
 
 def _email(session: Session, job: Job, run: ReportRun, document: dict[str, Any], now: datetime,
            settings: Settings) -> int:
-    ctx = email_context(session, job, run, document, settings)
+    ctx = email_context(session, job, run, document, settings, now)
     rendered: dict[str, Any] = {}
     queued = 0
     for recipient in recipients_for(session, job, "reports", settings):
@@ -161,7 +174,7 @@ def _email(session: Session, job: Job, run: ReportRun, document: dict[str, Any],
             rendered[recipient.role] = render_email("cycle-report", ctx | {"role": recipient.role})
         row = enqueue(session, rendered[recipient.role], to=recipient.address, kind="report", now=now, job_id=job.id,
                       dedupe_key=f"report:{run.id}:{recipient.address.lower()}"[:200],
-                      from_address=settings.smtp.from_address)
+                      from_address=settings.smtp.from_address, headers=list_headers(job, settings))
         queued += 1 if row is not None else 0
     return queued
 

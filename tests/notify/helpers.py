@@ -94,6 +94,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    raw: bytes = b""  # as the server got it: headers can be checked unparsed
 
     @property
     def subject(self) -> str:
@@ -118,7 +119,8 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message,  # type: ignore[arg-type]
+                                          bytes(envelope.original_content or envelope.content)))
         return "250 2.0.0 Ok: queued as TEST"
 
 

@@ -1,6 +1,7 @@
 """Failure and health notifications, end to end: traffic in, emails out through a real SMTP server."""
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -48,14 +49,11 @@ def test_it_tells_a_persistent_failure_once_reminds_after_the_interval_and_says_
         got.append([m.subject for m in step(after_cycle(index))])
 
     assert got == [
-        ["[Provisioning] uniFLOW production: new failures: update 400 invalidValue: "
-         "Attribute '<value>' value '<value>' is not a cost center"],
+        ["[uniFLOW production] New failures: attribute values rejected (1 user)"],
         [],
-        ["[Provisioning] uniFLOW production: still failing: update 400 invalidValue: "
-         "Attribute '<value>' value '<value>' is not a cost center"],
+        ["[uniFLOW production] Still failing: attribute values rejected (1 user)"],
         [],
-        ["[Provisioning] uniFLOW production: resolved: update 400 invalidValue: "
-         "Attribute '<value>' value '<value>' is not a cost center"],
+        ["[uniFLOW production] Failures resolved: Invalid value (400)"],
     ]
     assert {tuple(m.rcpt_tos) for m in smtp_server.messages} == {("idm-team@example.com",)}
 
@@ -65,10 +63,11 @@ def test_it_puts_what_when_whom_the_signature_action_and_links_in_both_bodies(ap
 
     [message] = Step(settings, smtp_server)(after_cycle(0))
 
-    for body in (message.text, message.html):
+    for body in (message.text, html.unescape(message.html)):
         assert "uniFLOW production" in body  # which job
-        assert "Failing since 2026-11-28 08:00 UTC" in body  # since when
-        assert "is not a cost center" in body and "2 users here" in body  # the signature and its count
+        assert "Since 2026-11-28 08:00 UTC" in body  # since when
+        assert "Attribute value rejected (400 invalidValue), 2 users" in body  # the cause and its count
+        assert "Attribute 'department' value 'Sales2' is not a cost center" in body  # a real message
         assert "Fix the value in Entra or the attribute mapping" in body  # the action (admin)
         assert "https://monitor.example.com/jobs/uniflow-prod" in body
     assert "3 succeeded, 2 failed" in message.text
@@ -98,14 +97,14 @@ def test_it_tells_quarantine_entered_and_lifted_once_each(app, settings, smtp_se
     ingest(settings, cycle_lines(1, status_all=401))
     entered = step(after_cycle(1))
     assert [m.subject for m in entered] == [
-        "[Provisioning] uniFLOW production: Quarantined: EncounteredQuarantineException"]
+        "[uniFLOW production] Quarantined (inferred from the traffic): credentials rejected (5 users)"]
     assert "Regenerate" in entered[0].text or "secret token" in entered[0].text
     assert "Next expected attempt by Entra: 2026-11-28 14:40 UTC" in entered[0].text  # 6 h after the cycle
     assert step(after_cycle(1) + timedelta(minutes=5)) == []  # one email per episode, not per evaluation
 
     ingest(settings, cycle_lines(2))
     lifted = step(after_cycle(2))
-    assert [m.subject for m in lifted] == ["[Provisioning] uniFLOW production: Quarantine lifted"]
+    assert [m.subject for m in lifted] == ["[uniFLOW production] Quarantine lifted"]
     assert "The quarantine lasted from 2026-11-28 08:40 UTC" in lifted[0].text
 
 
@@ -120,7 +119,7 @@ def test_it_tells_a_crossed_deletion_threshold(app, settings, smtp_server):
     got = step(start + timedelta(seconds=11, minutes=16))
 
     assert [m.subject for m in got] == [
-        "[Provisioning] uniFLOW production: Deletion threshold crossed: quarantined (TooManyDeletes)"]
+        "[uniFLOW production] Deletion threshold crossed: too many deletes (12 users)"]
     assert "12 deletes and disables in one cycle (threshold 10)" in got[0].text
 
 
@@ -134,8 +133,8 @@ def test_it_tells_a_stall_and_its_end(app, settings, smtp_server):
     resumed = step(after_cycle(3))
 
     assert [m.subject for m in stalled] == [
-        "[Provisioning] uniFLOW production: Provisioning stalled: no traffic since 2026-11-28 08:00 UTC"]
-    assert [m.subject for m in resumed] == ["[Provisioning] uniFLOW production: Provisioning resumed"]
+        "[uniFLOW production] Provisioning stalled: no traffic since 2026-11-28 08:00 UTC"]
+    assert [m.subject for m in resumed] == ["[uniFLOW production] Provisioning resumed"]
 
 
 def test_it_warns_early_while_a_cycle_heads_for_quarantine_and_clears_the_warning(app, settings, smtp_server):
@@ -156,10 +155,10 @@ def test_it_warns_early_while_a_cycle_heads_for_quarantine_and_clears_the_warnin
     cleared = step(cycle_end(1, users=6) + timedelta(minutes=2, seconds=20) + timedelta(minutes=16))
 
     assert [m.subject for m in warned] == [
-        "[Provisioning] uniFLOW production: Quarantine likely in the running cycle"]
+        "[uniFLOW production] Quarantine likely in the running cycle: target errors (6 users)"]
     assert "100% of users failing, projected 10 failures" in warned[0].text
     assert [m.subject for m in cleared] == [
-        "[Provisioning] uniFLOW production: Early warning cleared: the cycle completed without quarantine"]
+        "[uniFLOW production] Early warning cleared"]
 
 
 def test_it_does_not_mail_a_throttling_blip_but_mails_throttling_that_persists(app, settings, smtp_server):
@@ -175,7 +174,7 @@ def test_it_does_not_mail_a_throttling_blip_but_mails_throttling_that_persists(a
 
     assert blip == []
     assert [m.subject for m in persisted] == [
-        "[Provisioning] uniFLOW production: new failures: update 429: Too many requests"]
+        "[uniFLOW production] New failures: throttled (1 user)"]
 
 
 def test_it_claims_each_transition_once_and_queues_nothing_twice(app, settings):
@@ -227,7 +226,7 @@ def test_it_reminds_of_a_quarantine_that_lasts_without_new_traffic(app, settings
 
     assert quiet == []
     assert [m.subject for m in reminded] == [
-        "[Provisioning] uniFLOW production: Still quarantined since 2026-11-28 08:40 UTC"]
+        "[uniFLOW production] Still quarantined (inferred from the traffic): credentials rejected (5 users)"]
     assert "reminder 1" in reminded[0].text
 
 
@@ -243,9 +242,9 @@ def test_it_tells_a_changed_quarantine_reason_within_the_same_episode(app, setti
 
     changed = step(start + timedelta(seconds=11, minutes=16))
 
-    assert [m.subject for m in entered] == ["[Provisioning] uniFLOW production: Quarantined: EncounteredQuarantineException"]
+    assert [m.subject for m in entered] == ["[uniFLOW production] Quarantined (inferred from the traffic): credentials rejected (12 users)"]
     assert [m.subject for m in changed] == [
-        "[Provisioning] uniFLOW production: Deletion threshold crossed: quarantined (TooManyDeletes)"]
+        "[uniFLOW production] Deletion threshold crossed: too many deletes (12 users)"]
     assert db.session.scalar(select(func.count()).select_from(Episode).where(Episode.kind == "quarantine")) == 1
 
 
@@ -278,7 +277,8 @@ def test_it_tells_failures_seen_only_in_entra_s_provisioning_logs_with_a_link_to
     messages = {m.rcpt_tos[0]: m for m in got}
 
     support, admin = messages["helpdesk@example.com"], messages["idm-team@example.com"]
-    assert "new failures: update 400" in admin.subject and "department is not a cost center" in admin.subject
-    assert "2 users here" in admin.text and "What to do" in admin.text
+    assert admin.subject == "[uniFLOW production] New failures: requests rejected (2 users)"
+    assert "Request rejected (400), 2 users" in admin.text and "What to do" in admin.text
+    assert "department is not a cost center. This operation was retried" in admin.text  # Entra's own words
     assert "https://monitor.example.com/jobs/uniflow-prod/entra-events/" in support.text
     assert "/exchanges/-" not in support.text + support.html

@@ -28,7 +28,7 @@ def test_it_sends_one_digest_per_day_after_the_digest_hour(app, settings):
 
     first = db.session.scalars(select(Notification).where(Notification.kind == "digest").order_by(Notification.id)).first()
     assert first.recipient == "lead@example.com"  # type: ignore[union-attr]
-    assert first.subject == "[Provisioning] Daily digest 2026-11-28: 1 job, 1 with open problems"  # type: ignore[union-attr]
+    assert first.subject == "[uniFLOW production] Daily digest 2026-11-28, failures: attribute values rejected (1 user)"  # type: ignore[union-attr]
     for body in (first.text, first.html):  # type: ignore[union-attr]
         assert "uniFLOW production" in body and "is not a cost center" in body
         assert "Cycles completed: 1, failed users in them: 1" in body

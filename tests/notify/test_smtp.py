@@ -35,11 +35,11 @@ def test_it_delivers_the_cycle_report_with_its_counts_and_signatures_in_both_bod
 
     [message] = smtp_server.messages
     assert message.rcpt_tos == ["reports@example.com"] and message.mail_from == "monitor@example.com"
-    assert message.subject == "[Provisioning] uniFLOW production: 1 cycle, 2 failed users, warning"
+    assert message.subject == "[uniFLOW production] Cycle report, failures: attribute values rejected (2 users)"
     assert message.message["Message-ID"]
     for body in (message.text, message.html):
         assert "3 succeeded, 2 failed, 0 skipped" in body
-        assert "is not a cost center" in body and "2 users here" in body
+        assert "is not a cost center" in body and "Attribute value rejected (400 invalidValue), 2 users" in body
         assert "https://monitor.example.com/reports/" in body
     assert "  update            3        2        0" in message.text  # the operation x outcome matrix
 
