@@ -5,10 +5,9 @@ episode.message_id: the Message-ID of the first email about the episode; its rem
 notification.headers: the extra headers of an email (JSON: In-Reply-To, References, List-Id,
 List-Unsubscribe), kept with the row so a retry sends the same message.
 
-(Numbered 0010: another branch adds 0009. Whichever merges second sets down_revision to the other.)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-05 19:00:00.000000
 
 """
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
