@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -209,3 +210,31 @@ _WIDEST = """(() => { const w = document.documentElement.clientWidth; const out 
   const info = [document.documentElement.scrollWidth, document.documentElement.clientWidth, window.innerWidth, document.body.scrollWidth];
   document.querySelectorAll('main > *, main > * > *, header.top, header.top *').forEach(el => { info.push(el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right) + '/' + el.scrollWidth); });
   return [out.slice(0, 12), info]; })()"""
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York"])
+def test_it_labels_chart_axes_in_the_viewer_s_time_zone(browser, site, zone):  # type: ignore[no-untyped-def]
+    base, _ids = site
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, timezone_id=zone,
+                                  locale="en-GB")
+    page = context.new_page()
+    page.goto(base + "/login")
+    page.fill("input[name=email]", "admin@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+    page.goto(base + "/jobs/uniflow-prod")
+    page.wait_for_selector("#chart-outcomes .main-svg")
+    page.screenshot(path=str(ARTIFACTS / f"layout-charts-{zone.replace('/', '-')}.png"), full_page=True)
+    figure = orjson.loads(page.locator("#figure-outcomes").text_content())
+    ticks = page.locator("#chart-outcomes .xtick text").all_text_contents()
+    titles = page.locator("#chart-outcomes .g-xtitle, #chart-outcomes .g-x2title").all_text_contents()
+    modebars = page.locator(".modebar").count()
+    context.close()
+
+    utc = [x for trace in figure["data"] if trace["xaxis"] == "x" for x in trace["x"]]
+    local = {datetime.fromisoformat(x.replace("Z", "+00:00")).astimezone(ZoneInfo(zone)).strftime("%H:%M") for x in utc}
+    assert ticks and all(t[-5:] in local for t in ticks)  # "28 Nov, 09:00" in Berlin for 08:00Z
+    assert not [t for t in ticks if "." in t]  # no "14:59:44.6845"
+    assert any(f"({zone})" in t for t in titles)
+    assert modebars == 0
