@@ -13,6 +13,7 @@ from dashboard.admin import accounts
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
+from dashboard.notify.reports import send_report_if_due
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -62,6 +63,15 @@ def test_it_does_not_claim_every_email_was_delivered_when_there_was_none(client,
 
     assert "Every email was delivered." not in html
     assert "No email has been sent yet, and nobody is subscribed to any job." in html
+
+
+def test_it_says_a_report_went_to_nobody_rather_than_to_0(client, auth, looked_up_only, settings):  # type: ignore[no-untyped-def]
+    run = send_report_if_due(db.session, get_job("uniflow-prod"), T0 + timedelta(hours=1), settings, force=True)
+    db.session.commit()
+
+    html = auth(client, "support").get(f"/reports/{run.id}").get_data(as_text=True)
+
+    assert "emailed to 0" not in html and "emailed to nobody" in html
 
 
 @pytest.mark.parametrize(("n", "expected"), [(0, "0 users"), (1, "1 user"), (2, "2 users")])
