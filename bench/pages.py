@@ -78,7 +78,7 @@ def main() -> None:
     with client.session_transaction() as sess:  # sign in as the support account
         with app.app_context():
             account = db.session.scalar(select(Account).where(Account.email == "pages@example.com"))
-            sess["aid"], sess["pw"] = account.id, account.password_hash[-16:]
+            sess["aid"], sess["sk"] = account.id, account.session_key
 
     def deep_cursor(query: str) -> str:
         # Walk 10,000 pages the way a person clicking "older" would arrive there: take the cursor

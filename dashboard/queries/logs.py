@@ -87,8 +87,9 @@ class LogFilter:
 @dataclass(frozen=True)
 class LogPage:
     rows: list[dict[str, Any]]
-    next_cursor: str | None
+    next_cursor: str | None  # "older": pass as `after`
     filter: LogFilter
+    prev_cursor: str | None = None  # "newer": pass as `before`
 
 
 def _query(job: Job, f: LogFilter):  # type: ignore[no-untyped-def]
@@ -120,26 +121,47 @@ def _query(job: Job, f: LogFilter):  # type: ignore[no-untyped-def]
     return query
 
 
-def page(session: Session, job: Job, f: LogFilter, *, cursor: str | None = None, limit: int = PAGE) -> LogPage:
+def page(session: Session, job: Job, f: LogFilter, *, cursor: str | None = None, before: str | None = None,
+         limit: int = PAGE) -> LogPage:
     """Newest first. The cursor is the (time, id) of the last row shown: a page deep into a
-    million rows costs what the first page costs."""
+    million rows costs what the first page costs. `before` (the first row of a page) goes the
+    other way: the `limit` rows just newer than it, still shown newest first.
+
+    Neither direction counts: whether there are older (newer) rows is known from one extra row
+    fetched, and a page reached through a cursor has rows on the side it came from (the cursor's
+    own row, which matched the same filter)."""
     query = _query(job, f)
-    if cursor:
-        try:
-            ts_us, exchange_id = decode_cursor(cursor)
-        except ValueError:
-            raise FilterError("'after' is not a cursor this page gave out") from None
-        # "ts <= t AND (ts < t OR id < i)": the first term lets the index seek straight to the cursor
-        query = query.where(Exchange.ts_us <= ts_us, or_(Exchange.ts_us < ts_us, Exchange.id < exchange_id))
-    rows = session.scalars(query.order_by(Exchange.ts_us.desc(), Exchange.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    if before:
+        ts_us, exchange_id = _cursor(before, "before")
+        query = query.where(Exchange.ts_us >= ts_us, or_(Exchange.ts_us > ts_us, Exchange.id > exchange_id))
+        rows = session.scalars(query.order_by(Exchange.ts_us, Exchange.id).limit(limit + 1)).all()
+        if len(rows) <= limit:  # back at the newest: the first page, full
+            return page(session, job, f, limit=limit)
+        newer, older = True, True
+        rows = list(reversed(rows[:limit]))
+    else:
+        if cursor:
+            ts_us, exchange_id = _cursor(cursor, "after")
+            # "ts <= t AND (ts < t OR id < i)": the first term lets the index seek straight to the cursor
+            query = query.where(Exchange.ts_us <= ts_us, or_(Exchange.ts_us < ts_us, Exchange.id < exchange_id))
+        rows = session.scalars(query.order_by(Exchange.ts_us.desc(), Exchange.id.desc()).limit(limit + 1)).all()
+        older = len(rows) > limit
+        rows = rows[:limit]
+        newer = bool(cursor)
     names = _names(session, {r.user_id for r in rows if r.user_id})
     return LogPage(
         rows=[row_json(r, names) for r in rows],
-        next_cursor=f"{rows[-1].ts_us}.{rows[-1].id}" if more and rows else None,
+        next_cursor=f"{rows[-1].ts_us}.{rows[-1].id}" if older and rows else None,
+        prev_cursor=f"{rows[0].ts_us}.{rows[0].id}" if newer and rows else None,
         filter=f,
     )
+
+
+def _cursor(value: str, name: str) -> tuple[int, int]:
+    try:
+        return decode_cursor(value)
+    except ValueError:
+        raise FilterError(f"'{name}' is not a cursor this page gave out") from None
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:

@@ -145,7 +145,8 @@ def logs_page(job_name: str) -> tuple[str, int] | str:
     job = _job(job_name)
     try:
         f = logs.LogFilter.from_args(request.args)
-        result = logs.page(db.session, job, f, cursor=request.args.get("after") or None)
+        result = logs.page(db.session, job, f, cursor=request.args.get("after") or None,
+                           before=request.args.get("before") or None)
     except logs.FilterError as exc:
         return render_template("pages/logs.html", job=job, error=str(exc), result=None, f=logs.LogFilter(),
                                operations=logs.OPERATIONS, cycles=logs.cycles_of(db.session, job)), 400
