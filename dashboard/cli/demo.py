@@ -14,8 +14,8 @@ from dashboard import runtime
 from dashboard.db import db
 from dashboard.demo.entra_pages import write_simulated_pages
 from dashboard.demo.loader import load_demo
-from dashboard.demo.truth import REALITIES, SimConfig
 from dashboard.demo.simulate import write_log
+from dashboard.demo.truth import REALITIES, SimConfig
 from dashboard.ingest.scim import options_for
 
 

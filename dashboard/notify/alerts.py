@@ -53,8 +53,8 @@ CATCH_UP_CYCLES = 50  # at most this many completed cycles judged per evaluation
 
 
 @dataclass
-class _Run:
-    """One evaluation of one job."""
+class Run:
+    """One evaluation of one job (or one welcome of a new subscriber: `notify.welcome`)."""
 
     session: Session
     job: Job
@@ -104,7 +104,7 @@ def evaluate_job(session: Session, job: Job, now: datetime, settings: Settings) 
         return 0  # the common minute: nothing happened, no email due (and nothing written)
     health = health_json(session, job, now, settings)  # the emails' health panel (nothing pending yet)
     current = {"id": latest.id, "running": running, "early_warning": health.get("early_warning")} if latest else None
-    run = _Run(session, job, now, settings, health, current)
+    run = Run(session, job, now, settings, health, current)
     for episode in episodes:
         run.episodes[episode.id] = episode
         run.before[episode.id] = view_of(episode)
@@ -160,7 +160,7 @@ def _claim(session: Session, transition_id: int, now: datetime) -> bool:
     ).rowcount == 1
 
 
-def _apply_transition(run: _Run, t: HealthTransition) -> None:
+def _apply_transition(run: Run, t: HealthTransition) -> None:
     event = health_event(t.old, t.new, None if t.reason == "clock" else t.reason)
     if event is None:
         return
@@ -187,7 +187,7 @@ def _apply_transition(run: _Run, t: HealthTransition) -> None:
     run.events.setdefault(current.id, []).append(event.value)
 
 
-def _reconcile(run: _Run) -> None:
+def _reconcile(run: Run) -> None:
     """The live state is the truth: open or resolve what the transitions did not show."""
     state, since = run.health["state"], run.health.get("since")
     began = _parse(since) or run.now
@@ -210,7 +210,7 @@ def _reconcile(run: _Run) -> None:
             current.resolved_at = run.now
 
 
-def _episode(run: _Run, kind: str, key: str, began: datetime | None) -> Episode | None:
+def _episode(run: Run, kind: str, key: str, began: datetime | None) -> Episode | None:
     query = select(Episode).where(Episode.job_id == run.job.id, Episode.kind == kind, Episode.key == key)
     if began is not None:
         query = query.where(Episode.began_at == began)
@@ -220,7 +220,7 @@ def _episode(run: _Run, kind: str, key: str, began: datetime | None) -> Episode 
 # -- early warning ---------------------------------------------------------------------------------
 
 
-def _early_warning(run: _Run) -> None:
+def _early_warning(run: Run) -> None:
     current = run.current
     running = current is not None and current.get("running")
     for episode in run.open_of("early_warning"):
@@ -240,7 +240,7 @@ def _early_warning(run: _Run) -> None:
 # -- error signatures of completed cycles ----------------------------------------------------------
 
 
-def _signatures(run: _Run) -> None:
+def _signatures(run: Run) -> None:
     session, job = run.session, run.job
     state = session.get(NotifyState, job.id) or NotifyState(job_id=job.id)
     session.add(state)
@@ -257,7 +257,7 @@ def _signatures(run: _Run) -> None:
         run.last_cycle = cycle
 
 
-def _judge_cycle(run: _Run, cycle: Cycle) -> None:
+def _judge_cycle(run: Run, cycle: Cycle) -> None:
     failing = {str(s["id"]): s for s in cycle_signatures(run.session, cycle, limit=200)}
     open_by_key = {e.key: e for e in run.open_of("signature")}
     masked = masks_other_failures(rejected_credentials=cycle.rejected_credentials, lookup_404s=cycle.lookup_404s)
@@ -279,7 +279,7 @@ def _judge_cycle(run: _Run, cycle: Cycle) -> None:
 # -- emails ------------------------------------------------------------------------------------------
 
 
-def _notify(run: _Run) -> int:
+def _notify(run: Run) -> int:
     reminder = timedelta(hours=run.settings.notifications.reminder_hours)
     health_notices: list[tuple[Episode, Notice]] = []
     signature_notices: list[tuple[Episode, Notice]] = []
@@ -299,7 +299,7 @@ def _notify(run: _Run) -> int:
     return queued
 
 
-def _worth_telling(run: _Run, episode: Episode) -> bool:
+def _worth_telling(run: Run, episode: Episode) -> bool:
     facts = json.loads(episode.detail or "{}")
     sig = facts.get("signature") or {}
     return is_worth_telling(
@@ -309,8 +309,14 @@ def _worth_telling(run: _Run, episode: Episode) -> bool:
     )
 
 
-def _mail_health(run: _Run, episode: Episode, notice: Notice) -> int:
-    event = _event_name(run, episode, notice)
+def _mail_health(run: Run, episode: Episode, notice: Notice) -> int:
+    ctx = health_context(run, episode, _event_name(run, episode, notice), notice)
+    key = f"health:{episode.id}:{notice.value}:{episode.reminders}"
+    return _enqueue_all(run, "quarantine", "health-event", ctx, key, [episode])
+
+
+def health_context(run: Run, episode: Episode, event: str, notice: Notice) -> dict[str, Any]:
+    """What the health-event email about `episode` says (its first screen, subject, evidence)."""
     data = episode_json(episode)
     resolved = {"quarantine_lifted": "Quarantine lifted", "resumed": "Provisioning resumed",
                 "early_warning_cleared": "Early warning cleared"}.get(event)
@@ -325,11 +331,10 @@ def _mail_health(run: _Run, episode: Episode, notice: Notice) -> int:
         "brief": brief,
         "subject": _health_subject(run, event, brief, episode),
     }
-    key = f"health:{episode.id}:{notice.value}:{episode.reminders}"
-    return _enqueue_all(run, "quarantine", "health-event", ctx, key, [episode])
+    return ctx
 
 
-def _health_subject(run: _Run, event: str, brief: dict[str, Any], episode: Episode) -> str:
+def _health_subject(run: Run, event: str, brief: dict[str, Any], episode: Episode) -> str:
     headline = _health_headline(event, brief, episode)
     if event == "stalled" or (event == "reminder" and episode.kind == "stalled"):
         last = _parse(run.health.get("last_traffic"))
@@ -365,7 +370,14 @@ def _health_headline(event: str, brief: dict[str, Any], episode: Episode) -> str
     return headline
 
 
-def _mail_failures(run: _Run, notices: list[tuple[Episode, Notice]]) -> int:
+def _mail_failures(run: Run, notices: list[tuple[Episode, Notice]]) -> int:
+    ctx = failures_context(run, notices)
+    key = f"failures:{run.job.id}:{to_us(run.now)}"
+    return _enqueue_all(run, "failures", "failures", ctx, key, [e for e, _n in notices])
+
+
+def failures_context(run: Run, notices: list[tuple[Episode, Notice]]) -> dict[str, Any]:
+    """What the failures email about these signature episodes says."""
     cycle = run.last_cycle or _latest_completed(run)
     detail = cycle_detail(run.session, run.job, cycle, run.now, run.settings) if cycle else None
     groups: dict[str, list[dict[str, Any]]] = {n.value: [] for n in Notice}
@@ -391,8 +403,7 @@ def _mail_failures(run: _Run, notices: list[tuple[Episode, Notice]]) -> int:
                                 else _resolved_words(groups["resolved"]), brief["subject_users"]
                                 if groups["opened"] or groups["reminder"] else None),
     }
-    key = f"failures:{run.job.id}:{to_us(run.now)}"
-    return _enqueue_all(run, "failures", "failures", ctx, key, [e for e, _n in notices])
+    return ctx
 
 
 def _resolved_words(resolved: list[dict[str, Any]]) -> str | None:
@@ -404,7 +415,7 @@ def _resolved_words(resolved: list[dict[str, Any]]) -> str | None:
     return (from_sig or resolved[0]["title"]) + more
 
 
-def _enqueue_all(run: _Run, kind: str, template: str, ctx: dict[str, Any], key: str,
+def _enqueue_all(run: Run, kind: str, template: str, ctx: dict[str, Any], key: str,
                  episodes: list[Episode]) -> int:
     recipients: list[Recipient] = recipients_for(run.session, run.job, kind, run.settings)
     message_id, headers = thread_headers(run.job, run.settings, episodes)
@@ -507,7 +518,7 @@ def episode_json(episode: Episode) -> dict[str, Any]:
     }
 
 
-def _event_name(run: _Run, episode: Episode, notice: Notice) -> str:
+def _event_name(run: Run, episode: Episode, notice: Notice) -> str:
     events = run.events.get(episode.id, [])
     if notice is Notice.REMINDER:
         return "reminder"
@@ -538,7 +549,7 @@ def _signature_title(sig: dict[str, Any]) -> str:
     return plain_reason(sig["operation"], int(sig["status"]), sig.get("scimType"))
 
 
-def _latest_completed(run: _Run) -> Cycle | None:
+def _latest_completed(run: Run) -> Cycle | None:
     return run.session.scalars(select(Cycle).where(
         Cycle.job_id == run.job.id, Cycle.ended_us < to_us(run.now) - gap_us(run.settings))
         .order_by(Cycle.ended_us.desc()).limit(1)).first()

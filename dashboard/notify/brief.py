@@ -15,7 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.agreement import KIND_WORDS, reason_kind
-from dashboard.analysis.causes import example_message, group_causes, plain_reason, state_words
+from dashboard.analysis.causes import (
+    example_message,
+    group_causes,
+    plain_reason,
+    state_words,
+)
 from dashboard.analysis.signatures import quarantine_action
 from dashboard.models import EntraEvent, Exchange, Job, ScimUser, Signature
 from dashboard.notify.emails import link

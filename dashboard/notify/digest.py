@@ -13,8 +13,8 @@ import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from dashboard.models import Cycle, DigestRun, Episode, Job, ReportRun
 from dashboard.analysis.causes import subject_line
+from dashboard.models import Cycle, DigestRun, Episode, Job, ReportRun
 from dashboard.notify.alerts import base_context, episode_json
 from dashboard.notify.brief import first_screen
 from dashboard.notify.emails import link, render_email

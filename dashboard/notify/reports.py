@@ -16,9 +16,9 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dashboard.analysis.causes import subject_line
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES, empty_counts
 from dashboard.models import Cycle, Job, NotifyState, ReportRun
-from dashboard.analysis.causes import subject_line
 from dashboard.notify.alerts import base_context, list_headers, trim_cycle
 from dashboard.notify.brief import first_screen
 from dashboard.notify.emails import link, render_email

@@ -17,10 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.models import Episode, Job, Subscription
-from dashboard.notify.alerts import base_context, episode_json
+from dashboard.notify.alerts import (
+    Run,
+    failures_context,
+    health_context,
+    thread_headers,
+)
 from dashboard.notify.emails import render_email
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.recipients import all_recipients, subscribe
+from dashboard.notify.rules import Notice
 from dashboard.queries.health import health_json
 from dashboard.settings import Settings
 
@@ -42,26 +48,27 @@ def subscribe_and_tell(session: Session, job: Job, address: str, *, kinds: list[
     if not health_episodes and not signature_episodes:
         return row, 0
     health = health_json(session, job, now, settings)
-    base = base_context(session, job, settings, health) | {"role": row.role}
+    run = Run(session, job, now, settings, health, None)
     queued = 0
     for episode in health_episodes:
-        ctx = base | {"event": _event(episode, health), "notice": "opened", "episode": episode_json(episode),
-                      "warning": json.loads(episode.detail or "{}").get("warning")}
-        queued += _queue(session, job, row, render_email("health-event", ctx), "quarantine",
-                         f"welcome:{episode.id}", now, settings)
+        ctx = health_context(run, episode, _event(episode, health), Notice.OPENED)
+        queued += _queue(session, job, row, "health-event", ctx, "quarantine", f"welcome:{episode.id}", [episode],
+                         now, settings)
     if signature_episodes:
-        ctx = base | {"cycle": None, "opened": [episode_json(e) for e in signature_episodes], "reminders": [],
-                      "resolved": []}
+        ctx = failures_context(run, [(e, Notice.OPENED) for e in signature_episodes])
         key = "welcome:" + ",".join(str(e.id) for e in signature_episodes)
-        queued += _queue(session, job, row, render_email("failures", ctx), "failures", key, now, settings)
+        queued += _queue(session, job, row, "failures", ctx, "failures", key, signature_episodes, now, settings)
     session.commit()
     return row, queued
 
 
-def _queue(session: Session, job: Job, row: Subscription, email: Any, kind: str, key: str, now: datetime,
-           settings: Settings) -> int:
+def _queue(session: Session, job: Job, row: Subscription, template: str, ctx: dict[str, Any], kind: str, key: str,
+           episodes: list[Episode], now: datetime, settings: Settings) -> int:
+    email = render_email(template, ctx | {"role": row.role})
+    message_id, headers = thread_headers(job, settings, episodes)  # threads with the episode's first email
     queued = enqueue(session, email, to=row.address, kind=kind, now=now, job_id=job.id,
-                     dedupe_key=f"{key}:{row.address.lower()}"[:200], from_address=settings.smtp.from_address)
+                     dedupe_key=f"{key}:{row.address.lower()}"[:200], from_address=settings.smtp.from_address,
+                     message_id=message_id, headers=headers)
     return 1 if queued is not None else 0
 
 

@@ -11,7 +11,17 @@ import json
 import smtplib
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from dashboard.admin import audit
 from dashboard.admin.accounts import (
@@ -40,7 +50,13 @@ from dashboard.admin.jobs import (
 from dashboard.db import db
 from dashboard.notify.emails import render_email
 from dashboard.notify.mailer import Message, SmtpMailer
-from dashboard.notify.recipients import NOTIFY_KINDS, NOTIFY_ROLES, SubscriptionError, all_recipients, unsubscribe
+from dashboard.notify.recipients import (
+    NOTIFY_KINDS,
+    NOTIFY_ROLES,
+    SubscriptionError,
+    all_recipients,
+    unsubscribe,
+)
 from dashboard.notify.welcome import subscribe_and_tell
 from dashboard.runtime import now as _now
 from dashboard.runtime import settings as _settings

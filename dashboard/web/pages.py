@@ -37,7 +37,13 @@ from dashboard.queries.diagnostics import diagnostics
 from dashboard.queries.exchanges import exchange_json, sibling_briefs
 from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
-from dashboard.queries.users import failing_users, find_user, list_users, user_brief, user_timeline
+from dashboard.queries.users import (
+    failing_users,
+    find_user,
+    list_users,
+    user_brief,
+    user_timeline,
+)
 from dashboard.runtime import now as _now
 from dashboard.runtime import settings as _settings
 from dashboard.times import to_us

@@ -262,7 +262,7 @@ def test_a_new_subscriber_to_a_quarantined_job_is_told_at_once_and_once(admin, a
 
     assert "oncall@example.com subscribed to uniflow-prod (failures, quarantine). 1 email about the open problem" in page
     told = [m for m in smtp_server.messages if m.rcpt_tos == ["oncall@example.com"]]
-    assert [m.subject for m in told] == ["[Provisioning] uniFLOW production: Quarantined: EncounteredQuarantineException"]
+    assert [m.subject for m in told] == ["[uniFLOW production] Quarantined (inferred from the traffic): credentials rejected (5 users)"]
     assert "oncall@example.com" in admin.get("/admin/jobs/uniflow-prod").get_data(as_text=True)
     assert [e.action for e in audit_rows()] == ["subscription.add", "subscription.add"]
 
