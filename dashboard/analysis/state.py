@@ -74,14 +74,14 @@ def decide(*, inferred_state: str, inferred_reason: str | None, inferred_since: 
     if fresh and entra is not None and code == "quarantine":
         since = entra.since or entra.series_began
         began = entra.series_began or entra.since
-        disabled_at = began + DISABLE_AFTER if began else None
-        state = "disabled" if disabled_at and now >= disabled_at else "quarantined"
+        disabled_at = began + DISABLE_AFTER if began else None  # Entra's own status says when it disables
+        state = "quarantined"
         kind = reason_kind(entra.reason)
         words = KIND_WORDS.get(kind or "", "no reason given")
         text = f"Entra's own job status says Quarantine: {words}."
         if entra.error:
             text += f" Entra's message: {entra.error}"
-        return Headline(state, "entra", "Disabled by Entra" if state == "disabled" else "Quarantined by Entra",
+        return Headline(state, "entra", "Quarantined by Entra",
                         entra.reason, since, entra.next_attempt, disabled_at, text, inferred_state)
     if fresh and code == "paused" and inferred_state in ("stalled", "unknown"):
         return Headline("stalled", "entra", "Paused in Entra", None, inferred_since, None, None,
