@@ -143,7 +143,7 @@ def judge_cycle(cycle: CycleFacts, thresholds: Thresholds) -> Verdict:
                        f"{cycle.failed} of {events} provisioning events failed ({cycle.failed / events:.0%})")
     if cycle.failed or cycle.reference_failures or cycle.rejected_credentials:
         return Verdict(State.WARNING, None,
-                       f"{cycle.failed} users failed, below the quarantine thresholds")
+                       f"{cycle.failed} user{'' if cycle.failed == 1 else 's'} failed, below the quarantine thresholds")
     return Verdict(State.HEALTHY)
 
 

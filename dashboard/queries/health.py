@@ -119,12 +119,13 @@ def _transitions(session: Session, job: Job, judgement: Judgement, status: Healt
 def _pending_json(t: Transition) -> dict[str, Any]:
     return {"at": format_ts(from_us(t.at_us)), "old": t.old.value, "new": t.new.value,
             "reason": None if t.reason == "clock" else t.reason, "detail": t.detail, "cycle_id": t.cycle_id,
-            "evidence": list(t.evidence)}
+            "evidence": list(t.evidence), "detail_parts": time_parts(t.detail)}
 
 
 def transition_json(t: HealthTransition) -> dict[str, Any]:
     return {"at": format_ts(t.at), "old": t.old, "new": t.new, "reason": None if t.reason == "clock" else t.reason,
-            "detail": t.detail, "cycle_id": t.cycle_id, "evidence": json.loads(t.evidence)}
+            "detail": t.detail, "cycle_id": t.cycle_id, "evidence": json.loads(t.evidence),
+            "detail_parts": time_parts(t.detail)}
 
 
 def _top_action(session: Session, job: Job, reason: str | None = None, detail: str = "") -> dict[str, Any] | None:
