@@ -49,8 +49,9 @@ def health_json(session: Session, job: Job, now: datetime, settings: Settings) -
         stale_after=max(timedelta(microseconds=2 * timing_for(job, settings).interval_us), timedelta(minutes=80)),
     )
     evidence_ids = transitions[0]["evidence"] if transitions else []
-    if status.reason == Reason.CREDENTIALS and "404" not in status.detail:
-        evidence_ids = _rejected_requests(session, evidence_ids, transitions[0].get("cycle_id") if transitions else None)
+    if headline.reason == Reason.CREDENTIALS and not (headline.source == "inferred" and "404" in status.detail):
+        evidence_ids = _rejected_requests(session, job, evidence_ids,
+                                          transitions[0].get("cycle_id") if transitions else None)
     action = None
     if headline.state in ("quarantined", "disabled", "warning"):
         action = _top_action(session, job, headline.reason if headline.source == "entra" else status.reason,
@@ -85,14 +86,19 @@ def health_json(session: Session, job: Job, now: datetime, settings: Settings) -
     return data
 
 
-def _rejected_requests(session: Session, evidence_ids: list[int], cycle_id: int | None) -> list[int]:
-    """A credentials quarantine's evidence is the requests answered 401/403, not other failures."""
+def _rejected_requests(session: Session, job: Job, evidence_ids: list[int], cycle_id: int | None) -> list[int]:
+    """A credentials quarantine's evidence is the requests answered 401/403, not other failures:
+    those among the transition's evidence, else its cycle's, else the job's latest."""
     rejected = [i for i in evidence_ids if i > 0 and (x := session.get(Exchange, i)) is not None
                 and x.status in (401, 403)]
     if not rejected and cycle_id is not None:
         rejected = list(session.scalars(select(Exchange.id).where(Exchange.cycle_id == cycle_id,
                                                                   Exchange.status.in_((401, 403)))
                                         .order_by(Exchange.ts_us).limit(5)))
+    if not rejected:
+        rejected = list(session.scalars(select(Exchange.id).where(Exchange.job_id == job.id,
+                                                                  Exchange.status.in_((401, 403)))
+                                        .order_by(Exchange.ts_us.desc()).limit(5)))
     return rejected
 
 

@@ -134,6 +134,22 @@ def test_a_credentials_quarantine_cites_the_rejected_requests_and_the_credential
     checklist = checklist.split("</ol>", 1)[0]
     assert "→ 401" in checklist or "→ 403" in checklist
     assert "→ 500" not in checklist and "→ 400" not in checklist
+    evidence = client.get(f"/jobs/{JOB}").get_data(as_text=True).split("<h3>Evidence</h3>", 1)[1].split("</ul>", 1)[0]
+    assert re.findall(r"→ (\d+)", evidence) and set(re.findall(r"→ (\d+)", evidence)) <= {"401", "403"}
+
+
+def test_entra_s_credentials_quarantine_cites_401s_even_when_we_infer_a_warning(app, client, settings):  # type: ignore[no-untyped-def]
+    # a 401 cycle early on, then cycles with other failures: we infer a warning, Entra says credentials
+    _, ended = _feed(settings, cycles=4, failure_rate=0.3, auth_outage_cycles=(1,))
+    now = ended + timedelta(minutes=30)
+    app.extensions["clock"] = lambda: now
+    _status(settings, _credentials_doc(), observed=now - timedelta(minutes=10))
+    signed_in(client, "support")
+
+    health = client.get(f"/api/v1/jobs/{JOB}/health").get_json()
+    assert health["state_source"] == "entra" and health["inferred_state"] != "quarantined"
+    assert health["evidence"] and {e["status"] for e in health["evidence"]} <= {401, 403}
+    assert health["recommended_action"]["title"] == "Credentials rejected (401/403)"
 
 
 def test_the_cycle_page_words(app, client, settings):  # type: ignore[no-untyped-def]
