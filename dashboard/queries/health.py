@@ -34,15 +34,16 @@ def health_json(session: Session, job: Job, now: datetime, settings: Settings) -
     status = status_of(session, job, judgement.snapshot, now, settings)
     current = current_cycle(session, job, now, settings)
     transitions = _transitions(session, job, judgement, status)
-    inferred, explanation = status.state.value, status.explanation
+    inferred, explanation, since = status.state.value, status.explanation, status.since
     if current and current.get("running"):
         first = first_cycle_state(inferred_state=inferred, processed=current["users"],
                                   failed=current["totals"]["failure"])
         if first is not None:
             inferred, explanation = first
+            since = datetime.fromisoformat(current["started_at"].replace("Z", "+00:00"))
     ours_quarantined = status.state in (State.QUARANTINED, State.DISABLED)
     headline = decide(
-        inferred_state=inferred, inferred_reason=status.reason, inferred_since=status.since,
+        inferred_state=inferred, inferred_reason=status.reason, inferred_since=since,
         inferred_next_attempt=status.next_attempt,
         inferred_disabled_at=status.disabled_at if ours_quarantined else None,
         explanation=explanation, entra=entra_facts(session, job), now=now,

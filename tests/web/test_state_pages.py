@@ -219,6 +219,7 @@ def test_a_first_cycle_with_failures_is_not_unknown(app, client, settings):  # t
     assert health["state"] == "warning" and "No completed cycle yet" not in health["explanation"]
     assert "First cycle still running" in health["explanation"]
     assert health["inferred_state"] == "unknown"
+    assert health["since"] == client.get(f"/api/v1/jobs/{JOB}/cycles/current").get_json()["cycle"]["started_at"]
 
 
 def test_the_progress_card_never_reads_n_of_fewer(app, client, settings):  # type: ignore[no-untyped-def]
