@@ -23,9 +23,77 @@
       }
     });
   }
+  // A moment written as text by the server ("2026-11-28 08:11 UTC", "2026-11-28T08:11:00Z") in an
+  // <option> (an option cannot hold a <time>): shown in the reader's zone, UTC in its title.
+  var UTC_TEXT = /(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)? ?(?:UTC|Z)/;
+  function localiseOptions(root) {
+    var fmt = formatter();
+    root.querySelectorAll("option").forEach(function (o) {
+      var original = o.getAttribute("data-utc-text");
+      if (original === null) {
+        if (!UTC_TEXT.test(o.textContent)) { return; }
+        original = o.textContent;
+        o.setAttribute("data-utc-text", original);
+      }
+      var m = UTC_TEXT.exec(original);
+      var d = new Date(m[1] + "T" + m[2] + ":00Z");
+      if (!isNaN(d)) {
+        o.textContent = original.replace(UTC_TEXT, fmt.format(d));
+        o.title = m[1] + " " + m[2] + " UTC";
+      }
+    });
+  }
+  function zoneName() {
+    if (inUtc()) { return "UTC"; }
+    var part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date())
+      .filter(function (p) { return p.type === "timeZoneName"; })[0];
+    return part ? part.value : "local";
+  }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function inputValue(d) {
+    if (inUtc()) {
+      return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + "T" +
+        pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    }
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
+      pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  // Filter inputs that take RFC 3339 UTC (name since/until): the reader types local time (or UTC
+  // with the toggle) in a datetime-local field; the form still sends RFC 3339 UTC.
+  var pickers = [];
+  function renderPicker(pair) {
+    var d = pair.utc.value ? new Date(pair.utc.value) : null;
+    pair.local.value = d && !isNaN(d) ? inputValue(d) : "";
+    if (pair.label) { pair.label.nodeValue = pair.label.nodeValue.replace(/\((UTC|[^)]*)\)/, "(" + zoneName() + ")"); }
+  }
+  function localInputs() {
+    document.querySelectorAll("form input[type=text][name=since], form input[type=text][name=until]").forEach(function (utc) {
+      var local = document.createElement("input");
+      local.type = "datetime-local";
+      local.className = "local-time";
+      local.setAttribute("data-for", utc.name);
+      var label = null;
+      var holder = utc.closest("label");
+      if (holder) {
+        holder.childNodes.forEach(function (n) { if (n.nodeType === 3 && /\(UTC\)/.test(n.nodeValue)) { label = n; } });
+      }
+      var pair = { utc: utc, local: local, label: label };
+      if (utc.value && isNaN(new Date(utc.value))) { return; }  // leave a value we cannot read to the server's check
+      utc.type = "hidden";
+      utc.parentNode.insertBefore(local, utc);
+      local.addEventListener("change", function () {
+        if (!local.value) { utc.value = ""; return; }
+        var d = new Date(local.value + (inUtc() ? ":00Z" : ""));
+        utc.value = isNaN(d) ? "" : d.toISOString().replace(".000Z", "Z");
+      });
+      pickers.push(pair);
+      renderPicker(pair);
+    });
+  }
   function toggle() {
     var header = document.querySelector("header.top nav") || document.querySelector("header.top");
-    if (!header || !document.querySelector("time[datetime]")) { return; }
+    if (!header || !(document.querySelector("time[datetime]") || document.querySelector("option[data-utc-text]") ||
+                     pickers.length)) { return; }
     var button = document.createElement("button");
     button.type = "button";
     button.className = "link tz-toggle";
@@ -36,6 +104,8 @@
       try { window.localStorage.setItem(KEY, inUtc() ? "0" : "1"); } catch (e) { /* private mode: no memory */ }
       label();
       localise(document);
+      localiseOptions(document);
+      pickers.forEach(renderPicker);
     });
     header.appendChild(button);
   }
@@ -108,6 +178,8 @@
     });
   }
   localise(document);
+  localiseOptions(document);
+  localInputs();
   toggle();
   if (document.querySelector("[data-progress-url]")) { setInterval(poll, 2000); }
 })();

@@ -119,3 +119,28 @@ def test_the_whole_card_refreshes_live(open_page, site, settings):  # type: igno
     assert "ETA" not in page.locator(".progress .eta time").all_inner_texts()
     page.set_viewport_size({"width": 390, "height": 900})
     _shot(page, "job-card-quiet-390")
+
+
+def test_the_logs_filters_and_cycle_dropdown_speak_the_reader_s_zone(open_page, site, settings):  # type: ignore[no-untyped-def]
+    base, clock = site
+    lines = list(simulate_lines(SimConfig(users=30, cycles=2, seed=3, job="uniflow-prod"))[0])
+    feed(settings, lines)
+    clock.now = ts_of(lines[-1]) + timedelta(minutes=30)
+    page = open_page("America/New_York", 1280)
+    page.goto(base + "/jobs/uniflow-prod/logs")
+
+    option = page.locator("select[name=cycle] option").nth(1)
+    assert option.inner_text().split(" · ")[0].endswith("EST") and "UTC" not in option.inner_text()
+    assert option.get_attribute("title").endswith(" UTC")
+    assert "(EST)" in page.locator("form.filters label").first.inner_text()
+    _shot(page, "logs-filters-new-york-1280")
+
+    page.fill("input.local-time[data-for=since]", "2026-11-28T04:00")  # 04:00 EST = 09:00 UTC
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**since=2026-11-28T09%3A00%3A00Z**")
+    assert page.locator("input.local-time[data-for=since]").input_value() == "2026-11-28T04:00"
+
+    page.click("button.tz-toggle")  # UTC: the field shows the same moment in UTC
+    assert page.locator("input.local-time[data-for=since]").input_value() == "2026-11-28T09:00"
+    assert "(UTC)" in page.locator("form.filters label").first.inner_text()
+    page.click("button.tz-toggle")
