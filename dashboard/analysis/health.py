@@ -143,7 +143,7 @@ def judge_cycle(cycle: CycleFacts, thresholds: Thresholds) -> Verdict:
                        f"{cycle.failed} of {events} provisioning events failed ({cycle.failed / events:.0%})")
     if cycle.failed or cycle.reference_failures or cycle.rejected_credentials:
         return Verdict(State.WARNING, None,
-                       f"{cycle.failed} users failed, below the quarantine thresholds")
+                       f"{cycle.failed} user{'' if cycle.failed == 1 else 's'} failed, below the quarantine thresholds")
     return Verdict(State.HEALTHY)
 
 
@@ -230,7 +230,7 @@ def status_at(
     if last_traffic_us is not None and now_us - last_traffic_us > timing.interval_us + timing.stall_grace_us:
         stalled = last_traffic_us + timing.interval_us + timing.stall_grace_us
         return HealthStatus(State.STALLED, since=_dt(stalled), stalled_since=_dt(stalled),
-                            explanation=f"No traffic since {_dt(last_traffic_us):%Y-%m-%d %H:%M} UTC: longer than the "
+                            explanation=f"No traffic since {_dt(last_traffic_us):%Y-%m-%dT%H:%M:%SZ}: longer than the "
                             "cycle interval plus grace. Provisioning appears to have stopped (job paused or "
                             "disabled, credentials or network failing before requests reach the target).",
                             **common)

@@ -25,18 +25,48 @@ def kind_of(*, earlier_cycles: int, largest_earlier: int | None, scope_size: int
     return "incremental"
 
 
+QUIET_AFTER_S = 120  # a running cycle with no exchange for two minutes is "quiet": no ETA
+
+BASIS_WORDS = {
+    "entra": "Entra's job status",
+    "scope": "configured scope size",
+    "last_complete": "the last complete cycle",
+    "median": "median of the last incremental cycles",
+    "earlier": "users seen in earlier cycles",
+}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def progress_of(*, kind: str, running: bool, processed: int, earlier_users: Sequence[int], scope_size: int | None,
-                started_us: int, ended_us: int, now_us: int) -> dict[str, Any]:
+                started_us: int, ended_us: int, now_us: int, entra_expected: int | None = None,
+                last_complete: int | None = None, rejected: bool = False,
+                quiet_after_s: float = QUIET_AFTER_S) -> dict[str, Any]:
     """Users processed of expected. `earlier_users`: the users of earlier cycles, latest first.
-    The expectation is fixed by earlier cycles and the processed count only grows, so the bar
-    never moves backwards."""
+    The expectation comes from the best source, and says which (`expected_source`): Entra's own
+    count of the objects in scope, the job's configured scope size, the last complete cycle, or
+    (incremental) the median of the last cycles. The processed count only grows and the bar never
+    moves backwards; when more users arrive than expected the estimate was low, and `summary`
+    says "21 users, about 16 expected" rather than "21 of 16". No ETA while the cycle is quiet
+    (`quiet_after_s` without an exchange) or every call is `rejected` (401/403)."""
+    source: str | None
     if kind == "initial":
-        expected = scope_size or (max(earlier_users, default=0) or None)
-        basis = "configured scope size" if scope_size else ("users seen in earlier cycles" if expected else None)
+        if entra_expected:
+            expected, source = entra_expected, "entra"
+        elif scope_size:
+            expected, source = scope_size, "scope"
+        elif last_complete:
+            expected, source = last_complete, "last_complete"
+        else:
+            expected = max(earlier_users, default=0) or None
+            source = "earlier" if expected else None
     else:
         sizes = [u for u in earlier_users[:5] if u] or [processed or 1]
         expected = max(1, int(statistics.median(sizes)))
-        basis = "median of the last incremental cycles"
+        source = "median"
+    over = bool(expected) and processed > (expected or 0)
     if not running:
         percent: float | None = 100.0
     elif expected:
@@ -44,18 +74,31 @@ def progress_of(*, kind: str, running: bool, processed: int, earlier_users: Sequ
     else:
         percent = None
     elapsed = max(ended_us - started_us, 0) / US
+    quiet_s = round(max(now_us - ended_us, 0) / US, 1) if running else 0
+    quiet = running and quiet_s > quiet_after_s
     eta = None
-    if running and expected and processed and processed < expected and elapsed > 0:
+    if running and not quiet and not rejected and expected and processed and processed < expected and elapsed > 0:
         eta = format_ts(from_us(now_us + int((expected - processed) / (processed / elapsed) * US)))
+    if not expected:
+        summary = f"{_plural(processed, 'user')}, expected count unknown"
+    elif over or not running:
+        summary = _plural(processed, "user") + (f", about {expected:,} expected" if running or over else "")
+    else:
+        summary = f"{processed:,} of {_plural(expected, 'user')}"
     return {
         "percent": None if percent is None else round(percent, 1),
         "processed_users": processed,
         "expected_users": expected,
-        "expected_basis": basis,
+        "expected_source": source,
+        "expected_basis": BASIS_WORDS.get(source) if source else None,
+        "over_expected": over,
+        "summary": summary,
         "elapsed_s": round(elapsed, 1),
         "eta": eta,
+        "eta_withheld": None if eta or not running else ("rejected" if rejected else "quiet" if quiet else None),
         "few_changes": kind == "incremental" and processed < 50,
         # seconds since the cycle's last exchange: a running cycle that has gone quiet is
         # probably done; it counts as completed once the quiet lasts the cycle gap
-        "quiet_s": round(max(now_us - ended_us, 0) / US, 1) if running else 0,
+        "quiet_s": quiet_s,
+        "quiet": quiet,
     }

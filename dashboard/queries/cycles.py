@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from dashboard.analysis.health import early_warning
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES, empty_counts
 from dashboard.analysis.progress import kind_of, progress_of
+from dashboard.formats.entra.jobstatus import parse_job_status
 from dashboard.models import (
     Cycle,
     EntraEvent,
+    EntraJobStatus,
     Exchange,
     Job,
     ScimUser,
@@ -91,12 +93,44 @@ def current_cycle(session: Session, job: Job, now: datetime, settings: Settings)
 
 
 def progress(session: Session, job: Job, cycle: Cycle, data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The progress bar of `cycle` (analysis.progress): processed users of expected."""
+    """The progress bar of `cycle` (analysis.progress): processed users of expected, and its
+    `tone` from the cycle alone (pages that know the job's state colour the bar by that)."""
     earlier = session.scalars(select(Cycle.users).where(Cycle.job_id == job.id, Cycle.started_us < cycle.started_us)
                               .order_by(Cycle.started_us.desc()).limit(50)).all()
-    return progress_of(kind=data["kind"], running=data["state"] == "running", processed=cycle.users,
-                       earlier_users=earlier, scope_size=job.scope_size, started_us=cycle.started_us,
-                       ended_us=cycle.ended_us, now_us=to_us(now))
+    running = data["state"] == "running"
+    rejected = bool(cycle.requests) and cycle.rejected_credentials >= cycle.requests
+    result = progress_of(kind=data["kind"], running=running, processed=cycle.users,
+                         earlier_users=earlier, scope_size=job.scope_size, started_us=cycle.started_us,
+                         ended_us=cycle.ended_us, now_us=to_us(now), entra_expected=_entra_expected(session, job),
+                         last_complete=max(earlier, default=0) or None, rejected=rejected)
+    result["tone"] = tone_of(running=running, quiet=result["quiet"], rejected=rejected,
+                             failed=data["totals"]["failure"])
+    return result
+
+
+def tone_of(*, running: bool, quiet: bool, rejected: bool, failed: int, state: str | None = None) -> str:
+    """The progress bar's colour: the job's state when known, else what the cycle shows."""
+    if state in ("quarantined", "disabled", "stalled", "warning"):
+        return state
+    if rejected:
+        return "quarantined"
+    if quiet:
+        return "stalled"
+    if failed:
+        return "warning"
+    return "running" if running else (state or "healthy")
+
+
+def _entra_expected(session: Session, job: Job) -> int | None:
+    """Entra's own count of what the cycle covers, when its status counts users (not pages)."""
+    row = session.scalars(select(EntraJobStatus).where(EntraJobStatus.job_id == job.id)
+                          .order_by(EntraJobStatus.observed_us.desc(), EntraJobStatus.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    for item in parse_job_status(orjson.loads(row.data)).progress:
+        if item.units and item.units.lower() not in ("pages", "page") and item.total_units:
+            return item.total_units
+    return None
 
 
 def steady_state_since(session: Session, job: Job, now: datetime, settings: Settings) -> str | None:

@@ -17,6 +17,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.analysis.agreement import compare_health, reason_kind
+from dashboard.analysis.state import EntraFacts, time_parts
 from dashboard.formats.entra.jobstatus import parse_job_status
 from dashboard.formats.entra.records import JobStatus, TaskExecution
 from dashboard.formats.scim.parse import LineError, parse_ts
@@ -305,6 +306,19 @@ def latest_status(session: Session, job: Job) -> EntraJobStatus | None:
                            .order_by(EntraJobStatus.observed_us.desc(), EntraJobStatus.id.desc()).limit(1)).first()
 
 
+def entra_facts(session: Session, job: Job) -> EntraFacts | None:
+    """What analysis.state.decide needs of Entra's latest status; None when none was imported."""
+    row = latest_status(session, job)
+    if row is None:
+        return None
+    status = parse_job_status(orjson.loads(row.data))
+    q = status.quarantine
+    return EntraFacts(code=status.code, observed_at=from_us(row.observed_us),
+                      reason=q.reason if q else None, since=q.current_began_at if q else None,
+                      series_began=q.series_began_at if q else None, next_attempt=q.next_attempt_at if q else None,
+                      error=(q.error.message if q and q.error else None))
+
+
 def status_view(session: Session, job: Job, health: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Entra's latest job status (as JSON) and its comparison with `health` (queries.health.health_json).
     `status` is None when none was imported."""
@@ -313,7 +327,9 @@ def status_view(session: Session, job: Job, health: dict[str, Any], now: datetim
         return {"status": None, "comparison": None}
     status = parse_job_status(orjson.loads(row.data))
     observed = from_us(row.observed_us)
-    comparison = compare_health(our_state=health["state"], our_reason=health.get("reason"), entra_code=status.code,
+    ours = health.get("inferred_state", health["state"])  # compare with our inference, not the headline
+    comparison = compare_health(our_state=ours, our_reason=health.get("inferred_reason", health.get("reason")),
+                                entra_code=status.code,
                                 entra_reason=status.quarantine.reason if status.quarantine else None,
                                 observed_at=observed, now=now)
     return {"status": status_json(status, observed=observed, imported_at=row.created_at), "comparison": asdict(comparison)}
@@ -332,6 +348,7 @@ def status_json(status: JobStatus, *, observed: datetime, imported_at: datetime 
             "next_attempt_at": _ts(q.next_attempt_at), "series_began_at": _ts(q.series_began_at),
             "series_count": q.series_count,
             "error": None if q.error is None else {"code": q.error.code, "message": q.error.message,
+                                                   "message_parts": time_parts(q.error.message),
                                                    "tenant_actionable": q.error.tenant_actionable},
         },
         "progress": None if progress is None else {

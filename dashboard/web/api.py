@@ -155,7 +155,12 @@ def health(job_name: str) -> Any:
 @bp.get("/jobs/<job_name>/cycles/current")
 @requires("viewer")
 def current_cycle(job_name: str) -> Any:
-    return jsonify(cycle=cycle_views.current_cycle(db.session, _job(job_name), now(), settings()))
+    """The cycle with its progress bar, and the few health fields the live card shows."""
+    job = _job(job_name)
+    health = health_json(db.session, job, now(), settings())
+    return jsonify(cycle=cycle_views.current_cycle(db.session, job, now(), settings()),
+                   health={k: health[k] for k in ("state", "state_label", "state_source", "last_traffic",
+                                                  "disagreement")})
 
 
 @bp.get("/jobs/<job_name>/cycles")

@@ -62,7 +62,8 @@ def requires(role: str) -> Callable:
             if not role_allows(account.role, role):
                 if request.path.startswith("/api/"):
                     return _json_error(f"this needs the {role} role", 403)
-                abort(403, description=f"This page needs the {role} role; you are signed in as {account.role}.")
+                abort(403, description=f"This page needs the {role} role; you are signed in as {account.role}. "
+                                       "Ask an admin to change your role.")
             return view(*args, **kwargs)
 
         guarded.required_role = role  # type: ignore[attr-defined]
