@@ -229,6 +229,8 @@ def _early_warning(run: Run) -> None:
             if run.health["state"] in QUARANTINE_STATES:
                 run.quiet.add(episode.id)  # the quarantine email tells the rest
     warning = current.get("early_warning") if running else None  # type: ignore[union-attr]
+    if run.health["state"] in QUARANTINE_STATES:
+        warning = None  # quarantined already (by Entra's word or ours): the quarantine email says it, once
     if warning and warning.get("likely") and _episode(run, "early_warning", str(current["id"]), None) is None:  # type: ignore[index]
         facts = {"warning": warning, "cycle_id": current["id"]}  # type: ignore[index]
         cycle = run.session.get(Cycle, current["id"])  # type: ignore[index]

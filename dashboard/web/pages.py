@@ -98,12 +98,18 @@ def overview_page() -> str:
     return render_template("pages/overview.html", rows=rows, summary=summary_of(rows))
 
 
-def summary_of(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    """(state, jobs) for each state some job shows, most urgent first: the overview's summary strip."""
-    counts: dict[str, int] = {}
+def summary_of(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """(state, words, jobs) for each state some job shows, most urgent first: the overview's summary
+    strip ("1 quarantined by Entra · 1 stalled · 2 healthy"). Entra's word when Entra gave the state."""
+    counts: dict[tuple[str, str], int] = {}
     for row in rows:
-        counts[row["health"]["state"]] = counts.get(row["health"]["state"], 0) + 1
-    return sorted(counts.items(), key=lambda item: (URGENCY.get(item[0], 9), item[0]))
+        health = row["health"]
+        label = health.get("state_label") or ""
+        words = label[:1].lower() + label[1:] if health.get("state_source") == "entra" and label \
+            else health["state"].replace("_", " ")
+        counts[(health["state"], words)] = counts.get((health["state"], words), 0) + 1
+    return sorted(((state, words, n) for (state, words), n in counts.items()),
+                  key=lambda item: (URGENCY.get(item[0], 9), item[1]))
 
 
 @bp.get("/search")

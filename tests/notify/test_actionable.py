@@ -406,7 +406,7 @@ def test_item1_an_early_warning_says_quarantined_by_entra_when_entra_s_status_al
     now = cycle_end(1, users=6) + timedelta(minutes=1)
     entra_status(settings, quarantined=True, observed=now - timedelta(minutes=2), next_attempt=now + timedelta(hours=6))
 
-    [warned] = step(now)
+    [warned] = step(now)  # one email: the quarantine Entra confirms (no second "likely" warning beside it)
 
     assert warned.subject == "[uniFLOW production] Quarantined by Entra: target errors (6 users)"
     assert "Entra's next attempt: 2026-11-28 14:41 UTC" in warned.text
