@@ -121,7 +121,8 @@ def signatures_figure(signatures: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "data": [{"type": "bar", "orientation": "h", "x": [s["users"] for s, _ in ordered],
                   "y": [_text(label) for _, label in ordered],
-                  "marker": {"color": COLORS["failure"]}, "hovertemplate": "%{y}<br>%{x} users<extra></extra>"}],
+                  "customdata": ["user" if s["users"] == 1 else "users" for s, _ in ordered],  # our words only
+                  "marker": {"color": COLORS["failure"]}, "hovertemplate": "%{y}<br>%{x} %{customdata}<extra></extra>"}],
         "layout": {**_LAYOUT, "title": {"text": _text("Top error signatures (users affected)"), "x": 0},
                    "margin": {"l": 16, "r": 24, "t": 32, "b": 40}, "height": max(160, 60 + 34 * len(ordered)),
                    "yaxis": {"automargin": True, "type": "category"},

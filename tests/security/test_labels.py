@@ -65,7 +65,17 @@ def test_it_keeps_the_hover_template_free_of_data(app):  # type: ignore[no-untyp
     # The hover text shows %{y}, the escaped label; the template itself holds no value from a log.
     figure = charts.signatures_figure([signature(LINK)])
 
-    assert figure["data"][0]["hovertemplate"] == "%{y}<br>%{x} users<extra></extra>"
+    assert figure["data"][0]["hovertemplate"] == "%{y}<br>%{x} %{customdata}<extra></extra>"
+    assert figure["data"][0]["customdata"] == ["users"]  # the word for the count, never a value from a log
+
+
+def test_it_says_user_for_one_and_users_for_more(app):  # type: ignore[no-untyped-def]
+    one, three = signature("one"), signature("three")
+    one["users"], three["users"] = 1, 3
+
+    figure = charts.signatures_figure([one, three])
+
+    assert dict(zip(figure["data"][0]["x"], figure["data"][0]["customdata"], strict=True)) == {1: "user", 3: "users"}
 
 
 def test_it_escapes_a_cycle_charts_text(app):  # type: ignore[no-untyped-def]
