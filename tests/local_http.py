@@ -1,10 +1,13 @@
-"""A real HTTP server on 127.0.0.1 for outside services we cannot reach (Microsoft Graph)."""
+"""Real HTTP servers on 127.0.0.1: fakes of outside services we cannot reach (Microsoft Graph), and
+our own app served for real (browser tests, werkzeug's request log)."""
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from werkzeug.serving import make_server
 
 
 @contextmanager
@@ -27,6 +30,20 @@ def serving(handle: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def serving_app(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Our own WSGI app served for real (werkzeug, threaded) on a free port; yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()

@@ -5,40 +5,28 @@ In CI a missing browser is an error, never a skip.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.notify.recipients import subscribe
-from tests.notify.helpers import BAD_DEPARTMENT, T0, after_cycle, cycle_end, cycle_lines, ingest
-from tests.notify.test_actionable import Step, credentials_scenario, entra_status
+from tests.browser import ARTIFACTS as SHOTS  # noqa: E402
+from tests.browser import browser, require_chromium  # noqa: E402, F401 (a fixture)
+from tests.notify.helpers import (
+    BAD_DEPARTMENT,
+    T0,
+    after_cycle,
+    cycle_end,
+    cycle_lines,
+    ingest,
+)
+from tests.notify.test_actionable import Step, entra_status
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "emails"
+ARTIFACTS = SHOTS / "emails"
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (apt-get install chromium)")
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); runs in CI", allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Browser, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
+from playwright.sync_api import Browser  # noqa: E402
 
 
 def show(browser: Browser, name: str, html: str) -> dict[str, object]:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import html
 import logging
 import re
-import threading
 import urllib.error
 import urllib.request
 from datetime import timedelta
 
 import orjson
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
@@ -27,6 +25,7 @@ from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.reports import send_due_reports
+from tests.local_http import serving_app
 
 from .canaries import (
     T0,
@@ -119,20 +118,14 @@ def test_no_canary_leaves_by_any_path(app, settings, client, runner, smtp_server
 
 def _push_with_the_token_in_the_query(app, token: str, found: Findings) -> None:  # type: ignore[no-untyped-def]
     """The push with `?token=`, through a real server so that werkzeug writes its request line."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/api/v1/jobs/{JOB}/exchanges?token={token}"
+    with serving_app(app) as base:
+        url = f"{base}/api/v1/jobs/{JOB}/exchanges?token={token}"
         request = urllib.request.Request(url, data=b"\n".join(scim_lines("push")), method="POST")
         try:
             urllib.request.urlopen(request, timeout=30)
             status, body = 200, b""
         except urllib.error.HTTPError as exc:
             status, body = exc.code, exc.read()
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
     assert status == 401 and b"Authorization header" in body
     found.search("the answer to a push with the token in the query", body)
 

@@ -6,24 +6,21 @@ the page's SVG as the characters it is, not as a link.
 """
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.web import charts
+from tests.browser import browser  # noqa: F401 (a fixture)
+from tests.local_http import serving_app
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "browser-password-1"
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 LINK = '<a href="https://evil.example/fix">Click here to fix</a>'
@@ -89,33 +86,12 @@ def test_it_escapes_a_cycle_charts_text(app):  # type: ignore[no-untyped-def]
 # -- the page in headless Chromium ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (apt-get install chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); runs in CI")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def site(app):  # type: ignore[no-untyped-def]
     app.extensions["clock"] = lambda: T0 + timedelta(hours=1)  # the cycle below has completed
     add_account("support@example.com", "support", PASSWORD)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving_app(app) as base:
+        yield base
 
 
 def failing_cycle(scim_types: list[str]) -> list[bytes]:

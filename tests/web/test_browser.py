@@ -5,15 +5,12 @@ browser is an error, never a skip.
 """
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import get_job
@@ -22,16 +19,14 @@ from dashboard.demo.simulate import simulate_lines
 from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import ingest_lines, options_from
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "browser-password-1"
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (apt-get install chromium)")
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); runs in CI", allow_module_level=True)
+from tests.browser import ARTIFACTS, browser, require_chromium  # noqa: E402, F401 (a fixture)
+from tests.local_http import serving_app  # noqa: E402
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+require_chromium()
+
+from playwright.sync_api import Browser, Page  # noqa: E402
 
 
 class Clock:
@@ -44,16 +39,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -62,11 +47,8 @@ def site(app):  # type: ignore[no-untyped-def]
     clock = Clock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
     app.extensions["clock"] = clock
     add_account("support@example.com", "support", PASSWORD)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", clock
-    server.shutdown()
+    with serving_app(app) as base:
+        yield base, clock
 
 
 @pytest.fixture

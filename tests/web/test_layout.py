@@ -9,16 +9,12 @@ an error in CI.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import get_job
@@ -32,33 +28,16 @@ from dashboard.notify.emails import RenderedEmail
 from dashboard.notify.outbox import enqueue
 from dashboard.notify.reports import send_report_if_due
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "layout-password-1"
 LONG_NAME = "firstname.middlename.lastname.with.a.very.long.department.suffix@emea-subsidiary.contoso-enterprises.example.com"
 LONG_DETAIL = ("Attribute 'urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User:costCenterIdentifierForPrintAccounting'"
                " value 'CC-" + "0123456789" * 12 + "' is not valid: " + "the cost centre does not exist in the tenant; " * 6)
 LONG_PATH = "/scim/v2/Users/" + "9f0c2a1e-5b7d-4c3a-8e6f-" * 4 + "000000000000"
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (apt-get install chromium)")
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); runs in CI", allow_module_level=True)
+from tests.browser import ARTIFACTS, browser, require_chromium  # noqa: E402, F401 (a fixture)
+from tests.local_http import serving_app  # noqa: E402
 
-from playwright.sync_api import Browser, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
+require_chromium()
 
 def _line(at: datetime, method: str, path: str, status: int, request_id: str, **extra: object) -> bytes:
     record = {"ts": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", "method": method, "path": path, "status": status,
@@ -133,11 +112,8 @@ def site(app, settings):  # type: ignore[no-untyped-def]
         "cycle": db.session.scalars(select(Cycle.id).order_by(Cycle.started_us.desc())).first(),
         "report": db.session.scalars(select(ReportRun.id)).first(),
     }
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", ids
-    server.shutdown()
+    with serving_app(app) as base:
+        yield base, ids
 
 
 def pages(ids: dict[str, int]) -> list[tuple[str, str]]:

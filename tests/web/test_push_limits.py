@@ -6,7 +6,6 @@ sending chunks, because the test client always knows the body's length.
 from __future__ import annotations
 
 import http.client
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -14,12 +13,12 @@ from dataclasses import replace
 import orjson
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from dashboard import create_app
 from dashboard.admin.jobs import create_token, get_job
 from dashboard.db import db
 from dashboard.models import Exchange, IngestRun, Reject
+from tests.local_http import serving_app
 
 JOB = "uniflow-prod"
 URL = f"/api/v1/jobs/{JOB}/exchanges"
@@ -31,15 +30,10 @@ def served(settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
     """The app, with push_max_bytes = LIMIT, served on 127.0.0.1; yields the port."""
     small = replace(settings, ingest=replace(settings.ingest, push_max_bytes=LIMIT))
     web = create_app(small)
-    server = make_server("127.0.0.1", 0, web, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
     try:
-        yield server.server_port
+        with serving_app(web) as base:
+            yield int(base.rsplit(":", 1)[1])
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
         with web.app_context():
             db.engine.dispose()
 
