@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dashboard.analysis.agreement import STALE_AFTER, KIND_WORDS, reason_kind
+from dashboard.analysis.agreement import KIND_WORDS, STALE_AFTER, reason_kind
 
 DISABLE_AFTER = timedelta(days=28)  # Entra disables a job quarantined for four weeks (reference §1.8)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from dashboard import runtime
 from dashboard.admin.accounts import (
+    ROLES,
     AccountError,
     add_account,
     change_password,
@@ -103,14 +104,11 @@ def token_revoke(token_id: int) -> None:
 
 @USER_GROUP.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "support", "viewer"]), required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(email: str, role: str, password_stdin: bool) -> None:
     """Add an account; the password comes from a prompt (or stdin) and is stored hashed (Argon2)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _password(password_stdin, "Password")
     try:
         add_account(email, role, password)
     except AccountError as exc:
@@ -123,15 +121,19 @@ def user_add(email: str, role: str, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_passwd(email: str, password_stdin: bool) -> None:
     """Set a new password; every session of the account ends (it signs in again)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _password(password_stdin, "New password")
     try:
         change_password(email, password)
     except AccountError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"changed the password of {email.strip().lower()}; its sessions have ended")
+
+
+def _password(from_stdin: bool, prompt: str) -> str:
+    """A password from standard input (scripts), else typed twice at a hidden prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
 @USER_GROUP.command("remove")

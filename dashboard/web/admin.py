@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -82,31 +83,33 @@ def accounts() -> str:
     return render_template("admin/accounts.html", accounts=list_accounts(), roles=ROLES)
 
 
+def _account_change(action: str, email: str, detail: str, change: Callable[[], Any], *, failed: str,
+                    done: str) -> Response:
+    """Make an account change with its audit entry (one transaction), say how it went, go back."""
+    try:
+        audit.audited(_actor(), action, email, detail, change)
+    except AccountError as exc:
+        flash(f"{failed}: {exc}.", "error")
+    else:
+        flash(done, "ok")
+    return _back("admin.accounts")
+
+
 @bp.post("/accounts")
 @requires("admin")
 def account_add() -> Response:
     email, role = request.form.get("email", "").strip().lower(), request.form.get("role", "")
-    try:
-        audit.audited(_actor(), "account.add", email, f"role {role}",
-                      lambda: add_account(email, role, request.form.get("password", "")))
-    except AccountError as exc:
-        flash(f"Account not added: {exc}.", "error")
-    else:
-        flash(f"Added {email} ({role}).", "ok")
-    return _back("admin.accounts")
+    return _account_change("account.add", email, f"role {role}",
+                           lambda: add_account(email, role, request.form.get("password", "")),
+                           failed="Account not added", done=f"Added {email} ({role}).")
 
 
 @bp.post("/accounts/role")
 @requires("admin")
 def account_role() -> Response:
     email, role = request.form.get("email", ""), request.form.get("role", "")
-    try:
-        audit.audited(_actor(), "account.role", email, f"role set to {role}", lambda: set_role(email, role))
-    except AccountError as exc:
-        flash(f"Role not changed: {exc}.", "error")
-    else:
-        flash(f"{email} is now {role}.", "ok")
-    return _back("admin.accounts")
+    return _account_change("account.role", email, f"role set to {role}", lambda: set_role(email, role),
+                           failed="Role not changed", done=f"{email} is now {role}.")
 
 
 @bp.post("/accounts/active")
@@ -114,28 +117,18 @@ def account_role() -> Response:
 def account_active() -> Response:
     email, active = request.form.get("email", ""), request.form.get("active") == "1"
     what = "enabled" if active else "disabled; its sessions ended"
-    try:
-        audit.audited(_actor(), "account.enable" if active else "account.disable", email, what,
-                      lambda: set_active(email, active))
-    except AccountError as exc:
-        flash(f"Not changed: {exc}.", "error")
-    else:
-        flash(f"{email} {what}.", "ok")
-    return _back("admin.accounts")
+    return _account_change("account.enable" if active else "account.disable", email, what,
+                           lambda: set_active(email, active), failed="Not changed", done=f"{email} {what}.")
 
 
 @bp.post("/accounts/password")
 @requires("admin")
 def account_password() -> Response:
     email = request.form.get("email", "")
-    try:
-        audit.audited(_actor(), "account.password", email, "password reset; its sessions ended",
-                      lambda: change_password(email, request.form.get("password", "")))
-    except AccountError as exc:
-        flash(f"Password not reset: {exc}.", "error")
-    else:
-        flash(f"New password set for {email}; every session of the account has ended.", "ok")
-    return _back("admin.accounts")
+    return _account_change("account.password", email, "password reset; its sessions ended",
+                           lambda: change_password(email, request.form.get("password", "")),
+                           failed="Password not reset",
+                           done=f"New password set for {email}; every session of the account has ended.")
 
 
 # -- jobs, tokens, subscriptions -------------------------------------------------------------------
