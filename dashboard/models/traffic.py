@@ -65,6 +65,9 @@ class ScimUser(db.Model):
     failing_since_cycle_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_failure_exchange_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The fold behind the state (tracking/fold.py advance_user_states): JSON [prefix, last cycle's
+    # outcome], so a batch folds only the cycles it brings. NULL: the next batch reloads the history.
+    fold: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def label(self) -> str:

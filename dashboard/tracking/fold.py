@@ -6,6 +6,7 @@ what the batch contains, whatever the size of the history.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import astuple
 
 import orjson
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
@@ -14,7 +15,15 @@ from sqlalchemy.engine import Connection
 from dashboard.analysis.cycles import CycleIndex, Span
 from dashboard.analysis.outcomes import Fact, Summary, bucket_of, empty_counts
 from dashboard.analysis.signatures import is_signature_worthy, signature_of
-from dashboard.analysis.users import CycleOutcome, user_state
+from dashboard.analysis.users import (
+    CycleOutcome,
+    Prefix,
+    StateOfUser,
+    in_order,
+    prefix_of,
+    state_after,
+    user_state,
+)
 from dashboard.models import (
     Cycle,
     EntraEvent,
@@ -119,6 +128,8 @@ class BatchAnalyzer:
             if span.ref is not None and original.get(span.ref) not in (None, (span.start, span.end)):  # type: ignore[arg-type]
                 conn.execute(update(_cycles).where(_cycles.c.id == span.ref).values(started_us=span.start, ended_us=span.end))
                 _mark_dirty(conn, job_id, min(span.start, original[span.ref][0]))  # type: ignore[index]
+                if span.start < original[span.ref][0]:  # type: ignore[index]
+                    forget_folds(conn, [span.ref])  # type: ignore[list-item]
             elif span.ref is not None and span.ref not in original:
                 conn.execute(update(_cycles).where(_cycles.c.id == span.ref).values(started_us=span.start, ended_us=span.end))
 
@@ -155,6 +166,8 @@ class BatchAnalyzer:
                 conn.execute(update(_cycles).where(_cycles.c.id == cycle_id)
                              .values(started_us=spans[cycle_id][0], ended_us=spans[cycle_id][1]))
                 _mark_dirty(conn, job_id, spans[cycle_id][0])
+                if spans[cycle_id][0] < start:
+                    forget_folds(conn, [cycle_id])
         return left
 
     def _adopt_inferred(self, conn: Connection, job_id: int, key: str, low: int, high: int) -> int | None:
@@ -172,6 +185,8 @@ class BatchAnalyzer:
         conn.execute(update(_cycles).where(_cycles.c.id == cycle_id).values(
             key=key, started_us=min(start, low), ended_us=max(end, high)))
         _mark_dirty(conn, job_id, min(start, low))
+        if low < start:
+            forget_folds(conn, [cycle_id])
         return int(cycle_id)
 
     def _assign_keyed(self, conn: Connection, job_id: int, rows: list[dict], *, adopt: bool = False) -> None:
@@ -196,6 +211,8 @@ class BatchAnalyzer:
                     conn.execute(update(_cycles).where(_cycles.c.id == cycle_id)
                                  .values(started_us=min(low, start), ended_us=max(high, end)))
                     _mark_dirty(conn, job_id, min(low, start))
+                    if low < start:
+                        forget_folds(conn, [cycle_id])
                 ids[key] = cycle_id
             else:
                 adopted = self._adopt_inferred(conn, job_id, key, low, high) if adopt else None
@@ -250,9 +267,9 @@ class BatchAnalyzer:
 
         `user_rows`: the rows that count for their user's outcome, when not all of them do.
         """
-        touched_users = self._fold_user_cycles(conn, rows if user_rows is None else user_rows)
+        touched = self._fold_user_cycles(conn, rows if user_rows is None else user_rows)
         self._count_signature_users(conn, rows)
-        refresh_user_states(conn, touched_users)
+        advance_user_states(conn, touched)
 
     def _count_cycles(self, conn: Connection, rows: list[dict]) -> None:
         deltas: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -273,7 +290,9 @@ class BatchAnalyzer:
                 )
             )
 
-    def _fold_user_cycles(self, conn: Connection, rows: list[dict]) -> set[int]:
+    def _fold_user_cycles(self, conn: Connection, rows: list[dict]) -> dict[int, dict[int, Summary]]:
+        """Fold the rows into their (cycle, user) outcomes; per user, the outcomes now stored of
+        the cycles the rows touched."""
         fresh: dict[tuple[int, int], Summary] = {}
         for row in rows:
             if row.get("user_id") is None or row["operation"] in NO_USER_OPS or row["operation"].startswith("group_"):
@@ -282,8 +301,9 @@ class BatchAnalyzer:
             summary = Summary.of(Fact(row["id"], row["ts_us"], row["operation"], row["status"], row.get("found")))
             fresh[key] = fresh[key].merge(summary) if key in fresh else summary
         if not fresh:
-            return set()
+            return {}
         existing = load_user_cycles(conn, list(fresh))
+        touched: dict[int, dict[int, Summary]] = defaultdict(dict)
         matrix: dict[int, dict] = {}
         users_delta: dict[int, int] = defaultdict(int)
         looked_delta: dict[int, int] = defaultdict(int)
@@ -292,6 +312,7 @@ class BatchAnalyzer:
             cycle_id, user_id = key
             old = existing.get(key)
             merged = old[1].merge(summary) if old else summary
+            touched[user_id][cycle_id] = merged
             counts = matrix.setdefault(cycle_id, {})
             if old:
                 _bump(counts, bucket_of(old[1].operation), old[1].outcome.value, -1)
@@ -314,7 +335,7 @@ class BatchAnalyzer:
                 updates,
             )
         _apply_cycle_deltas(conn, matrix, users_delta, looked_delta)
-        return {user_id for _c, user_id in fresh}
+        return touched
 
     def _count_signature_users(self, conn: Connection, rows: list[dict]) -> None:
         pairs = {(r["sig_id"], r["user_id"]) for r in rows if r.get("sig_id") and r.get("user_id")}
@@ -448,22 +469,98 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
                 cycle_id, started_us, operation, outcome, folded.last_us,
                 failure.id if failure else None, failure.ts_us if failure else None,
                 lookup_result(folded),
-            ))
+            ))  # operation and outcome as stored: _outcome(...) of the summary gives the same
     params = []
     for user_id in ordered:
-        state = user_state(histories.get(user_id, []))
-        params.append({
-            "uid": user_id, "state": state.state.value, "provisioned": state.provisioned,
-            "last_cycle_id": state.last_cycle_id, "last_seen_us": state.last_seen_us,
-            "failing_since_us": state.failing_since_us, "failing_since_cycle_id": state.failing_since_cycle_id,
-            "streak": state.streak, "last_failure_exchange_id": state.last_failure_exchange_id,
-        })
+        history = in_order(histories.get(user_id, []))
+        if not history:
+            params.append(_state_params(user_id, user_state([]), None))
+            continue
+        prefix = prefix_of(history[:-1])
+        params.append(_state_params(user_id, state_after(prefix, history[-1]), _fold_text(prefix, history[-1])))
+    _write_states(conn, params)
+
+
+def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]) -> None:
+    """Bring the stored state of the users a batch touched up to date, folding only the cycles
+    the batch touched onto each user's stored fold (work bounded by the batch, not the history).
+
+    A user is folded from the whole history instead (`refresh_user_states`) when they have no
+    stored fold, or when the batch touched a cycle before their last one or that cycle moved (the
+    order of their cycles may have changed)."""
+    if not touched:
+        return
+    folds: dict[int, str | None] = {}
+    ordered = sorted(touched)
+    for start in range(0, len(ordered), _CHUNK):
+        folds.update(conn.execute(
+            select(_users.c.id, _users.c.fold).where(_users.c.id.in_(ordered[start : start + _CHUNK]))).all())
+    stored: dict[int, tuple[Prefix, CycleOutcome]] = {}
+    for user_id, text in folds.items():
+        if text:
+            prefix, last = orjson.loads(text)
+            stored[user_id] = (Prefix.from_list(prefix), CycleOutcome(*last))
+    cycle_ids = sorted({c for per in touched.values() for c in per} | {last.cycle_id for _p, last in stored.values()})
+    started: dict[int, int] = {}
+    for start in range(0, len(cycle_ids), _CHUNK):
+        started.update(conn.execute(
+            select(_cycles.c.id, _cycles.c.started_us).where(_cycles.c.id.in_(cycle_ids[start : start + _CHUNK]))).all())
+    params, whole = [], set()
+    for user_id in ordered:
+        if user_id not in stored:
+            whole.add(user_id)
+            continue
+        prefix, last = stored[user_id]
+        after = (last.cycle_started_us, last.cycle_id)
+        per = touched[user_id]
+        if started.get(last.cycle_id) != last.cycle_started_us or any(
+                (started.get(c, -1), c) < after for c in per):
+            whole.add(user_id)
+            continue
+        rows = [] if last.cycle_id in per else [last]
+        rows += [_outcome(c, started[c], summary) for c, summary in per.items()]
+        rows = in_order(rows)
+        prefix = prefix_of(rows[:-1], prefix)
+        params.append(_state_params(user_id, state_after(prefix, rows[-1]), _fold_text(prefix, rows[-1])))
+    _write_states(conn, params)
+    refresh_user_states(conn, whole)
+
+
+def forget_folds(conn: Connection, cycle_ids: list[int]) -> None:
+    """The cycles' start moved or they merged: the users in them fold their whole history next time."""
+    if cycle_ids:
+        conn.execute(update(_users).where(_users.c.id.in_(
+            select(_user_cycles.c.user_id).where(_user_cycles.c.cycle_id.in_(cycle_ids)))).values(fold=None))
+
+
+def _outcome(cycle_id: int, started_us: int, folded: Summary) -> CycleOutcome:
+    failure = folded.last_failure
+    return CycleOutcome(cycle_id, started_us, folded.operation, folded.outcome.value, folded.last_us,
+                        failure.id if failure else None, failure.ts_us if failure else None, lookup_result(folded))
+
+
+def _fold_text(prefix: Prefix, last: CycleOutcome) -> str:
+    return orjson.dumps([prefix.to_list(), list(astuple(last))]).decode()
+
+
+def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> dict:
+    return {
+        "uid": user_id, "state": state.state.value, "provisioned": state.provisioned,
+        "last_cycle_id": state.last_cycle_id, "last_seen_us": state.last_seen_us,
+        "failing_since_us": state.failing_since_us, "failing_since_cycle_id": state.failing_since_cycle_id,
+        "streak": state.streak, "last_failure_exchange_id": state.last_failure_exchange_id, "fold": fold,
+    }
+
+
+def _write_states(conn: Connection, params: list[dict]) -> None:
+    if not params:
+        return
     conn.execute(
         update(_users).where(_users.c.id == bindparam("uid")).values(
             state=bindparam("state"), provisioned=bindparam("provisioned"), last_cycle_id=bindparam("last_cycle_id"),
             last_seen_us=bindparam("last_seen_us"), failing_since_us=bindparam("failing_since_us"),
             failing_since_cycle_id=bindparam("failing_since_cycle_id"), streak=bindparam("streak"),
-            last_failure_exchange_id=bindparam("last_failure_exchange_id"),
+            last_failure_exchange_id=bindparam("last_failure_exchange_id"), fold=bindparam("fold"),
         ),
         params,
     )
@@ -501,6 +598,7 @@ def merge_cycles(conn: Connection, *, keep: int, drop: int) -> None:
                         .where(_cycles.c.id.in_([keep, drop]))).one()
     conn.execute(delete(_cycles).where(_cycles.c.id == drop))
     conn.execute(update(_cycles).where(_cycles.c.id == keep).values(started_us=span[0], ended_us=span[1]))
+    forget_folds(conn, [keep])
     recount_cycle(conn, keep)
     refresh_user_states(conn, {user_id for _rid, user_id, _s in dropped})
     _mark_dirty(conn, span[2], span[0])
