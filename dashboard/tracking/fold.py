@@ -6,7 +6,6 @@ what the batch contains, whatever the size of the history.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import astuple
 
 import orjson
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
@@ -540,7 +539,9 @@ def _outcome(cycle_id: int, started_us: int, folded: Summary) -> CycleOutcome:
 
 
 def _fold_text(prefix: Prefix, last: CycleOutcome) -> str:
-    return orjson.dumps([prefix.to_list(), list(astuple(last))]).decode()
+    return orjson.dumps([prefix.to_list(), [
+        last.cycle_id, last.cycle_started_us, last.operation, last.outcome, last.last_us, last.last_failure_id,
+        last.last_failure_us, last.lookup]]).decode()
 
 
 def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> dict:
