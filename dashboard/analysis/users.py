@@ -85,12 +85,14 @@ class Prefix:
         return Prefix(provisioned, disabled, deleted, 0, None, None, self.last_failure, seen)
 
     def to_list(self) -> list:
-        return [self.provisioned, self.disabled, self.deleted, self.streak, self.since_us, self.since_cycle,
-                self.last_failure, self.seen_us]
+        """Compact JSON: the three flags as one number, then the rest."""
+        flags = self.provisioned | self.disabled << 1 | self.deleted << 2
+        return [flags, self.streak, self.since_us, self.since_cycle, self.last_failure, self.seen_us]
 
     @classmethod
     def from_list(cls, values: list) -> Prefix:
-        return cls(*values)
+        flags, *rest = values
+        return cls(bool(flags & 1), bool(flags & 2), bool(flags & 4), *rest)
 
 
 def in_order(history: list[CycleOutcome]) -> list[CycleOutcome]:

@@ -498,7 +498,8 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
     for user_id, text in folds.items():
         if text:
             prefix, last = orjson.loads(text)
-            stored[user_id] = (Prefix.from_list(prefix), CycleOutcome(*last))
+            lookup = last[7]
+            stored[user_id] = (Prefix.from_list(prefix), CycleOutcome(*last[:7], None if lookup is None else bool(lookup)))
     cycle_ids = sorted({c for per in touched.values() for c in per} | {last.cycle_id for _p, last in stored.values()})
     started: dict[int, int] = {}
     for start in range(0, len(cycle_ids), _CHUNK):
@@ -541,7 +542,7 @@ def _outcome(cycle_id: int, started_us: int, folded: Summary) -> CycleOutcome:
 def _fold_text(prefix: Prefix, last: CycleOutcome) -> str:
     return orjson.dumps([prefix.to_list(), [
         last.cycle_id, last.cycle_started_us, last.operation, last.outcome, last.last_us, last.last_failure_id,
-        last.last_failure_us, last.lookup]]).decode()
+        last.last_failure_us, None if last.lookup is None else int(last.lookup)]]).decode()
 
 
 def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> dict:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import itertools
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dashboard.analysis.outcomes import Fact, Outcome, Summary, bucket_of
 
@@ -53,6 +56,28 @@ def test_it_round_trips_through_json():
     summary = fold(LOOKUP_EMPTY, CREATE_409)
 
     assert Summary.from_dict(summary.to_dict()) == summary
+
+
+facts = st.builds(Fact, id=st.integers(1, 2**40), ts_us=st.integers(10**15, 2 * 10**15),
+                  operation=st.sampled_from(["lookup", "create", "update", "disable", "delete", "enable"]),
+                  status=st.sampled_from([0, 200, 201, 204, 400, 401, 404, 409, 429, 500]),
+                  found=st.sampled_from([None, True, False]))
+
+
+@given(st.lists(facts, min_size=1, max_size=6))
+def test_any_summary_round_trips_through_its_stored_json(some):
+    summary = fold(*some)
+
+    assert Summary.from_dict(orjson.loads(orjson.dumps(summary.to_dict()))) == summary
+
+
+def test_it_still_reads_the_first_list_form_and_writes_half_its_bytes():
+    summary = fold(Fact(3, 1795852800035000, "lookup", 200, found=False), Fact(5, 1795852800074000, "create", 201))
+    form_1 = [1795852800035000, 1795852800074000, 2, 1, 0, 1, [1795852800074000, 5, "create", 201],
+              [1795852800074000, 5, "create", 201], None, 0, 1]
+
+    assert Summary.from_dict(form_1) == summary
+    assert len(orjson.dumps(summary.to_dict())) <= len(orjson.dumps(form_1)) * 0.6
 
 
 @pytest.mark.parametrize(("operation", "bucket"), [("create", "create"), ("enable", "other"), ("none", "other"), ("delete", "delete")])
