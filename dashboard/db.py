@@ -8,7 +8,7 @@ from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, Table, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 # Constraint names that Alembic can find again on every backend.
 NAMING = {
@@ -39,6 +39,21 @@ def insert_ignoring(dialect_name: str, table: Table):  # type: ignore[no-untyped
     database decides when two writers (or a re-run) offer the same row."""
     dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect_name)
     return dialect(table).on_conflict_do_nothing() if dialect else insert(table)
+
+
+def executemany(conn: Connection, sql: str, params: list[tuple]) -> None:
+    """Run one statement for many rows through the driver, where SQLAlchemy's per-row work costs
+    more than the database's (ingest, per user and batch). `sql` uses ? placeholders."""
+    if not params:
+        return
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(sql, params)
+        finally:
+            cursor.close()
+    else:
+        conn.exec_driver_sql(sql.replace("?", "%s"), params)
 
 
 @event.listens_for(Engine, "connect")

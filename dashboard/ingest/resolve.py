@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from dashboard.analysis.identity import EXTERNAL, NAME, SCIM, name_key
+from dashboard.db import executemany
 from dashboard.formats.scim.records import Classified
 from dashboard.models import ScimUser, ScimUserAlias
 from dashboard.tracking.fold import give_lookups_to_the_writer, merge_users
@@ -639,7 +640,7 @@ class UserResolver:
                 (row[R_USER_NAME], row[R_NAME_KEY], row[R_EXTERNAL], row[R_SCIM], row[R_NAME_US], row[R_SCIM_US], uid)
                 for uid in sorted(self._dirty_rows) if (row := self.rows.get(uid)) is not None
             ]
-            _executemany(conn, _FILL_SQL, params)
+            executemany(conn, _FILL_SQL, params)
             self._dirty_rows = set()
         if self._dirty_aliases:
             self._write_aliases(conn)
@@ -654,7 +655,7 @@ class UserResolver:
             self._stored_aliases[(uid, kind, key)] = (first, last)
         # One upsert for new and known aliases alike: a merge may have moved a stored alias of the
         # dropped row onto the kept one already, and the cache holds the whole span.
-        _executemany(conn, _ALIAS_UPSERT_SQL, params)
+        executemany(conn, _ALIAS_UPSERT_SQL, params)
         self._dirty_aliases = set()
         self._aliases_seen = self._aliases_seen or bool(params)
 
@@ -669,19 +670,4 @@ _ALIAS_UPSERT_SQL = (
 # An alias's sightings are rewritten when they move by more than this (a person seen again in
 # the same cycle rewrites nothing); the cache keeps them exact, so resolving is not affected.
 TIME_GRAIN_US = 5 * 60 * 1_000_000
-
-
-def _executemany(conn: Connection, sql: str, params: list[tuple]) -> None:
-    """Run one statement for many rows through the driver (these run per user and batch, where
-    SQLAlchemy's per-row work costs more than the database's). `sql` uses ? placeholders."""
-    if not params:
-        return
-    if conn.dialect.name == "sqlite":
-        cursor = conn.connection.cursor()
-        try:
-            cursor.executemany(sql, params)
-        finally:
-            cursor.close()
-    else:
-        conn.exec_driver_sql(sql.replace("?", "%s"), params)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dashboard.analysis.cycles import CycleIndex, Span
@@ -23,6 +23,7 @@ from dashboard.analysis.users import (
     state_after,
     user_state,
 )
+from dashboard.db import executemany
 from dashboard.models import (
     Cycle,
     EntraEvent,
@@ -44,6 +45,8 @@ _sig_users = SignatureUser.__table__
 _jobs_analysis = JobAnalysis.__table__
 _events = EntraEvent.__table__
 _aliases = ScimUserAlias.__table__
+_USER_CYCLE_INSERT = f"INSERT INTO {_user_cycles.name} (cycle_id, user_id, operation, outcome, summary) VALUES (?, ?, ?, ?, ?)"
+_USER_CYCLE_UPDATE = f"UPDATE {_user_cycles.name} SET operation = ?, outcome = ?, summary = ? WHERE id = ?"
 REFERENCE_OPS = {"group_update", "group_create", "group_delete"}  # membership and group changes
 NO_USER_OPS = {"connection_test"}
 _CHUNK = 300
@@ -316,23 +319,15 @@ class BatchAnalyzer:
             if old:
                 _bump(counts, bucket_of(old[1].operation), old[1].outcome.value, -1)
                 looked_delta[cycle_id] += (1 if merged.lookups and not old[1].lookups else 0)
-                updates.append({"rid": old[0], "operation": merged.operation, "outcome": merged.outcome.value,
-                                "summary": orjson.dumps(merged.to_dict()).decode()})
+                updates.append((merged.operation, merged.outcome.value, orjson.dumps(merged.to_dict()).decode(), old[0]))
             else:
                 users_delta[cycle_id] += 1
                 looked_delta[cycle_id] += 1 if merged.lookups else 0
-                inserts.append({"cycle_id": cycle_id, "user_id": user_id, "operation": merged.operation,
-                                "outcome": merged.outcome.value, "summary": orjson.dumps(merged.to_dict()).decode()})
+                inserts.append((cycle_id, user_id, merged.operation, merged.outcome.value,
+                                orjson.dumps(merged.to_dict()).decode()))
             _bump(counts, bucket_of(merged.operation), merged.outcome.value, +1)
-        if inserts:
-            conn.execute(_user_cycles.insert(), inserts)
-        if updates:
-            conn.execute(
-                update(_user_cycles).where(_user_cycles.c.id == bindparam("rid")).values(
-                    operation=bindparam("operation"), outcome=bindparam("outcome"), summary=bindparam("summary")
-                ),
-                updates,
-            )
+        executemany(conn, _USER_CYCLE_INSERT, inserts)
+        executemany(conn, _USER_CYCLE_UPDATE, updates)
         _apply_cycle_deltas(conn, matrix, users_delta, looked_delta)
         return touched
 
@@ -489,18 +484,21 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
     order of their cycles may have changed)."""
     if not touched:
         return
-    folds: dict[int, str | None] = {}
     ordered = sorted(touched)
+    stored: dict[int, tuple[Prefix, CycleOutcome | None]] = {}
     for start in range(0, len(ordered), _CHUNK):
-        folds.update(conn.execute(
-            select(_users.c.id, _users.c.fold).where(_users.c.id.in_(ordered[start : start + _CHUNK]))).all())
-    stored: dict[int, tuple[Prefix, CycleOutcome]] = {}
-    for user_id, text in folds.items():
-        if text:
-            prefix, last = orjson.loads(text)
-            lookup = last[7]
-            stored[user_id] = (Prefix.from_list(prefix), CycleOutcome(*last[:7], None if lookup is None else bool(lookup)))
-    cycle_ids = sorted({c for per in touched.values() for c in per} | {last.cycle_id for _p, last in stored.values()})
+        for user_id, text, last_cycle_id in conn.execute(
+                select(_users.c.id, _users.c.fold, _users.c.last_cycle_id)
+                .where(_users.c.id.in_(ordered[start : start + _CHUNK]))):
+            if text:
+                prefix, last = orjson.loads(text)
+                lookup = last[7]
+                stored[user_id] = (Prefix.from_list(prefix),
+                                   CycleOutcome(*last[:7], None if lookup is None else bool(lookup)))
+            elif last_cycle_id is None:  # never folded: no history but what this batch brings
+                stored[user_id] = (Prefix(), None)
+    cycle_ids = sorted({c for per in touched.values() for c in per}
+                       | {last.cycle_id for _p, last in stored.values() if last is not None})
     started: dict[int, int] = {}
     for start in range(0, len(cycle_ids), _CHUNK):
         started.update(conn.execute(
@@ -511,13 +509,12 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
             whole.add(user_id)
             continue
         prefix, last = stored[user_id]
-        after = (last.cycle_started_us, last.cycle_id)
         per = touched[user_id]
-        if started.get(last.cycle_id) != last.cycle_started_us or any(
-                (started.get(c, -1), c) < after for c in per):
+        if last is not None and (started.get(last.cycle_id) != last.cycle_started_us or any(
+                (started.get(c, -1), c) < (last.cycle_started_us, last.cycle_id) for c in per)):
             whole.add(user_id)
             continue
-        rows = [] if last.cycle_id in per else [last]
+        rows = [] if last is None or last.cycle_id in per else [last]
         rows += [_outcome(c, started[c], summary) for c, summary in per.items()]
         rows = in_order(rows)
         prefix = prefix_of(rows[:-1], prefix)
@@ -545,27 +542,18 @@ def _fold_text(prefix: Prefix, last: CycleOutcome) -> str:
         last.last_failure_us, None if last.lookup is None else int(last.lookup)]]).decode()
 
 
-def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> dict:
-    return {
-        "uid": user_id, "state": state.state.value, "provisioned": state.provisioned,
-        "last_cycle_id": state.last_cycle_id, "last_seen_us": state.last_seen_us,
-        "failing_since_us": state.failing_since_us, "failing_since_cycle_id": state.failing_since_cycle_id,
-        "streak": state.streak, "last_failure_exchange_id": state.last_failure_exchange_id, "fold": fold,
-    }
+def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> tuple:
+    return (state.state.value, state.provisioned, state.last_cycle_id, state.last_seen_us, state.failing_since_us,
+            state.failing_since_cycle_id, state.streak, state.last_failure_exchange_id, fold, user_id)
 
 
-def _write_states(conn: Connection, params: list[dict]) -> None:
-    if not params:
-        return
-    conn.execute(
-        update(_users).where(_users.c.id == bindparam("uid")).values(
-            state=bindparam("state"), provisioned=bindparam("provisioned"), last_cycle_id=bindparam("last_cycle_id"),
-            last_seen_us=bindparam("last_seen_us"), failing_since_us=bindparam("failing_since_us"),
-            failing_since_cycle_id=bindparam("failing_since_cycle_id"), streak=bindparam("streak"),
-            last_failure_exchange_id=bindparam("last_failure_exchange_id"), fold=bindparam("fold"),
-        ),
-        params,
-    )
+_STATE_SQL = (f"UPDATE {_users.name} SET state = ?, provisioned = ?, last_cycle_id = ?, last_seen_us = ?,"
+              " failing_since_us = ?, failing_since_cycle_id = ?, streak = ?, last_failure_exchange_id = ?, fold = ?"
+              " WHERE id = ?")
+
+
+def _write_states(conn: Connection, params: list[tuple]) -> None:
+    executemany(conn, _STATE_SQL, params)
 
 
 def lookup_result(summary: Summary) -> bool | None:
