@@ -15,7 +15,17 @@ from dashboard.times import utc_now
 
 ROLES = ("viewer", "support", "admin")  # each role can do what the ones before it can
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password")  # keeps a miss as slow as a hit (no account probing)
+# A miss is checked against this hash, so it is as slow as a hit (no account probing). Made at the
+# first sign-in, not at import: every process (an ingest, a worker) would otherwise pay Argon2's
+# 64 MiB and half a second for nothing.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("not a password")
+    return _DUMMY_HASH
 API_PREFIX = "pma_"
 
 
@@ -98,7 +108,7 @@ def end_sessions(account_id: int) -> None:
 def authenticate(email: str, password: str) -> Account | None:
     account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
     try:
-        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+        _hasher.verify(account.password_hash if account else _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if account is None or not account.active:
