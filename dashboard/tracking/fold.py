@@ -491,10 +491,10 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
                 select(_users.c.id, _users.c.fold, _users.c.last_cycle_id)
                 .where(_users.c.id.in_(ordered[start : start + _CHUNK]))):
             if text:
-                prefix, last = orjson.loads(text)
-                lookup = last[7]
-                stored[user_id] = (Prefix.from_list(prefix),
-                                   CycleOutcome(*last[:7], None if lookup is None else bool(lookup)))
+                try:
+                    stored[user_id] = _read_fold(text)
+                except (ValueError, TypeError, IndexError):  # not a fold this version wrote: fold it whole
+                    continue
             elif last_cycle_id is None:  # never folded: no history but what this batch brings
                 stored[user_id] = (Prefix(), None)
     cycle_ids = sorted({c for per in touched.values() for c in per}
@@ -534,6 +534,14 @@ def _outcome(cycle_id: int, started_us: int, folded: Summary) -> CycleOutcome:
     failure = folded.last_failure
     return CycleOutcome(cycle_id, started_us, folded.operation, folded.outcome.value, folded.last_us,
                         failure.id if failure else None, failure.ts_us if failure else None, lookup_result(folded))
+
+
+def _read_fold(text: str) -> tuple[Prefix, CycleOutcome]:
+    prefix, last = orjson.loads(text)
+    if len(prefix) != 6 or len(last) != 8:
+        raise ValueError("not a fold")
+    lookup = last[7]
+    return Prefix.from_list(prefix), CycleOutcome(*last[:7], None if lookup is None else bool(lookup))
 
 
 def _fold_text(prefix: Prefix, last: CycleOutcome) -> str:

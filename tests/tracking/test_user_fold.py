@@ -25,6 +25,7 @@ from tests.analysis.test_identity_truth import JOB
 COLUMNS = ("state", "provisioned", "last_cycle_id", "last_seen_us", "failing_since_us", "failing_since_cycle_id",
            "streak", "last_failure_exchange_id", "fold")
 _users = ScimUser.__table__
+DAMAGED = '[[1,2,3],["not", "a fold"]]'
 
 
 def _stored() -> dict[int, tuple]:
@@ -68,7 +69,7 @@ def test_the_fold_kept_per_batch_is_the_fold_of_the_whole_history(app, config, a
     _ingest(app, config, random.Random(0) if in_time_order else arrival, 10**6 if in_time_order else batch_size)
     if in_time_order:  # in time order (what logs mostly are), in small batches: the fast path
         _fresh_database(app.extensions["dashboard"])
-        lines, _truth = simulate_lines(config)
+        lines, _truth = simulate_lines(replace(config, realities=()))  # (no shipper's disorder)
         settings_ = app.extensions["dashboard"]
         options = replace(options_from(settings_.ingest, cycles=settings_.cycles), batch_size=batch_size)
         ingest_lines(db.engine, get_job(JOB), list(enumerate(lines, start=1)), source="sim", via="cli", options=options)
@@ -101,3 +102,29 @@ def test_a_batch_folds_only_its_cycles_onto_the_stored_fold(app):  # type: ignor
         _prefix, last = orjson.loads(fold)
         assert last[0] == last_cycle_id, f"user {user_id}: the fold's last cycle is the user's last cycle"
     assert stored == _refolded(list(stored))
+
+
+def test_a_fold_this_version_cannot_read_is_folded_whole(app):  # type: ignore[no-untyped-def]
+    """A fold written by another version (or damaged) never fails a batch: the user is folded
+    from their whole history, and their fold is written anew."""
+    config = SimConfig(users=3, cycles=4, seed=9, failure_rate=0.1, job=JOB, change_rate=0.0, leave_rate=0.0,
+                       join_rate=0.0, delete_rate=0.0, duplicate_rate=0.0)
+    settings_ = app.extensions["dashboard"]
+    _fresh_database(settings_)
+    lines = list(simulate_lines(config)[0])
+    half = len(lines) // 2
+    options = replace(options_from(settings_.ingest, cycles=settings_.cycles), batch_size=5)
+    ingest_lines(db.engine, get_job(JOB), list(enumerate(lines[:half], start=1)), source="sim", via="cli", options=options)
+    with db.engine.begin() as conn:
+        conn.execute(_users.update().values(fold=DAMAGED))
+
+    result = ingest_lines(db.engine, get_job(JOB), list(enumerate(lines[half:], start=half + 1)), source="sim",
+                          via="cli", options=options)
+
+    assert (result.rejected, result.accepted) == (0, len(lines) - half)
+    stored = _stored()
+    refolded = _refolded(list(stored))
+    assert {u: row[:-1] for u, row in stored.items()} == {u: row[:-1] for u, row in refolded.items()}
+    rewritten = {u for u, row in stored.items() if row[-1] != DAMAGED}
+    assert rewritten, "the users of the second half have their fold written anew"
+    assert {u: stored[u] for u in rewritten} == {u: refolded[u] for u in rewritten}
