@@ -5,8 +5,8 @@ arrive in any order and two cycles that turn out to be one can be merged summary
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 WRITES = {"create", "update", "disable", "enable", "delete"}
 BUCKETS = ("create", "update", "disable", "delete", "other")  # the matrix's rows
@@ -19,8 +19,7 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     """What the fold needs of one exchange."""
 
     id: int
@@ -35,8 +34,7 @@ class Fact:
         return self.status == 0 or self.status >= 400
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     ts_us: int
     id: int
     operation: str
@@ -47,8 +45,10 @@ class Mark:
         return (self.ts_us, self.id)
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(NamedTuple):
+    """A user's exchanges in one cycle, folded. (A named tuple, not a frozen dataclass: one is made
+    per exchange ingested, and a tuple is made several times faster.)"""
+
     first_us: int
     last_us: int
     requests: int
@@ -63,19 +63,14 @@ class Summary:
 
     @classmethod
     def of(cls, fact: Fact) -> Summary:
-        mark = Mark(fact.ts_us, fact.id, fact.operation, fact.status)
+        ts_us, operation, status = fact.ts_us, fact.operation, fact.status
+        mark = Mark(ts_us, fact.id, operation, status)
+        bad = status == 0 or status >= 400
+        write = operation in WRITES
         return cls(
-            first_us=fact.ts_us,
-            last_us=fact.ts_us,
-            requests=1,
-            writes=1 if fact.operation in WRITES else 0,
-            failures=1 if fact.bad else 0,
-            lookups=1 if fact.operation == "lookup" else 0,
-            last=mark,
-            last_write=mark if fact.operation in WRITES else None,
-            last_failure=mark if fact.bad else None,
-            found=1 if fact.found is True and not fact.bad else 0,
-            missed=1 if fact.found is False and not fact.bad else 0,
+            ts_us, ts_us, 1, 1 if write else 0, 1 if bad else 0, 1 if operation == "lookup" else 0, mark,
+            mark if write else None, mark if bad else None,
+            1 if fact.found is True and not bad else 0, 1 if fact.found is False and not bad else 0,
         )
 
     def merge(self, other: Summary) -> Summary:
