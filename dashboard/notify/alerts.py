@@ -385,7 +385,7 @@ def failures_context(run: Run, notices: list[tuple[Episode, Notice]]) -> dict[st
     groups: dict[str, list[dict[str, Any]]] = {n.value: [] for n in Notice}
     for episode, notice in notices:
         groups[notice.value].append(episode_json(episode))
-    began = min(e.began_at for e, _n in notices)
+    began = min(aware(e.began_at) for e, _n in notices)  # (a row read back from SQLite is naive)
     only_resolved = not groups["opened"] and not groups["reminder"]
     brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=_iso(began),
                          cycle_ids=[cycle.id] if cycle else None, resolved="Failures resolved" if only_resolved else None)

@@ -282,3 +282,20 @@ def test_it_tells_failures_seen_only_in_entra_s_provisioning_logs_with_a_link_to
     assert "department is not a cost center. This operation was retried" in admin.text  # Entra's own words
     assert "https://monitor.example.com/jobs/uniflow-prod/entra-events/" in support.text
     assert "/exchanges/-" not in support.text + support.html
+
+
+def test_it_tells_a_new_failure_beside_a_reminder_of_an_older_one_in_one_email(app, settings, smtp_server):
+    """An episode read back from the database (naive times on SQLite) and one opened in this
+    evaluation (aware) are told together: the email's 'since' is the older one's start."""
+    step = Step(settings, smtp_server)
+    conflict = (409, "uniqueness", "User already exists")
+    got = []
+    for index in range(3):
+        failing = {2: BAD_DEPARTMENT} | ({3: conflict} if index == 2 else {})
+        ingest(settings, cycle_lines(index, failing=failing))
+        got.append([m.subject for m in step(after_cycle(index))])
+
+    assert got[0] == ["[uniFLOW production] New failures: attribute values rejected (1 user)"]
+    assert len(got[2]) == 1 and got[2][0].startswith("[uniFLOW production] New failures"), got
+    body = smtp_server.messages[-1].text
+    assert "uniqueness" in body.lower() or "already exists" in body.lower()
