@@ -128,13 +128,16 @@ def test_it_knows_the_serving_process(name, params, environ, serving):
 
 def test_it_starts_the_background_scheduler_only_where_it_should(settings, _schema, monkeypatch):
     started = []
-    monkeypatch.setattr(scheduler, "start_scheduler", lambda app, **kw: started.append(app) or _Stub())
+    monkeypatch.setattr(scheduler, "start_in_background", lambda app: started.append(app) or _Stub())
     live = replace(settings, testing=False, scheduler=SchedulerSettings(enabled=True))
 
     create_app(replace(live, scheduler=SchedulerSettings(enabled=False)))
     create_app(replace(settings, scheduler=SchedulerSettings(enabled=True)))  # testing
+    create_app(live)  # no command: a WSGI server (gunicorn's workers) imported app.py
     with click.Context(click.Command("ingest"), info_name="ingest"):
         create_app(live)
+    with click.Context(click.Command("scheduler"), info_name="scheduler"):
+        create_app(live)  # `flask scheduler` runs its own, under the lease
     assert started == []
     with click.Context(click.Command("run"), info_name="run") as ctx:
         ctx.params["reload"] = False
