@@ -146,8 +146,11 @@ class OpsSettings:
     """/metrics and /healthz: answered only to the scraper presenting the token whose hash is here."""
 
     scraper_token_hash: str = field(default="", repr=False)  # SHA-256 (hex) of the token; `flask ops token` makes one
+    outbox_max_age_minutes: int = 60  # /healthz fails while an unsent email is older than this
 
     def __post_init__(self) -> None:
+        if self.outbox_max_age_minutes < 1:
+            raise ConfigError("ops.outbox_max_age_minutes must be a positive integer")
         value = self.scraper_token_hash
         if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
             raise ConfigError("ops.scraper_token_hash must be the SHA-256 of the token in lower-case hex "
@@ -310,7 +313,7 @@ def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
     if env.get("DASHBOARD_SMTP_PASSWORD"):
         settings = replace(settings, smtp=replace(settings.smtp, password=env["DASHBOARD_SMTP_PASSWORD"]))
     if env.get("DASHBOARD_SCRAPER_TOKEN_HASH"):
-        settings = replace(settings, ops=OpsSettings(scraper_token_hash=env["DASHBOARD_SCRAPER_TOKEN_HASH"]))
+        settings = replace(settings, ops=replace(settings.ops, scraper_token_hash=env["DASHBOARD_SCRAPER_TOKEN_HASH"]))
     if env.get("DASHBOARD_ENTRA_CLIENT_SECRET"):
         settings = replace(settings, entra=replace(settings.entra, client_secret=env["DASHBOARD_ENTRA_CLIENT_SECRET"]))
     return settings
