@@ -208,7 +208,7 @@ class LeasedScheduler:
             log.info("scheduler %s is active (it holds the lease; jobs: %s)", self.holder,
                      ", ".join(j.id for j in scheduled_jobs(runtime.settings(self.app))))
         elif not held and self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)  # a job already past its fence finishes; no new one starts
             self.scheduler = None
             log.warning("scheduler %s lost the lease: jobs stopped, waiting as a standby", self.holder)
         elif not held and self.state != "standby":
