@@ -138,7 +138,7 @@ def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None
         if job.run_at_start:
             options["next_run_time"] = datetime.now(UTC)
         scheduler.add_job(
-            _run, (triggers or {}).get(job.id) or job.trigger(runtime.settings(app)), args=[job, app, fence], id=job.id, name=job.id,
+            run_once, (triggers or {}).get(job.id) or job.trigger(runtime.settings(app)), args=[job, app, fence], id=job.id, name=job.id,
             replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=job.misfire_grace_time, **options,
         )
     scheduler.add_listener(_on_error, EVENT_JOB_ERROR)
@@ -146,7 +146,7 @@ def start_scheduler(app: Flask, *, blocking: bool = False, only: set[str] | None
     return scheduler
 
 
-def _run(job: ScheduledJob, app: Flask, fence: LeasedScheduler | None) -> Any:
+def run_once(job: ScheduledJob, app: Flask, fence: LeasedScheduler | None) -> Any:
     """One run of `job`: the fence (still the lease holder?), the work, its count in the database."""
     with app.app_context():
         engine = db.engine
@@ -189,6 +189,20 @@ class LeasedScheduler:
         self.scheduler: BaseScheduler | None = None
         self._stop = threading.Event()
 
+    def take(self) -> bool:
+        """Take the lease once, without starting the jobs (`flask scheduler --once`)."""
+        try:
+            return lease.acquire(self.engine, self.holder, to_us(utc_now()), self.ttl_us)
+        except SQLAlchemyError:
+            log.warning("scheduler lease: the database cannot be reached", exc_info=True)
+            return False
+
+    def give_up(self) -> None:
+        try:
+            lease.release(self.engine, self.holder)
+        except SQLAlchemyError:
+            log.warning("scheduler lease: could not give it up; a standby takes it when it expires")
+
     def renew(self) -> bool:
         try:
             return lease.renew(self.engine, self.holder, to_us(utc_now()), self.ttl_us)
@@ -198,11 +212,7 @@ class LeasedScheduler:
 
     def step(self) -> bool:
         """Take or renew the lease once; start or stop the jobs to match. True while held."""
-        try:
-            held = lease.acquire(self.engine, self.holder, to_us(utc_now()), self.ttl_us)
-        except SQLAlchemyError:
-            log.warning("scheduler lease: the database cannot be reached; jobs paused until it can", exc_info=True)
-            held = False
+        held = self.take()
         if held and self.scheduler is None:
             self.scheduler = start_scheduler(self.app, fence=self)
             log.info("scheduler %s is active (it holds the lease; jobs: %s)", self.holder,
@@ -226,10 +236,7 @@ class LeasedScheduler:
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=True)
                 self.scheduler = None
-            try:
-                lease.release(self.engine, self.holder)
-            except SQLAlchemyError:
-                log.warning("scheduler lease: could not give it up; a standby takes it when it expires")
+            self.give_up()
             self.state = "stopped"
 
     def stop(self) -> None:

@@ -54,10 +54,10 @@ def test_a_job_runs_only_while_its_scheduler_holds_the_lease(app):
     keeper = LeasedScheduler(app)
     lease.acquire(db.engine, keeper.holder, to_us(utc_now()), TTL)
 
-    assert scheduler._run(job, app, keeper) == 1
+    assert scheduler.run_once(job, app, keeper) == 1
     lease.release(db.engine, keeper.holder)
     lease.acquire(db.engine, "another", to_us(utc_now()), TTL)
-    assert scheduler._run(job, app, keeper) is None  # fenced off: skipped, not counted
+    assert scheduler.run_once(job, app, keeper) is None  # fenced off: skipped, not counted
 
     db.session.rollback()
     stat = db.session.get(SchedulerRunStat, "probe")

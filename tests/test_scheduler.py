@@ -11,13 +11,14 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
-from dashboard import create_app, scheduler
+from dashboard import create_app, lease, scheduler
 from dashboard.db import db
 from dashboard.models import Notification, ReportRun
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.runtime import is_serving_process
 from dashboard.scheduler import JOBS, start_scheduler
 from dashboard.settings import JobSettings, ReportSettings, SchedulerSettings
+from dashboard.times import US, to_us, utc_now
 from tests.notify.helpers import (
     BAD_DEPARTMENT,
     after_cycle,
@@ -160,5 +161,14 @@ def test_it_lists_and_runs_the_jobs_from_the_command_line(app, runner, settings)
     assert listed.exit_code == 0 and "cycle-reports\tinterval[0:40:00]" in listed.output
     assert once.exit_code == 0, once.output
     assert "cycle-reports: 1" in once.output and "evaluate-health: 0" in once.output
+
+
+def test_it_runs_the_jobs_once_only_when_no_other_scheduler_holds_the_lease(app, runner):
+    lease.acquire(db.engine, "elsewhere:1:abc", to_us(utc_now()), 30 * US)
+
+    refused = runner.invoke(args=["scheduler", "--once"])
+
+    assert refused.exit_code == 1 and "another scheduler holds the lease" in refused.output
+    assert lease.holder_of(db.engine, to_us(utc_now())) == "elsewhere:1:abc"
 
 

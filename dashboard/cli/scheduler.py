@@ -9,11 +9,12 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from dashboard import runtime
-from dashboard.scheduler import LeasedScheduler, scheduled_jobs
+from dashboard.scheduler import LeasedScheduler, run_once, scheduled_jobs
 
 
 @click.command("scheduler")
-@click.option("--once", is_flag=True, help="Run every scheduled job once, now, and exit (e.g. from cron).")
+@click.option("--once", is_flag=True, help="Run every scheduled job once, now, and exit (refused while another "
+              "scheduler holds the lease).")
 @click.option("--list", "list_jobs", is_flag=True, help="List the scheduled jobs and exit.")
 @with_appcontext
 def scheduler_command(once: bool, list_jobs: bool) -> None:
@@ -28,8 +29,14 @@ def scheduler_command(once: bool, list_jobs: bool) -> None:
             click.echo(f"{job.id}\t{job.trigger(settings)}")
         return
     if once:
-        for job in jobs:
-            click.echo(f"{job.id}: {job.func(app)}")
+        keeper = LeasedScheduler(app)
+        if not keeper.take():
+            raise click.ClickException("another scheduler holds the lease (it runs these jobs): nothing was run")
+        try:
+            for job in jobs:
+                click.echo(f"{job.id}: {run_once(job, app, keeper)}")
+        finally:
+            keeper.give_up()
         return
     keeper = LeasedScheduler(app)
     signal.signal(signal.SIGTERM, lambda signum, frame: keeper.stop())  # systemd's stop: finish, give the lease up

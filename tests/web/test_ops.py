@@ -39,7 +39,7 @@ def test_it_exposes_the_jobs_the_outbox_and_the_scheduler(app, client, settings,
     app.extensions["clock"] = lambda: now
     enqueue(db.session, RenderedEmail("s", "t", "h"), to="a@example.com", kind="report", now=now - timedelta(minutes=5))
     db.session.commit()
-    assert scheduler._run(scheduler.JOBS[1], app, None) == 0  # deliver-email: no smtp.host, nothing sent; counted
+    assert scheduler.run_once(scheduler.JOBS[1], app, None) == 0  # deliver-email: no smtp.host, nothing sent; counted
     lease.acquire(db.engine, "host:1:abc", to_us(now) - 4 * US, 30 * US)
 
     got = samples(client, scraper)
@@ -67,7 +67,7 @@ def test_it_counts_a_failing_scheduled_job_as_an_error(app, client, scraper):
         raise RuntimeError("the SMTP password is hunter2")  # the message is not stored: it may hold a secret
 
     with pytest.raises(RuntimeError):
-        scheduler._run(scheduler.ScheduledJob("broken", broken, scheduler.JOBS[0].trigger, 60), app, None)
+        scheduler.run_once(scheduler.ScheduledJob("broken", broken, scheduler.JOBS[0].trigger, 60), app, None)
 
     got = samples(client, scraper)
     assert got["dashboard_scheduler_job_runs_total", (("job", "broken"),)] == 1
