@@ -11,7 +11,7 @@ from dashboard.formats.scim.redact import RedactionRules, redact_text
 
 # Loggers whose records are redacted where they are made, so that every handler (the console, a
 # test's capture) sees the redacted message; the root logger's handlers redact the rest.
-LOGGERS = ("werkzeug", "dashboard", "flask", "apscheduler", "sqlalchemy")
+LOGGERS = ("werkzeug", "dashboard", "flask", "apscheduler", "sqlalchemy", "gunicorn.access", "gunicorn.error")
 
 
 class RedactingFilter(logging.Filter):

@@ -39,10 +39,17 @@ def is_serving_process(environ: Mapping[str, str] | None = None) -> bool:
     environ = os.environ if environ is None else environ
     ctx = click.get_current_context(silent=True)
     if ctx is None:
-        return True  # a WSGI server (gunicorn, uwsgi) imported app.py: see README, disable it there
+        return True  # a WSGI server (gunicorn, uwsgi) imported app.py
     if ctx.info_name != "run":
         return False
     reload = ctx.params.get("reload")
     if reload is None:
         reload = get_debug_flag()
     return not reload or environ.get("WERKZEUG_RUN_MAIN") == "true"
+
+
+def is_dev_server(environ: Mapping[str, str] | None = None) -> bool:
+    """True only in `flask run`'s serving process: never under a WSGI server (gunicorn's workers
+    must not each start a scheduler), never in another command."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name == "run" and is_serving_process(environ)

@@ -68,7 +68,18 @@ class QuarantineSettings:
 
 @dataclass(frozen=True)
 class SchedulerSettings:
-    enabled: bool = True
+    enabled: bool = True  # a scheduler inside `flask run` (the dev server); never in gunicorn's workers
+    lease_seconds: int = 30  # the active scheduler's lease; a standby takes over this long after it stops renewing
+    renew_seconds: int = 10  # the active scheduler renews its lease (and a standby polls) this often
+    tick_seconds: int = 60  # email delivery and health evaluation run this often
+
+    def __post_init__(self) -> None:
+        for name in ("lease_seconds", "renew_seconds", "tick_seconds"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"scheduler.{name} must be a positive integer")
+        if self.renew_seconds * 2 > self.lease_seconds:
+            raise ConfigError("scheduler.renew_seconds must be at most half of scheduler.lease_seconds "
+                              "(a late renewal must not lose the lease)")
 
 
 @dataclass(frozen=True)
@@ -120,11 +131,30 @@ class NotificationSettings:
 
 @dataclass(frozen=True)
 class RetentionSettings:
-    days: int = 90  # whole cycles that ended longer ago are pruned daily, with their exchanges
+    days: int = 30  # whole cycles that ended longer ago are pruned daily, with their exchanges (Entra keeps 30)
+    batch_rows: int = 1000  # rows deleted per transaction: each lock is short, pages and ingest go on
 
     def __post_init__(self) -> None:
         if self.days < 1:
             raise ConfigError("retention.days must be a positive integer")
+        if self.batch_rows < 1:
+            raise ConfigError("retention.batch_rows must be a positive integer")
+
+
+@dataclass(frozen=True)
+class OpsSettings:
+    """/metrics and /healthz: answered only to the scraper presenting the token whose hash is here."""
+
+    scraper_token_hash: str = field(default="", repr=False)  # SHA-256 (hex) of the token; `flask ops token` makes one
+    outbox_max_age_minutes: int = 60  # /healthz fails while an unsent email is older than this
+
+    def __post_init__(self) -> None:
+        if self.outbox_max_age_minutes < 1:
+            raise ConfigError("ops.outbox_max_age_minutes must be a positive integer")
+        value = self.scraper_token_hash
+        if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+            raise ConfigError("ops.scraper_token_hash must be the SHA-256 of the token in lower-case hex "
+                              "(64 characters; `flask --app app ops token` prints one)")
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -201,6 +231,7 @@ class Settings:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     entra: EntraSettings = field(default_factory=EntraSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
     jobs: tuple[JobSettings, ...] = ()
     testing: bool = False
 
@@ -217,6 +248,7 @@ _TABLES = {
     "notifications": NotificationSettings,
     "retention": RetentionSettings,
     "entra": EntraSettings,
+    "ops": OpsSettings,
 }
 _POSITIVE = {
     "ingest.batch_size", "ingest.push_max_bytes", "ingest.future_tolerance_minutes", "jobs.scope_size", "cycles.gap_minutes",
@@ -280,6 +312,8 @@ def apply_environment(settings: Settings, env: dict[str, str]) -> Settings:
         settings = replace(settings, app=replace(settings.app, log_level=level))
     if env.get("DASHBOARD_SMTP_PASSWORD"):
         settings = replace(settings, smtp=replace(settings.smtp, password=env["DASHBOARD_SMTP_PASSWORD"]))
+    if env.get("DASHBOARD_SCRAPER_TOKEN_HASH"):
+        settings = replace(settings, ops=replace(settings.ops, scraper_token_hash=env["DASHBOARD_SCRAPER_TOKEN_HASH"]))
     if env.get("DASHBOARD_ENTRA_CLIENT_SECRET"):
         settings = replace(settings, entra=replace(settings.entra, client_secret=env["DASHBOARD_ENTRA_CLIENT_SECRET"]))
     return settings

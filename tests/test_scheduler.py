@@ -11,13 +11,14 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
-from dashboard import create_app, scheduler
+from dashboard import create_app, lease, scheduler
 from dashboard.db import db
 from dashboard.models import Notification, ReportRun
 from dashboard.notify.mailer import MemoryMailer
 from dashboard.runtime import is_serving_process
 from dashboard.scheduler import JOBS, start_scheduler
 from dashboard.settings import JobSettings, ReportSettings, SchedulerSettings
+from dashboard.times import US, to_us, utc_now
 from tests.notify.helpers import (
     BAD_DEPARTMENT,
     after_cycle,
@@ -128,13 +129,16 @@ def test_it_knows_the_serving_process(name, params, environ, serving):
 
 def test_it_starts_the_background_scheduler_only_where_it_should(settings, _schema, monkeypatch):
     started = []
-    monkeypatch.setattr(scheduler, "start_scheduler", lambda app, **kw: started.append(app) or _Stub())
+    monkeypatch.setattr(scheduler, "start_in_background", lambda app: started.append(app) or _Stub())
     live = replace(settings, testing=False, scheduler=SchedulerSettings(enabled=True))
 
     create_app(replace(live, scheduler=SchedulerSettings(enabled=False)))
     create_app(replace(settings, scheduler=SchedulerSettings(enabled=True)))  # testing
+    create_app(live)  # no command: a WSGI server (gunicorn's workers) imported app.py
     with click.Context(click.Command("ingest"), info_name="ingest"):
         create_app(live)
+    with click.Context(click.Command("scheduler"), info_name="scheduler"):
+        create_app(live)  # `flask scheduler` runs its own, under the lease
     assert started == []
     with click.Context(click.Command("run"), info_name="run") as ctx:
         ctx.params["reload"] = False
@@ -157,5 +161,14 @@ def test_it_lists_and_runs_the_jobs_from_the_command_line(app, runner, settings)
     assert listed.exit_code == 0 and "cycle-reports\tinterval[0:40:00]" in listed.output
     assert once.exit_code == 0, once.output
     assert "cycle-reports: 1" in once.output and "evaluate-health: 0" in once.output
+
+
+def test_it_runs_the_jobs_once_only_when_no_other_scheduler_holds_the_lease(app, runner):
+    lease.acquire(db.engine, "elsewhere:1:abc", to_us(utc_now()), 30 * US)
+
+    refused = runner.invoke(args=["scheduler", "--once"])
+
+    assert refused.exit_code == 1 and "another scheduler holds the lease" in refused.output
+    assert lease.holder_of(db.engine, to_us(utc_now())) == "elsewhere:1:abc"
 
 

@@ -134,6 +134,12 @@ def test_it_refuses_an_unknown_key(write, toml, key):
         ('[smtp]\nfrom_address = "nobody"\n', "smtp.from_address"),
         ("[notifications]\ndigest_hour = 24\n", "notifications.digest_hour"),
         ("[retention]\ndays = 0\n", "retention.days"),
+        ("[retention]\nbatch_rows = 0\n", "retention.batch_rows"),
+        ("[scheduler]\nrenew_seconds = 20\n", "scheduler.renew_seconds"),
+        ("[scheduler]\nlease_seconds = 0\n", "scheduler.lease_seconds"),
+        ("[scheduler]\ntick_seconds = 0\n", "scheduler.tick_seconds"),
+        ('[ops]\nscraper_token_hash = "not-a-hash"\n', "ops.scraper_token_hash"),
+        ("[ops]\noutbox_max_age_minutes = 0\n", "ops.outbox_max_age_minutes"),
         ("ingest = 1\n", "ingest"),
         ("jobs = 1\n", "jobs"),
         ('[[jobs]]\nname = "a"\nscope_size = 0\n', "jobs[0].scope_size"),
@@ -151,6 +157,15 @@ def test_it_accepts_a_log_level_in_any_case(write, level):
     settings = load_settings(write(f'[app]\nlog_level = "{level}"\n'), env={})
 
     assert settings.app.log_level.upper() == level.upper()
+
+
+def test_it_takes_the_scraper_token_hash_from_the_environment(write):
+    digest = "a" * 64
+
+    settings = load_settings(write("[ops]\noutbox_max_age_minutes = 5\n"), env={"DASHBOARD_SCRAPER_TOKEN_HASH": digest})
+
+    assert (settings.ops.scraper_token_hash, settings.ops.outbox_max_age_minutes) == (digest, 5)
+    assert digest not in repr(settings)  # never in a log line that prints the settings
 
 
 def test_it_requires_a_name_for_each_job(write):

@@ -5,6 +5,7 @@ traffic   what arrived (users, exchanges, rejects, Entra events): written by ing
 analysis  what it means (cycles, outcomes, signatures, health): written by tracking/
 notify    who is told what (subscriptions, outbox, reports, episodes): written by notify/
 accounts  who may look (accounts, API tokens, failed sign-ins, audit log): written by admin/
+ops       the scheduler's lease and run counts: written by lease.py
 """
 from dashboard.models.accounts import Account, ApiToken, AuditEntry, SignInFailure
 from dashboard.models.analysis import (
@@ -26,6 +27,7 @@ from dashboard.models.notify import (
     ReportRun,
     Subscription,
 )
+from dashboard.models.ops import SchedulerLease, SchedulerRunStat
 from dashboard.models.traffic import (
     EntraEvent,
     EntraJobStatus,
@@ -40,6 +42,6 @@ from dashboard.models.traffic import (
 __all__ = [
     "Account", "ApiToken", "AuditEntry", "Cycle", "DigestRun", "EntraEvent", "EntraJobStatus", "EntraPullState", "Episode",
     "Exchange", "HealthTransition", "IngestRun", "IngestToken", "Job", "JobAnalysis", "NOTIFY_KINDS",
-    "NOTIFY_ROLES", "Notification", "NotifyState", "Reject", "ReportRun", "ScimUser", "ScimUserAlias", "SignInFailure", "Signature",
+    "NOTIFY_ROLES", "Notification", "NotifyState", "Reject", "ReportRun", "SchedulerLease", "SchedulerRunStat", "ScimUser", "ScimUserAlias", "SignInFailure", "Signature",
     "SignatureUser", "Subscription", "UserCycle",
 ]

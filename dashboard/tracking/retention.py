@@ -7,11 +7,17 @@ dropped when none is left). User rows stay: they are identities, and their state
 that does not need the old cycles. Unsent emails are never pruned (an outbox never drops mail);
 sent ones, reports, resolved episodes, processed transitions (except each job's latest),
 digests, rejected lines, ingest runs and Entra job statuses (except each job's latest) are, by age.
+
+Every delete is batched: at most `retention.batch_rows` rows per transaction (ids first, then a
+DELETE of those ids), so no lock is held for long and a first prune of a large backlog does not
+stall the pushes and pages beside it. A cycle's exchanges go in batches before the cycle row; a
+page may meanwhile see a cycle past the cutoff with part of its exchanges (its stored counts stay).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -36,7 +42,7 @@ from dashboard.models import (
 from dashboard.settings import Settings
 from dashboard.times import to_us
 
-CHUNK = 50  # cycles per transaction
+CHUNK = 50  # cycles whose rows are deleted together (in batches of retention.batch_rows)
 
 
 @dataclass
@@ -58,27 +64,26 @@ class PruneResult:
 
 def prune(session: Session, now: datetime, settings: Settings) -> PruneResult:
     cutoff = now - timedelta(days=settings.retention.days)
+    batch = settings.retention.batch_rows
     result = PruneResult()
     for job_id in session.scalars(select(Job.id).order_by(Job.id)).all():
-        _prune_job(session, job_id, to_us(cutoff), result)
-    result.rejects += _delete(session, delete(Reject).where(Reject.created_at < cutoff))
-    result.notifications += _delete(session, delete(Notification).where(Notification.sent_at < cutoff))
-    result.reports += _delete(session, delete(ReportRun).where(ReportRun.created_at < cutoff))
-    result.episodes += _delete(session, delete(Episode).where(Episode.resolved_at < cutoff))
+        _prune_job(session, job_id, to_us(cutoff), result, batch)
+    result.rejects += _delete(session, Reject, batch, Reject.created_at < cutoff)
+    result.notifications += _delete(session, Notification, batch, Notification.sent_at < cutoff)
+    result.reports += _delete(session, ReportRun, batch, ReportRun.created_at < cutoff)
+    result.episodes += _delete(session, Episode, batch, Episode.resolved_at < cutoff)
     latest = select(func.max(HealthTransition.id)).group_by(HealthTransition.job_id)
-    result.transitions += _delete(session, delete(HealthTransition).where(
-        HealthTransition.at_us < to_us(cutoff), HealthTransition.processed_at.is_not(None),
-        HealthTransition.id.not_in(latest)))
-    result.other += _delete(session, delete(DigestRun).where(DigestRun.created_at < cutoff))
+    result.transitions += _delete(session, HealthTransition, batch, HealthTransition.at_us < to_us(cutoff),
+                                  HealthTransition.processed_at.is_not(None), HealthTransition.id.not_in(latest))
+    result.other += _delete(session, DigestRun, batch, DigestRun.created_at < cutoff)
     newest_status = select(func.max(EntraJobStatus.id)).group_by(EntraJobStatus.job_id)
-    result.other += _delete(session, delete(EntraJobStatus).where(
-        EntraJobStatus.observed_us < to_us(cutoff), EntraJobStatus.id.not_in(newest_status)))
-    result.other += _delete(session, delete(IngestRun).where(IngestRun.started_at < cutoff,
-                                                            IngestRun.finished_at.is_not(None)))
+    result.other += _delete(session, EntraJobStatus, batch, EntraJobStatus.observed_us < to_us(cutoff),
+                            EntraJobStatus.id.not_in(newest_status))
+    result.other += _delete(session, IngestRun, batch, IngestRun.started_at < cutoff, IngestRun.finished_at.is_not(None))
     return result
 
 
-def _prune_job(session: Session, job_id: int, cutoff_us: int, result: PruneResult) -> None:
+def _prune_job(session: Session, job_id: int, cutoff_us: int, result: PruneResult, batch: int) -> None:
     old = session.scalars(select(Cycle.id).where(Cycle.job_id == job_id, Cycle.ended_us < cutoff_us)
                           .order_by(Cycle.ended_us)).all()
     touched: set[int] = set()
@@ -86,26 +91,23 @@ def _prune_job(session: Session, job_id: int, cutoff_us: int, result: PruneResul
         chunk = old[start:start + CHUNK]
         touched.update(session.scalars(select(Exchange.sig_id).where(
             Exchange.cycle_id.in_(chunk), Exchange.sig_id.is_not(None)).distinct()).all())
-        result.exchanges += session.execute(delete(Exchange).where(Exchange.cycle_id.in_(chunk))).rowcount
+        result.exchanges += _delete(session, Exchange, batch, Exchange.cycle_id.in_(chunk))
         touched.update(session.scalars(select(EntraEvent.sig_id).where(
             EntraEvent.cycle_id.in_(chunk), EntraEvent.sig_id.is_not(None)).distinct()).all())
-        result.events += session.execute(delete(EntraEvent).where(EntraEvent.cycle_id.in_(chunk))).rowcount
-        session.execute(delete(UserCycle).where(UserCycle.cycle_id.in_(chunk)))
-        result.cycles += session.execute(delete(Cycle).where(Cycle.id.in_(chunk))).rowcount
-        session.commit()
+        result.events += _delete(session, EntraEvent, batch, EntraEvent.cycle_id.in_(chunk))
+        _delete(session, UserCycle, batch, UserCycle.cycle_id.in_(chunk))
+        result.cycles += _delete(session, Cycle, batch, Cycle.id.in_(chunk))
     # Exchanges the analysis never placed in a cycle (none, normally): by their own time.
-    stray = select(Exchange.id).where(Exchange.job_id == job_id, Exchange.cycle_id.is_(None), Exchange.ts_us < cutoff_us)
-    touched.update(session.scalars(select(Exchange.sig_id).where(
-        Exchange.id.in_(stray), Exchange.sig_id.is_not(None)).distinct()).all())
-    result.exchanges += _delete(session, delete(Exchange).where(Exchange.id.in_(stray)))
-    stray_events = select(EntraEvent.id).where(EntraEvent.job_id == job_id, EntraEvent.cycle_id.is_(None),
-                                               EntraEvent.activity_us < cutoff_us)
+    stray = (Exchange.job_id == job_id, Exchange.cycle_id.is_(None), Exchange.ts_us < cutoff_us)
+    touched.update(session.scalars(select(Exchange.sig_id).where(*stray, Exchange.sig_id.is_not(None)).distinct()).all())
+    result.exchanges += _delete(session, Exchange, batch, *stray)
+    stray_events = (EntraEvent.job_id == job_id, EntraEvent.cycle_id.is_(None), EntraEvent.activity_us < cutoff_us)
     touched.update(session.scalars(select(EntraEvent.sig_id).where(
-        EntraEvent.id.in_(stray_events), EntraEvent.sig_id.is_not(None)).distinct()).all())
-    result.events += _delete(session, delete(EntraEvent).where(EntraEvent.id.in_(stray_events)))
+        *stray_events, EntraEvent.sig_id.is_not(None)).distinct()).all())
+    result.events += _delete(session, EntraEvent, batch, *stray_events)
     for sig_id in sorted(touched):
         result.signatures += _recount_signature(session, sig_id)
-    session.commit()
+        session.commit()  # one signature per transaction: short, like the deletes
 
 
 def _recount_signature(session: Session, sig_id: int) -> int:
@@ -132,7 +134,12 @@ def _recount_signature(session: Session, sig_id: int) -> int:
     return 0
 
 
-def _delete(session: Session, statement) -> int:  # type: ignore[no-untyped-def]
-    count = session.execute(statement).rowcount
-    session.commit()
-    return count
+def _delete(session: Session, model: Any, batch: int, *where: Any) -> int:
+    """Delete the rows of `model` matching `where`, `batch` rows per transaction; how many went."""
+    count = 0
+    while True:
+        ids = session.scalars(select(model.id).where(*where).order_by(model.id).limit(batch)).all()
+        if not ids:
+            return count
+        count += session.execute(delete(model).where(model.id.in_(ids))).rowcount
+        session.commit()

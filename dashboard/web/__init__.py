@@ -23,7 +23,7 @@ CSP = (
 
 def init_app(app: Flask) -> None:
     # Here, not at the top: the blueprints import this package (csrf), a cycle at module level.
-    from dashboard.web import admin, api, auth, pages
+    from dashboard.web import admin, api, auth, ops, pages
 
     csrf.init_app(app)
     csrf.exempt(api.bp)  # JSON API: bearer tokens or read-only GETs; forms are all in pages/auth
@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(ops.bp)
     app.before_request(auth.load_account)
     app.after_request(_security_headers)
     app.jinja_env.globals["csp_nonce"] = lambda: ""

@@ -12,12 +12,14 @@ import logging
 import re
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from datetime import timedelta
 
 import orjson
 from sqlalchemy import select
 
 from dashboard.admin.jobs import create_token, get_job
+from dashboard.admin.scraper import make_token
 from dashboard.db import db
 from dashboard.formats import codec
 from dashboard.models import EntraEvent, Exchange
@@ -25,6 +27,7 @@ from dashboard.notify.alerts import evaluate_health
 from dashboard.notify.mailer import SmtpMailer
 from dashboard.notify.outbox import deliver_pending
 from dashboard.notify.reports import send_due_reports
+from dashboard.settings import OpsSettings
 from tests.local_http import serving_app
 
 from .canaries import (
@@ -108,6 +111,7 @@ def test_no_canary_leaves_by_any_path(app, settings, client, runner, smtp_server
     sign_in_as_admin(client)
     _crawl(client, found)
     _read_the_api(client, found)
+    _read_the_scrapers_answers(app, settings, client, found)
     for record in caplog.records:
         if not record.name.startswith("mail.log"):  # the test SMTP server's own debugging, not the app's
             found.search(f"the log ({record.name})", record.getMessage())
@@ -188,6 +192,17 @@ def _read_the_api(client, found: Findings) -> None:  # type: ignore[no-untyped-d
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
         found.search(f"the API answer {url}", response.get_data())
+
+
+def _read_the_scrapers_answers(app, settings, client, found: Findings) -> None:  # type: ignore[no-untyped-def]
+    """/metrics and /healthz, with the scraper token (job names and counts only, never a secret)."""
+    token, digest = make_token()
+    app.extensions["dashboard"] = replace(settings, ops=OpsSettings(scraper_token_hash=digest))
+    for url in ("/metrics", "/healthz"):
+        response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (200, 503), (url, response.status_code)
+        found.search(f"the scraper's answer {url}", response.get_data())
+    app.extensions["dashboard"] = settings
 
 
 def test_the_canaries_are_found_where_they_are_put():

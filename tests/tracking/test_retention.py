@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
@@ -105,3 +105,40 @@ def test_it_prunes_old_entra_events_with_their_cycle_and_recounts_their_signatur
     sig = db.session.scalars(select(Signature)).one()
     assert (sig.exchanges, sig.users) == (1, 1)
     assert sig.sample_exchange_id < 0  # the event left
+
+
+def test_it_keeps_thirty_days_by_default_as_entra_keeps_its_logs():
+    assert RetentionSettings().days == 30
+
+
+def test_it_deletes_in_short_batches_one_transaction_each(app, settings):
+    # Four cycles of 10 exchanges; batches of 3 rows: every DELETE removes at most 3 rows and is
+    # committed before the next (no long-held lock), and the result is the same as in one go.
+    for index in range(4):
+        ingest(settings, cycle_lines(index, failing={2: BAD_DEPARTMENT}))
+    deletes: list[int] = []
+    commits: list[int] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(cursor.rowcount)
+
+    def on_commit(conn):  # type: ignore[no-untyped-def]
+        commits.append(len(deletes))
+
+    event.listen(db.engine, "after_cursor_execute", on_execute)
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        result = prune(db.session, cycle_end(1) + timedelta(days=1, minutes=1),
+                       replace(settings, retention=RetentionSettings(days=1, batch_rows=3)))
+    finally:
+        event.remove(db.engine, "after_cursor_execute", on_execute)
+        event.remove(db.engine, "commit", on_commit)
+
+    assert (result.cycles, result.exchanges) == (2, 20)
+    assert count(Exchange) == 20 and count(Cycle) == 2
+    row_deletes = [n for n in deletes if n > 0]
+    assert max(row_deletes) == 3 and len(row_deletes) >= 20 // 3
+    per_transaction = [sum(1 for n in deletes[a:b] if n > 0) for a, b in zip([0, *commits], commits, strict=False)]
+    assert max(per_transaction) == 1  # one batch per transaction
+    assert sum(per_transaction) == len(row_deletes)  # every delete was committed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from dashboard.admin import accounts
 from dashboard.admin.accounts import add_account, create_api_token, role_allows
 from dashboard.admin.jobs import create_token, get_job
+from dashboard.admin.scraper import make_token
 from dashboard.db import db
 from dashboard.demo.simulate import simulate_lines
 from dashboard.demo.truth import SimConfig
@@ -20,9 +22,11 @@ from dashboard.ingest.entra import import_events
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Account, ApiToken, Cycle, EntraEvent, Exchange
 from dashboard.notify.reports import send_report_if_due
+from dashboard.settings import OpsSettings
 from tests.web.signin import PASSWORD, csrf_token, sign_in, signed_in
 
-UNGUARDED = {"static", "auth.login", "auth.logout", "api.push_exchanges"}  # push takes ingest tokens
+SCRAPER = {"ops.metrics", "ops.healthz"}  # the scraper token of [ops] scraper_token_hash, not accounts
+UNGUARDED = {"static", "auth.login", "auth.logout", "api.push_exchanges"} | SCRAPER  # push takes ingest tokens
 PUSH = "/api/v1/jobs/uniflow-prod/exchanges"
 # The least role each endpoint needs (docs/api.md). A new endpoint must be added here.
 MIN_ROLE = {
@@ -172,7 +176,8 @@ def test_it_refuses_anonymous_access_to_every_route(app, client, values):  # typ
     for endpoint, method, url in routes(app, values):
         if endpoint in {"static", "auth.login", "auth.logout"}:
             continue
-        expected[method, url] = "401 JSON" if url.startswith("/api/") else "sent to sign in"
+        expected[method, url] = "401 JSON" if url.startswith("/api/") else "401" if endpoint in SCRAPER \
+            else "sent to sign in"
         with open_with_csrf(client, method, url, token) as response:
             actual[method, url] = outcome(response)
 
@@ -204,6 +209,42 @@ def test_it_answers_a_too_low_role_with_403_json_on_the_api(client, values):  # 
 
     assert response.status_code == 403
     assert response.json == {"error": "this needs the support role"}
+
+
+# -- /metrics and /healthz take the scraper token, nothing else --------------------------------------
+
+
+@pytest.fixture
+def scraper(app, settings):  # type: ignore[no-untyped-def]
+    token, digest = make_token()
+    app.extensions["dashboard"] = replace(settings, ops=OpsSettings(scraper_token_hash=digest))
+    return token
+
+
+@pytest.mark.parametrize("url", ["/metrics", "/healthz"])
+def test_it_answers_the_scraper_token_only(client, scraper, url):  # type: ignore[no-untyped-def]
+    signed_in(client, "admin")
+    personal = create_api_token(account("admin", "other-admin@example.com"))
+    ingest_token = create_token(get_job("uniflow-prod"))[1]
+
+    def status(headers: dict[str, str]) -> int:
+        return client.get(url, headers=headers).status_code
+
+    assert status({}) == 401  # an admin's session is not the scraper
+    assert status({"Authorization": "Basic YWRtaW46eA=="}) == 401
+    assert status({"Authorization": f"Bearer {personal}"}) == 403
+    assert status({"Authorization": f"Bearer {ingest_token}"}) == 403
+    assert status({"Authorization": f"Bearer {scraper}x"}) == 403
+    assert status({"Authorization": f"Bearer {scraper}"}) in (200, 503)  # /healthz: 503 without a scheduler
+
+
+def test_it_answers_nobody_while_no_scraper_token_is_configured(client, settings):  # type: ignore[no-untyped-def]
+    token, _ = make_token()
+
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+
+    assert settings.ops.scraper_token_hash == ""
+    assert response.status_code == 403
 
 
 # -- the ingest push takes ingest tokens, not accounts -------------------------------------------------
