@@ -4,7 +4,7 @@ JSON [prefix, last cycle's outcome] (dashboard/tracking/fold.py). NULL for every
 the first batch that touches a user reloads their history once and stores it.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-05 21:10:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
