@@ -72,9 +72,12 @@ PARALLEL_AFTER_LINES = 4_000
 _ROWS_PER_INSERT = (500, 50, 5, 1)  # rows per INSERT statement on SQLite (each size a statement)
 _SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 # SQLite page cache for a large input (KiB; SQLite's default is 2 MB): each insert updates a
-# dozen indexes at random places (the dedupe key is a hash), and finds far more of their pages
-# in a larger cache. Set on the connection while such an input is loaded, then restored.
-LARGE_INPUT_CACHE_KIB = 32_768
+# dozen indexes, some at random places (the dedupe key is a hash; the user/time index), and finds
+# more of their pages in a larger cache. Set on the connection while such an input is loaded,
+# then restored. With the resolver's CACHE_LIMIT and the workers' read-ahead it bounds an
+# ingest's memory whatever the input's size (docs/ingest.md, "Memory"): with 32 MiB the process
+# group peaked at about 210 MB at 1M lines.
+LARGE_INPUT_CACHE_KIB = 16_384
 # The database itself failing (gone, locked, timed out): nothing is wrong with the lines, so a
 # batch is not retried line by line and the ingest stops; a re-run completes it.
 DATABASE_DOWN = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
