@@ -440,14 +440,12 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
                    _user_cycles.c.outcome, _user_cycles.c.summary)
             .join(_cycles, _cycles.c.id == _user_cycles.c.cycle_id)
             .where(_user_cycles.c.user_id.in_(ordered[start : start + _CHUNK]))
-        )
+        ).all()  # one fetch of the chunk: iterating a Result fetches row by row
         for user_id, cycle_id, started_us, operation, outcome, summary in rows:
-            folded = Summary.from_dict(orjson.loads(summary))
-            failure = folded.last_failure
+            last_us, failure, lookup = _history_fields(orjson.loads(summary))
             histories[user_id].append(CycleOutcome(
-                cycle_id, started_us, operation, outcome, folded.last_us,
-                failure.id if failure else None, failure.ts_us if failure else None,
-                lookup_result(folded),
+                cycle_id, started_us, operation, outcome, last_us,
+                failure[1] if failure else None, failure[0] if failure else None, lookup,
             ))
     params = []
     for user_id in ordered:
@@ -467,6 +465,18 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
         ),
         params,
     )
+
+
+def _history_fields(data: list | dict) -> tuple[int, tuple[int, int] | list | None, bool | None]:
+    """(last_us, last failure's (ts_us, id), lookup result) of a stored summary, read straight
+    from its compact list (Summary.to_dict) without building the Summary: a user's history is
+    read whole at each refresh, so this runs once per stored cycle of every touched user."""
+    if data.__class__ is not list or len(data) < 9:  # the first, keyed form
+        folded = Summary.from_dict(data)
+        failure = folded.last_failure
+        return folded.last_us, (failure.ts_us, failure.id) if failure else None, lookup_result(folded)
+    found, missed = (data[9], data[10]) if len(data) >= 11 else (0, 0)
+    return data[1], data[8], True if found else (False if missed else None)
 
 
 def lookup_result(summary: Summary) -> bool | None:
