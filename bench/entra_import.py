@@ -7,7 +7,8 @@
             dedupe key of each event (what the loader will need per record).
 (c) import: what `flask ingest DIR` does, into a fresh SQLite database: (b), then user
             resolution, cycles, signatures, per-user outcomes and the batch commits
-            (dashboard/entra_load.py), one run (a second would only find duplicates).
+            (dashboard/ingest/entra.py `import_paths`, with the worker process `flask ingest` uses for
+            large inputs, `ingest.workers`), one run (a second would only find duplicates).
 All run in the same process, on the same files, after one warm-up pass each. Prints records/s,
 the ratios to (a), and the database's size per record. Figures only. BENCH_OUT=<dir> puts the
 generated pages and the database elsewhere than bench/out.
@@ -71,8 +72,7 @@ def import_all(directory: Path) -> tuple[float, int, int]:
     from dashboard import create_app
     from dashboard.admin.jobs import get_job
     from dashboard.db import db, upgrade_schema
-    from dashboard.formats.entra.parse import read_paths
-    from dashboard.ingest.entra import import_events
+    from dashboard.ingest.entra import import_paths
     from dashboard.ingest.scim import options_from
     from dashboard.settings import (
         AppSettings,
@@ -95,8 +95,8 @@ def import_all(directory: Path) -> tuple[float, int, int]:
             sync_jobs(settings.jobs)
             options = options_from(settings.ingest, cycles=settings.cycles)
             started = time.perf_counter()
-            items = ((str(where), item) for where, item in read_paths([directory], "entra-graph", rules=options.rules))
-            result = import_events(db.engine, get_job("bench"), items, source=str(directory), via="cli", options=options)
+            result = import_paths(db.engine, get_job("bench"), [directory], "entra-graph", source=str(directory),
+                                  via="cli", options=options)
             elapsed = time.perf_counter() - started
             with db.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "dashboard"
 
 PURE = ("dashboard.formats", "dashboard.analysis", "dashboard.times", "dashboard.settings", "dashboard.notify.rules",
         "dashboard.notify.text", "dashboard.demo.simulate", "dashboard.demo.truth", "dashboard.demo.entra_pages",
-        "dashboard.ingest.prepare")
+        "dashboard.ingest.prepare", "dashboard.ingest.entra_prepare")
 PURE_THIRD_PARTY = ("orjson",)
 # What web/ may import from the project: the read side, the push entry point, access and runtime.
 WEB_MAY_IMPORT = ("dashboard.queries", "dashboard.web", "dashboard.runtime", "dashboard.db", "dashboard.admin",

@@ -17,9 +17,8 @@ from dashboard.cli.common import job_or_exit, time_option
 from dashboard.db import db
 from dashboard.formats import sniff as sniff_formats
 from dashboard.formats.entra.parse import FORMATS as entra_formats
-from dashboard.formats.entra.parse import read_paths
 from dashboard.formats.scim.parse import read_lines
-from dashboard.ingest.entra import import_events, import_job_status_file
+from dashboard.ingest.entra import import_job_status_file, import_paths
 from dashboard.ingest.scim import IngestResult, ingest_lines, options_for
 from dashboard.models import Job, Reject
 from dashboard.queries.export import export_lines
@@ -112,13 +111,12 @@ def _ingest_entra(job: Job, paths: list[str], fmt: str | None, show: bool) -> In
     """Entra provisioning logs: all the paths in one import, so the CSV download's files join."""
     options = options_for(runtime.settings())
     label = ", ".join(paths)
-    items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
 
     def bar(records: int) -> None:
         click.echo(f"\r{label[:60]}: {records:,} records", nl=False, err=True)
 
-    result = import_events(db.engine, job, items, source=label, via="entra", options=options,
-                           progress=bar if show else None)
+    result = import_paths(db.engine, job, paths, fmt, source=label, via="entra", options=options,
+                          progress=bar if show else None)
     if show:
         click.echo("", err=True)
     for problem in result.problems:

@@ -15,11 +15,14 @@ negative "exchange id" there is an Entra event (see `evidence_ref`).
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,31 +32,47 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.db import insert_ignoring
 from dashboard.formats import codec
 from dashboard.formats.dedupe import stable_hash
-from dashboard.formats.entra.facts import detail_of, fact_of, reference_failure
+from dashboard.formats.entra.facts import reference_failure
 from dashboard.formats.entra.jobstatus import read_job_status_file
-from dashboard.formats.entra.parse import dedupe_key
+from dashboard.formats.entra.parse import read_paths, standalone_files
 from dashboard.formats.entra.records import JobStatus, ProvisioningEvent
 from dashboard.formats.limits import fit
 from dashboard.formats.scim.records import ParseProblem
 from dashboard.formats.scim.redact import RedactionRules, redact_body
-from dashboard.ingest.prepare import future_reason
+from dashboard.ingest.entra_prepare import (  # noqa: F401 - _prepare: the fuzz harness checks rows with it
+    EntraPreparer,
+    Entry,
+    Prepared,
+    _cut,
+    _prepare,
+    describe,
+    prepare_item,
+    printable,
+    record_problem,
+    view_of,
+)
+from dashboard.ingest.prepare import Workers
 from dashboard.ingest.resolve import UserResolver
 from dashboard.ingest.scim import (
     DATABASE_DOWN,
     IngestOptions,
     IngestResult,
+    _worker_count,
     save_rejects,
 )
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject
 from dashboard.times import to_us, utc_now
 from dashboard.tracking.fold import BatchAnalyzer, _mark_dirty
 
+log = logging.getLogger(__name__)
 _events = EntraEvent.__table__
 _cycles = Cycle.__table__
 _rejects = Reject.__table__
 _runs = IngestRun.__table__
 _statuses = EntraJobStatus.__table__
 PROBLEMS_KEPT = 1000
+PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker process (import_paths)
+WORKER_AHEAD_BYTES = 24 << 20  # file bytes out at the worker or waiting in its answers, at most
 Item = tuple[str, "ProvisioningEvent | ParseProblem"]  # (source file, record or problem)
 
 
@@ -76,12 +95,67 @@ def import_events(
     loader = _EventLoader(engine, job, source=source, via=via, options=options)
     result = IngestResult()
     iterator = iter(items)
+    job_id, not_after_us = loader.job_id, loader.not_after_us
     while batch := list(islice(iterator, max(options.batch_size, 1))):
-        loader.load_batch(batch, result)
+        loader.load_batch([prepare_item(job_id, where, item, not_after_us) for where, item in batch], result)
         if progress:
             progress(result.lines)
     loader.finish()
     return result
+
+
+def import_paths(
+    engine: Engine,
+    job: Job,
+    paths: Iterable[Path | str],
+    fmt: str | None,
+    *,
+    source: str,
+    via: str,
+    options: IngestOptions,
+    progress: Callable[[int], None] | None = None,
+    parallel_after_bytes: int = PARALLEL_AFTER_BYTES,
+) -> IngestResult:
+    """Store the events of files and directories (what `flask ingest` reads) for `job`.
+
+    The same as `import_events` over `read_paths`, record for record. When the files are large
+    (`parallel_after_bytes` in all) and each can be read on its own (no CSV download whose files
+    join), a worker process (`ingest.workers`) reads and prepares them, a file per task, while
+    this process writes the batch before; memory stays bounded (ingest/prepare.py `Workers`).
+    """
+    paths = list(paths)
+    files = standalone_files(paths)
+    workers = _worker_count(options) if files else 0
+    if not workers or sum(_size(path) for path in files) < parallel_after_bytes:  # type: ignore[union-attr]
+        items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
+        return import_events(engine, job, items, source=source, via=via, options=options, progress=progress)
+    loader = _EventLoader(engine, job, source=source, via=via, options=options)
+    preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us)
+    result = IngestResult()
+    size = max(options.batch_size, 1)
+    tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))  # type: ignore[union-attr]
+    try:
+        pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
+    except OSError as exc:  # no interpreter to start (embedded Python): carry on here
+        log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
+        entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
+        pool = None
+    with pool or nullcontext():
+        if pool is not None:
+            entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
+        while batch := list(islice(entries, size)):
+            loader.load_batch(batch, result)
+            if progress:
+                progress(result.lines)
+    loader.finish()
+    return result
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class _EventLoader:
@@ -100,30 +174,22 @@ class _EventLoader:
                 insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=utc_now())
             ).inserted_primary_key[0]
 
-    def load_batch(self, batch: list[Item], result: IngestResult) -> None:
-        """Store one batch in one transaction. When anything in it fails (a record the database
-        refuses, a constraint...), it is rolled back and its records are stored one by one, each in
-        its own transaction: those that fail again are rejects naming the record and the error."""
+    def load_batch(self, batch: list[Entry], result: IngestResult) -> None:
+        """Store one batch (entries of `prepare_item`) in one transaction. When anything in it fails
+        (a record the database refuses, a constraint...), it is rolled back and its records are
+        stored one by one, each in its own transaction: those that fail again are rejects naming
+        the record and the error."""
         problems: list[tuple[str, ParseProblem]] = []
-        prepared: dict[int, _Prepared] = {}  # dedupe key -> the record ready to store
+        prepared: dict[int, Prepared] = {}  # dedupe key -> the record ready to store
         duplicates = 0
-        for where, item in batch:
-            if isinstance(item, ParseProblem):
-                problems.append((where, item))
+        for entry in batch:
+            if entry.__class__ is not Prepared:
+                problems.append(entry)  # type: ignore[arg-type]
                 continue
-            if self.not_after_us is not None and to_us(item.activity_at) > self.not_after_us:
-                problems.append((where, ParseProblem(item.record_no, f"record {item.record_no}: "
-                                                     + future_reason(item.activity_at, self.not_after_us), "")))
-                continue
-            try:
-                key = dedupe_key(item)
-                row, view, names = _prepare(self.job_id, key, item)
-            except Exception as exc:  # noqa: BLE001 - one odd record is a reject, never the whole file
-                problems.append((where, _record_problem(item, "cannot be stored", exc)))
-                continue
+            key = entry.row["dedupe"]  # type: ignore[union-attr]
             if key in prepared:
                 duplicates += 1
-            prepared[key] = _Prepared(where, item, row, view, names)
+            prepared[key] = entry  # type: ignore[assignment]
         before = duplicates
         try:
             with self.engine.begin() as conn:
@@ -145,7 +211,7 @@ class _EventLoader:
                     raise
                 except Exception as exc:  # noqa: BLE001 - this record alone fails: a reject naming it
                     self._forget()
-                    problems.append((entry.where, _record_problem(entry.event, "cannot be stored", exc)))
+                    problems.append((entry.where, record_problem(entry.who, "cannot be stored", exc)))
                     continue
                 accepted += one_accepted
                 duplicates += one_stored
@@ -162,7 +228,7 @@ class _EventLoader:
                 for where, problem in problems[:room]
             )
 
-    def _store(self, conn: Connection, entries: list[_Prepared]) -> tuple[int, int]:
+    def _store(self, conn: Connection, entries: list[Prepared]) -> tuple[int, int]:
         """Store the records not stored yet, with their users and their analysis; (accepted,
         already stored). The one place where a batch's events are inserted."""
         stored = self._existing(conn, [entry.row["dedupe"] for entry in entries])
@@ -207,7 +273,7 @@ class _EventLoader:
                 _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
         return found
 
-    def _resolve_users(self, conn: Connection, entries: list[_Prepared]) -> None:
+    def _resolve_users(self, conn: Connection, entries: list[Prepared]) -> None:
         """The user of each event: the SCIM traffic's user with its userName, externalId or target id."""
         self.resolver.prefetch_names(conn, (entry.names for entry in entries if entry.names))
         for entry in entries:
@@ -233,54 +299,9 @@ class _EventLoader:
             conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(finished_at=utc_now()))
 
 
-@dataclass(slots=True)
-class _Prepared:
-    """A record ready to store: where it came from, the event, its row, analysis view and names."""
-
-    where: str
-    event: ProvisioningEvent
-    row: dict
-    view: dict
-    names: tuple | None
-
-
-def _record_problem(event: ProvisioningEvent, what: str, exc: BaseException) -> ParseProblem:
-    """The reject of a record that could not be stored: its number and Entra id, and the error's class."""
-    ident = f" (id {_printable(event.id)[:80]})" if event.id else ""
-    return ParseProblem(event.record_no, f"record {event.record_no}{ident}: {what} ({_describe(exc)})",
-                        _identifying(event))
-
-
-def _describe(exc: BaseException) -> str:
-    """An error's class and first line; a database error's driver class too (the SQL and its
-    parameters, which hold the record's values, are left out)."""
-    inner = getattr(exc, "orig", None)  # SQLAlchemy's error: the driver's own
-    inner = inner if isinstance(inner, BaseException) else None
-    name = type(exc).__name__
-    if inner is not None and type(inner).__name__ != name:
-        name = f"{name} ({type(inner).__name__})"
-    text = str(inner if inner is not None else exc).strip().split("\n", 1)[0]
-    text = text.split(" [SQL: ", 1)[0]
-    return f"{name}: {_printable(text)[:300]}" if text else name
-
-
-def _identifying(event: ProvisioningEvent) -> str:
-    """What finds the record in its file again (its raw text is not kept once it is an event)."""
-    fields = {"id": event.id, "changeId": event.change_id, "cycleId": event.cycle_id,
-              "activityDateTime": event.activity_at.isoformat(), "action": event.action_raw or event.action.value}
-    return orjson.dumps({k: _printable(v) if isinstance(v, str) else v for k, v in fields.items() if v}).decode()
-
-
-def _printable(text: str) -> str:
-    """`text` as any database stores it: a lone surrogate or a NUL written as its escape."""
-    if text.isascii() and "\x00" not in text:
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-
-
 def _storable(problem: ParseProblem) -> ParseProblem:
     """A reject that no database refuses (PostgreSQL takes no NUL in text)."""
-    reason, raw = _printable(problem.reason), _printable(problem.raw)
+    reason, raw = printable(problem.reason), printable(problem.raw)
     if reason is problem.reason and raw is problem.raw:
         return problem
     return ParseProblem(problem.line_no, reason, raw)
@@ -317,7 +338,7 @@ def refold_events(engine: Engine, job_id: int, *, gap_us: int, batch: int = 5000
             views = []
             for row in rows:
                 steps = codec.unpack(row.blob).get("steps") or [] if row.failed else []
-                view = _view(job_id, row.activity_us, row.cycle_key, row.operation, row.status, row.failed,
+                view = view_of(job_id, row.activity_us, row.cycle_key, row.operation, row.status, row.failed,
                              reference=row.user_id is None or (row.failed and reference_failure(
                                  row.error_code, [(s.get("type"), s.get("status")) for s in steps])),
                              error_code=row.error_code, reason=row.reason, duration_ms=row.duration_ms)
@@ -352,82 +373,6 @@ def fold_views(conn: Connection, analyzer: BatchAnalyzer, job_id: int, views: li
         v for v in views if v["user_id"] is not None and not v["reference"] and not v["staged_delete"]])
     _mark_dirty(conn, job_id, min(v["ts_us"] for v in views))
 
-
-
-def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dict, tuple | None]:
-    """The row to insert, the analysis's view of it, and the names that find its user."""
-    fact = fact_of(event)
-    is_user = _is_user(event)
-    ts_us = to_us(event.activity_at)
-    row = {
-        "job_id": job_id, "dedupe": key, "activity_us": ts_us, "entra_id": _cut(event.id, 200),
-        "change_id": _cut(event.change_id, 200), "cycle_key": _cut(event.cycle_id, 200),
-        "entra_job_id": _cut(event.job_id, 300), "action": fit(event.action_raw or event.action.value, 20),
-        "outcome": event.status.value, "operation": fact.operation, "status": fact.status,
-        "failed": fact.failed, "error_code": _cut(event.error_code, 200), "reason": event.reason,
-        "recommended_action": event.recommended_action, "retry_count": _int32(event.retry_count),
-        "next_retry_us": to_us(event.next_retry_at) if event.next_retry_at else None,
-        "duration_ms": _int32(event.duration_ms), "source_id": _cut(event.source.id, 200),
-        "target_id": _cut(event.target.id, 512),
-        "display_name": _cut(event.source.display_name or event.target.display_name, 512),
-        "user_name": _cut(event.user_name, 512), "external_id": _cut(event.external_id, 512),
-        "user_id": None, "blob": codec.pack(_details(event)),
-    }
-    view = _view(job_id, ts_us, row["cycle_key"], fact.operation, fact.status, fact.failed,
-                 reference=fact.reference or not is_user, error_code=event.error_code, reason=event.reason,
-                 duration_ms=event.duration_ms)
-    names = (_cut(event.user_name, 512), _cut(event.external_id, 512), _cut(event.target.id, 512)) if is_user else None
-    return row, view, names
-
-
-def _view(job_id: int, ts_us: int, cycle_key: str | None, operation: str, status: int, failed: bool, *,
-          reference: bool, error_code: str | None, reason: str | None, duration_ms: int | None) -> dict:
-    """What BatchAnalyzer needs of an event (its view of an exchange row); `user_id` is set later."""
-    return {
-        "job_id": job_id, "ts_us": ts_us, "cycle_key": cycle_key, "user_id": None, "operation": operation,
-        "status": status, "failed": failed, "reference": reference, "staged_delete": operation == "staged_delete",
-        "scim_type": _cut(error_code, 64), "error_detail": detail_of(reason, error_code) if failed else None,
-        "duration_ms": duration_ms,
-    }
-
-
-def _is_user(event: ProvisioningEvent) -> bool:
-    kind = (event.source.identity_type or event.target.identity_type or "user").lower()
-    return kind == "user" and bool(event.user_name or event.external_id or event.target.id)
-
-
-def _details(event: ProvisioningEvent) -> dict[str, Any]:
-    def identity(value: Any) -> dict[str, Any]:
-        return {"id": value.id, "display_name": value.display_name, "type": value.identity_type, "details": value.details}
-
-    return {
-        "source": identity(event.source),
-        "target": identity(event.target),
-        "error_category": event.error_category,
-        "steps": [
-            {"name": s.name, "type": s.step_type, "status": s.status, "description": s.description, "details": s.details}
-            for s in event.steps
-        ],
-        "modified_properties": [
-            {"name": p.display_name, "old": p.old_value, "new": p.new_value} for p in event.modified_properties
-        ],
-        "service_principal": (
-            {"id": event.service_principal.id, "display_name": event.service_principal.display_name}
-            if event.service_principal else None
-        ),
-        "format": str(event.raw_format),
-        "record_no": event.record_no,
-        "extra": event.extra,
-    }
-
-
-def _int32(value: int | None) -> int | None:
-    """Graph's Int32 fields; a value beyond (a damaged record) is not stored rather than failing the batch."""
-    return value if value is not None and -2**31 <= value < 2**31 else None
-
-
-def _cut(value: str | None, size: int) -> str | None:
-    return fit(value, size) if value else None
 
 
 # -- job status ---------------------------------------------------------------------------------
@@ -485,7 +430,7 @@ def import_job_status_file(
         try:
             stored = import_job_status(engine, job, item.data, item.status, source=source, rules=rules, now=now)
         except Exception as exc:  # noqa: BLE001 - a document the database refuses is a reject, never a traceback
-            out.problems.append(ParseProblem(item.number, f"job {item.number}: cannot be stored ({_describe(exc)})",
+            out.problems.append(ParseProblem(item.number, f"job {item.number}: cannot be stored ({describe(exc)})",
                                              ""))
             continue
         out.statuses.append(stored)

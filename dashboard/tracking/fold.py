@@ -455,7 +455,7 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
                    _user_cycles.c.outcome, _user_cycles.c.summary)
             .join(_cycles, _cycles.c.id == _user_cycles.c.cycle_id)
             .where(_user_cycles.c.user_id.in_(ordered[start : start + _CHUNK]))
-        )
+        ).all()  # one fetch of the chunk: iterating a Result fetches row by row
         for user_id, cycle_id, started_us, operation, outcome, summary in rows:
             folded = Summary.from_dict(orjson.loads(summary))
             failure = folded.last_failure

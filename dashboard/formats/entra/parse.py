@@ -47,7 +47,7 @@ from dashboard.formats.scim.redact import (
 
 __all__ = [
     "FORMATS", "UNKNOWN", "JobStatusError", "convert_record", "dedupe_key", "detect_format", "parse_job_status", "read_events",
-    "read_paths",
+    "read_paths", "standalone_files",
 ]
 
 FORMATS = tuple(f.value for f in RawFormat)
@@ -181,6 +181,15 @@ def read_paths(
                 for companion in (steps, modified):
                     if companion is not None:
                         companion.close()
+
+
+def standalone_files(paths: Iterable[Path | str]) -> list[Path] | None:
+    """The files `read_paths` reads, in its order, when each is read on its own (`read_events`);
+    None when a CSV download is among them (its files join)."""
+    files = sorted(_expand(paths))
+    if any(_csv_kind_of(path) is not None for path in files):
+        return None
+    return files
 
 
 def dedupe_key(event: ProvisioningEvent) -> int:

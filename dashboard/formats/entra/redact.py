@@ -18,6 +18,8 @@ from dashboard.formats.scim.redact import (
     redact_text,
 )
 
+TEXT_CACHE_SIZE = 20_000  # texts remembered per redactor (then forgotten all at once)
+TEXT_CACHED_CHARS = 300  # longer texts (a reason quoting a JSON answer) are redacted each time
 _UNKNOWN = "?"  # not yet in the cache (a kind is "redact", "mask" or None)
 _LEAF_INDEX = re.compile(r"\[[^\]]*\]")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -29,6 +31,7 @@ class Redactor:
     def __init__(self, rules: RedactionRules) -> None:
         self.rules = rules
         self._kinds: dict[str, str | None] = {}
+        self._texts: dict[str, str | None] = {}  # short text -> its redaction (None: unchanged)
         names = sorted(rules.attributes | rules.masked, key=len, reverse=True)
         # "pin": "1234" or \"pin\":\"1234\" inside a reason's quoted JSON answer
         self._in_text = re.compile(
@@ -109,9 +112,22 @@ class Redactor:
         attribute names of Entra's export steps."""
         if not text:
             return text
-        if self._in_text is not None and '"' in text:
-            text = self._in_text.sub(self._replace_in_text, text)
-        return redact_text(text, self.rules)
+        texts = self._texts
+        try:
+            done = texts[text]
+        except KeyError:
+            pass
+        else:  # the same text again (step names, "True", a user's name): the same answer
+            return text if done is None else done
+        clean = text
+        if self._in_text is not None and '"' in clean:
+            clean = self._in_text.sub(self._replace_in_text, clean)
+        clean = redact_text(clean, self.rules)
+        if len(text) <= TEXT_CACHED_CHARS:
+            if len(texts) >= TEXT_CACHE_SIZE:
+                texts.clear()  # a hard bound: memory never grows with the input
+            texts[text] = None if clean == text else clean
+        return clean
 
     def record(self, value: Any) -> Any:
         """A whole decoded record with every secret replaced (for the raw text of a rejected one).
