@@ -52,6 +52,8 @@ def _snapshot(job_id: int) -> dict[str, Any]:
         return [[*mark[:1], dedupe_of.get(mark[1], mark[1]), *mark[2:]] if isinstance(mark, list) else mark
                 for mark in data]
 
+    # A user's fold (scim_user.fold) is a cache of their state: forgotten when a cycle's start moves
+    # back, which depends on the order records arrive in; tests/tracking/test_user_fold.py checks it.
     def details(blob: bytes) -> str:  # the record's number in its file differs with the order of the file
         return repr(sorted((k, v) for k, v in codec.unpack(blob).items() if k != "record_no"))
 
@@ -60,8 +62,8 @@ def _snapshot(job_id: int) -> dict[str, Any]:
         "events": sorted(plain(e, user=who(e.user_id), cycle=cycles[e.cycle_id].key if e.cycle_id else None,
                                blob=details(e.blob)) for e in events),
         "cycles": sorted(plain(c) for c in cycles.values()),
-        "users": sorted((plain(u, last_cycle=cycles[u.last_cycle_id].key if u.last_cycle_id else None)
-                         for u in users.values()), key=repr),
+        "users": sorted((plain(u, last_cycle=cycles[u.last_cycle_id].key if u.last_cycle_id else None,
+                               fold=None) for u in users.values()), key=repr),  # fold: a cache (below)
         "outcomes": sorted((cycles[o.cycle_id].key, who(o.user_id), o.operation, o.outcome, repr(summary(o.summary)))
                            for o in outcomes),
     }
