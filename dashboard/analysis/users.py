@@ -2,8 +2,8 @@
 deleted, or never provisioned."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class UserState(StrEnum):
@@ -18,8 +18,7 @@ class UserState(StrEnum):
 USER_STATES = tuple(state.value for state in UserState)
 
 
-@dataclass(frozen=True)
-class CycleOutcome:
+class CycleOutcome(NamedTuple):
     """One row of a user's history: their outcome in one cycle."""
 
     cycle_id: int
@@ -32,8 +31,7 @@ class CycleOutcome:
     lookup: bool | None = None  # only lookups: True one found the account, False none did; None unknown
 
 
-@dataclass(frozen=True)
-class StateOfUser:
+class StateOfUser(NamedTuple):
     state: UserState
     provisioned: bool
     last_cycle_id: int | None
@@ -44,8 +42,7 @@ class StateOfUser:
     last_failure_exchange_id: int | None = None
 
 
-@dataclass(frozen=True)
-class Prefix:
+class Prefix(NamedTuple):
     """What a user's cycles so far say, folded in time order: enough to go on folding.
 
     The state of a user is `state_after(prefix of all but the last cycle, the last cycle)`, so
@@ -53,6 +50,7 @@ class Prefix:
     again or later ones, fold only those instead of reloading the whole history (a property test
     says the two agree on random histories)."""
 
+    # (Named tuples, not frozen dataclasses, here and above: made per user and batch at ingest.)
     provisioned: bool = False
     disabled: bool = False
     deleted: bool = False
