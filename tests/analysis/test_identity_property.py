@@ -65,6 +65,19 @@ def _fresh_database(settings) -> None:  # type: ignore[no-untyped-def]
     sync_jobs(settings.jobs)
 
 
+def ingest_story(app, config: SimConfig, arrival: random.Random | None, batch_size: int):  # type: ignore[no-untyped-def]
+    """The story's log, shuffled by `arrival` (None: as told), ingested in batches on empty tables."""
+    settings = app.extensions["dashboard"]  # (not the fixture: a failing example would print it whole)
+    _fresh_database(settings)
+    lines, truth = simulate_lines(config)
+    numbered = list(enumerate(lines, start=1))
+    if arrival is not None:
+        arrival.shuffle(numbered)
+    note(f"{len(numbered)} lines, batches of {batch_size}")
+    options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=batch_size)
+    return ingest_lines(db.engine, get_job(JOB), numbered, source="sim", via="cli", options=options), truth
+
+
 QUIET = dict(job=JOB, change_rate=0.0, leave_rate=0.0, join_rate=0.0, delete_rate=0.0, duplicate_rate=0.1)
 INCOMPLETE_THEN_RENAMED = SimConfig(users=3, cycles=4, seed=0, failure_rate=0.0, **QUIET, events=(
     SimEvent(0, "rename", 0), SimEvent(0, "rename", 0), SimEvent(0, "rename", 0), SimEvent(2, "incomplete", 0),
@@ -97,15 +110,7 @@ INCOMPLETE_THEN_RENAMED = SimConfig(users=3, cycles=4, seed=0, failure_rate=0.0,
                                   SimEvent(2, "incomplete", 3))),
          arrival=random.Random(1), batch_size=1)
 def test_any_story_in_any_order_gives_the_ground_truth(app, config, arrival, batch_size):  # type: ignore[no-untyped-def]
-    settings = app.extensions["dashboard"]  # (not the fixture: a failing example would print it whole)
-    _fresh_database(settings)
-    lines, truth = simulate_lines(config)
-    numbered = list(enumerate(lines, start=1))
-    arrival.shuffle(numbered)
-    note(f"{len(numbered)} lines, batches of {batch_size}")
-    options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=batch_size)
-
-    result = ingest_lines(db.engine, get_job(JOB), numbered, source="sim", via="cli", options=options)
+    result, truth = ingest_story(app, config, arrival, batch_size)
     db.session.expire_all()
 
     assert (result.rejected, [p.reason for p in result.problems]) == (0, [])

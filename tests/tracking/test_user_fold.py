@@ -8,7 +8,7 @@ import random
 from dataclasses import replace
 
 import orjson
-from hypothesis import HealthCheck, example, given, note, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -19,7 +19,7 @@ from dashboard.demo.truth import SimConfig, SimEvent
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import ScimUser
 from dashboard.tracking.fold import refresh_user_states
-from tests.analysis.test_identity_property import _fresh_database, stories
+from tests.analysis.test_identity_property import _fresh_database, ingest_story, stories
 from tests.analysis.test_identity_truth import JOB
 
 COLUMNS = ("state", "provisioned", "last_cycle_id", "last_seen_us", "failing_since_us", "failing_since_cycle_id",
@@ -32,18 +32,6 @@ def _stored() -> dict[int, tuple]:
     with db.engine.connect() as conn:
         return {row[0]: tuple(row[1:]) for row in conn.execute(
             select(_users.c.id, *(_users.c[name] for name in COLUMNS)).order_by(_users.c.id))}
-
-
-def _ingest(app, config: SimConfig, arrival: random.Random, batch_size: int) -> None:  # type: ignore[no-untyped-def]
-    settings = app.extensions["dashboard"]
-    _fresh_database(settings)
-    lines, _truth = simulate_lines(config)
-    numbered = list(enumerate(lines, start=1))
-    arrival.shuffle(numbered)
-    note(f"{len(numbered)} lines, batches of {batch_size}")
-    options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=batch_size)
-    result = ingest_lines(db.engine, get_job(JOB), numbered, source="sim", via="cli", options=options)
-    assert result.rejected == 0
 
 
 def _refolded(user_ids: list[int]) -> dict[int, tuple]:
@@ -66,13 +54,11 @@ def _refolded(user_ids: list[int]) -> dict[int, tuple]:
                           events=(SimEvent(1, "delete", 1), SimEvent(3, "rename", 0))),
          arrival=random.Random(0), batch_size=7, in_time_order=True)
 def test_the_fold_kept_per_batch_is_the_fold_of_the_whole_history(app, config, arrival, batch_size, in_time_order):  # type: ignore[no-untyped-def]
-    _ingest(app, config, random.Random(0) if in_time_order else arrival, 10**6 if in_time_order else batch_size)
-    if in_time_order:  # in time order (what logs mostly are), in small batches: the fast path
-        _fresh_database(app.extensions["dashboard"])
-        lines, _truth = simulate_lines(replace(config, realities=()))  # (no shipper's disorder)
-        settings_ = app.extensions["dashboard"]
-        options = replace(options_from(settings_.ingest, cycles=settings_.cycles), batch_size=batch_size)
-        ingest_lines(db.engine, get_job(JOB), list(enumerate(lines, start=1)), source="sim", via="cli", options=options)
+    if in_time_order:  # in time order (what logs mostly are, no shipper's disorder), in small batches: the fast path
+        result, _truth = ingest_story(app, replace(config, realities=()), None, batch_size)
+    else:
+        result, _truth = ingest_story(app, config, arrival, batch_size)
+    assert result.rejected == 0
     stored = _stored()
     assert stored, "the story has users"
     if in_time_order:  # (out of order, a cycle whose start moves back forgets its users' folds)
