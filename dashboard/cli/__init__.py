@@ -11,5 +11,5 @@ def init_app(app: Flask) -> None:
                     ingest.ingest_command, ingest.rejects_command, ingest.export_command,
                     demo.simulate_command, demo.demo_command, analysis.report_command, analysis.recompute_command,
                     entra.entra_group, notify.notify_group, scheduler.scheduler_command,
-                    capture.capture_command):
+                    capture.capture_command, capture.probe_command):
         app.cli.add_command(command)
