@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from dashboard.ingest.scim import IngestOptions, ingest_lines
+from dashboard.ingest.scim import IngestOptions, IngestResult, ingest_lines
 from dashboard.models import Job
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,12 @@ class Counters:
 
 
 class CaptureWriter:
-    """The background writer of one capture (one job)."""
+    """The background writer of one capture (one job): into the database (this class) or, as
+    PushWriter, to a dashboard's push API."""
 
-    def __init__(self, engine: Engine, job: Job, options: IngestOptions, spool_dir: Path, *,
+    store_name = "database"
+
+    def __init__(self, engine: Engine | None, job: Job | _Job, options: IngestOptions | None, spool_dir: Path, *,
                  spool_max_bytes: int = 256 * 1_048_576, queue_lines: int = 50_000, batch_lines: int = 500,
                  flush_seconds: float = 1.0, retry_seconds: float = 5.0, source: str | None = None) -> None:
         self.engine = engine
@@ -158,31 +161,39 @@ class CaptureWriter:
             return bool(self._spool_files_exist())
         return force or time.monotonic() >= self._next_retry
 
+    def _ingest(self, lines: list[bytes]) -> IngestResult:
+        """Store `lines`; raises when the store (the database) is unavailable."""
+        return ingest_lines(self.engine, _Job(self.job_id, self.job_name), enumerate(lines, start=1),
+                            source=self.source, via="capture", options=self.options)
+
     def _store(self, lines: list[bytes]) -> bool:
         try:
-            result = ingest_lines(self.engine, _Job(self.job_id, self.job_name), enumerate(lines, start=1),
-                                  source=self.source, via="capture", options=self.options)
+            result = self._ingest(lines)
         except Exception as error:  # noqa: BLE001 - the database away (or failing): spool, never lose
             self._database_down(error)
             self._spool(lines)
             return False
+        self._count(result)
+        if not self._database_ok:
+            log.warning("capture %s: the store answers again; draining the spool", self.job_name)
+        self._database_ok = True
+        return True
+
+    def _count(self, result: IngestResult) -> None:
         with self._lock:
             self.counters.stored += result.accepted
             self.counters.duplicates += result.duplicates
             self.counters.rejected += result.rejected
         for problem in result.problems:
             log.warning("capture %s: line rejected: %s", self.job_name, problem.reason)
-        if not self._database_ok:
-            log.warning("capture %s: the database answers again; draining the spool", self.job_name)
-        self._database_ok = True
-        return True
 
     def _database_down(self, error: BaseException) -> None:
         with self._lock:
             self.counters.database_errors += 1
         if self._database_ok:
-            log.error("capture %s: the database is unavailable (%s: %s); spooling to %s until it returns",
-                      self.job_name, type(error).__name__, " ".join(str(error).split())[:200], self.spool_dir)
+            log.error("capture %s: the %s is unavailable (%s: %s); spooling to %s until it returns", self.job_name,
+                      self.store_name,
+                      type(error).__name__, " ".join(str(error).split())[:200], self.spool_dir)
         self._database_ok = False
         self._next_retry = time.monotonic() + self.retry_seconds
 
@@ -200,15 +211,11 @@ class CaptureWriter:
 
     def _store_spooled(self, lines: list[bytes]) -> bool:
         try:
-            result = ingest_lines(self.engine, _Job(self.job_id, self.job_name), enumerate(lines, start=1),
-                                  source=self.source, via="capture", options=self.options)
+            result = self._ingest(lines)
         except Exception as error:  # noqa: BLE001 - still away: keep the file for the next retry
             self._database_down(error)
             return False
-        with self._lock:
-            self.counters.stored += result.accepted
-            self.counters.duplicates += result.duplicates
-            self.counters.rejected += result.rejected
+        self._count(result)
         return True
 
     def _spool(self, lines: list[bytes]) -> None:
