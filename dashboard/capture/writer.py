@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
 import os
 import queue
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from dashboard.ingest.scim import IngestOptions, IngestResult, ingest_lines
 from dashboard.models import Job
@@ -52,12 +57,17 @@ class CaptureWriter:
 
     def __init__(self, engine: Engine | None, job: Job | _Job, options: IngestOptions | None, spool_dir: Path, *,
                  spool_max_bytes: int = 256 * 1_048_576, queue_lines: int = 50_000, batch_lines: int = 500,
-                 flush_seconds: float = 1.0, retry_seconds: float = 5.0, source: str | None = None) -> None:
+                 flush_seconds: float = 1.0, retry_seconds: float = 5.0, source: str | None = None,
+                 isolated: bool = False) -> None:
         self.engine = engine
+        # isolated: the ingest runs in a child process of its own (on the same database URL), so
+        # that its CPU work (parsing, resolving, folding) never holds the GIL the request threads need
+        self._url = engine.url.render_as_string(hide_password=False) if isolated and engine is not None else None
+        self._pooled = not isinstance(getattr(engine, "pool", None), NullPool)  # the child's engine pools alike
+        self._pool: ProcessPoolExecutor | None = None
         self.job_id, self.job_name = job.id, job.name
         self.options = options
         self.spool_dir = Path(spool_dir)
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.spool_max_bytes = spool_max_bytes
         self.batch_lines = batch_lines
         self.flush_seconds = flush_seconds
@@ -76,6 +86,10 @@ class CaptureWriter:
     # -- the request side ------------------------------------------------------------------------
 
     def start(self) -> CaptureWriter:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        if self._url is not None:  # the child starts now (imports, engine), not on the first batch
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool.submit(_child_engine, self._url, self._pooled)
         self._thread.start()
         return self
 
@@ -98,9 +112,13 @@ class CaptureWriter:
         return done.wait(timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Store (or spool) what is queued, then stop the thread."""
+        """Store (or spool) what is queued, then stop the thread (and the ingest process)."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     @property
     def spool_bytes(self) -> int:
@@ -163,8 +181,18 @@ class CaptureWriter:
 
     def _ingest(self, lines: list[bytes]) -> IngestResult:
         """Store `lines`; raises when the store (the database) is unavailable."""
-        return ingest_lines(self.engine, _Job(self.job_id, self.job_name), enumerate(lines, start=1),
-                            source=self.source, via="capture", options=self.options)
+        if self._url is None:
+            return ingest_lines(self.engine, _Job(self.job_id, self.job_name), enumerate(lines, start=1),
+                                source=self.source, via="capture", options=self.options)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return self._pool.submit(_ingest_in_child, self._url, self._pooled, self.job_id, self.job_name,
+                                     self.options, self.source, lines).result()
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None  # a new process next time; these lines are spooled meanwhile
+            raise
 
     def _store(self, lines: list[bytes]) -> bool:
         try:
@@ -238,10 +266,35 @@ class CaptureWriter:
             self.counters.spooled += len(lines)
 
     def _spool_files(self) -> Iterator[Path]:
+        if not self.spool_dir.is_dir():
+            return iter(())
         return (path for path in self.spool_dir.glob("*" + SPOOL_SUFFIX) if path.is_file())
 
     def _spool_files_exist(self) -> bool:
         return next(self._spool_files(), None) is not None
+
+
+_CHILD_ENGINES: dict[str, Engine] = {}
+
+
+def _child_engine(url: str, pooled: bool) -> Engine:
+    engine = _CHILD_ENGINES.get(url)
+    if engine is None:
+        engine = _CHILD_ENGINES[url] = (create_engine(url, pool_pre_ping=True) if pooled
+                                        else create_engine(url, poolclass=NullPool))
+    return engine
+
+
+def _ingest_in_child(url: str, pooled: bool, job_id: int, job_name: str, options: IngestOptions, source: str,
+                     lines: list[bytes]) -> IngestResult:
+    """The ingest of one batch in the writer's child process (see `isolated`). Its errors come
+    back as a RuntimeError naming them: a database driver's exception may not survive pickling."""
+    engine = _child_engine(url, pooled)
+    try:
+        return ingest_lines(engine, _Job(job_id, job_name), enumerate(lines, start=1), source=source,
+                            via="capture", options=options)
+    except Exception as error:  # noqa: BLE001 - sent back whole, in words
+        raise RuntimeError(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}") from None
 
 
 class _Job:

@@ -40,18 +40,16 @@ def capture_command(listen: str, upstream: str, job_name: str, spool_dir: str | 
         raise click.UsageError(str(error)) from error
     settings = runtime.settings()
     spool = Path(spool_dir) if spool_dir else Path(current_app.instance_path) / "capture-spool" / job.name
-    writer = CaptureWriter(db.engine, job, options_for(settings), spool,
-                           spool_max_bytes=spool_max_mb * 1_048_576).start()
+    writer = CaptureWriter(db.engine, job, options_for(settings), spool, spool_max_bytes=spool_max_mb * 1_048_576,
+                           isolated=True)
     try:
         proxy = CaptureProxy(address, upstream, writer.submit, options_for(settings).rules, ca_file=ca_file)
     except (ValueError, OSError) as error:
-        writer.close()
         raise click.UsageError(str(error)) from error
+    writer.start()  # after the proxy could bind: a usage error leaves nothing behind
     click.echo(f"capture: {proxy.url} -> {upstream} for job {job.name}; spool {spool} (max {spool_max_mb} MB)")
-    stop = threading.Event()
-
     def _stop(*_: object) -> None:
-        stop.set()
+        # shutdown() waits for serve_forever to return: from another thread, not this handler
         threading.Thread(target=proxy.server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)

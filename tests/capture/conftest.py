@@ -72,12 +72,19 @@ class Capture:
 
 
 @pytest.fixture
-def capture(app, settings, upstream, tmp_path, database_url) -> Iterator[Capture]:  # type: ignore[no-untyped-def]
+def isolated() -> bool:
+    """The writer's ingest in this process (False) or in a child process (True: `flask capture`'s way)."""
+    return False
+
+
+@pytest.fixture
+def capture(app, settings, upstream, tmp_path, database_url, isolated) -> Iterator[Capture]:  # type: ignore[no-untyped-def]
     database = CuttableDatabase(database_url, tmp_path)
     engine = database.engine()
     spool = tmp_path / "spool"
     options = options_for(settings)
-    writer = CaptureWriter(engine, get_job(JOB), options, spool, flush_seconds=0.05, retry_seconds=0.05).start()
+    writer = CaptureWriter(engine, get_job(JOB), options, spool, flush_seconds=0.05, retry_seconds=0.05,
+                           isolated=isolated).start()
     proxy = CaptureProxy(("127.0.0.1", 0), upstream, writer.submit, options.rules).start()
     capture = Capture(proxy, writer, database, spool)
     try:

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 from scim2_models import Error, PatchOp, PatchOperation, SearchRequest, User
 from scim2_tester import check_server
 from sqlalchemy import func, select
@@ -73,6 +74,7 @@ def test_the_captured_traffic_is_what_the_caller_did(capture: Capture):
     assert capture.writer.counters.dropped == 0 and capture.writer.counters.rejected == 0
 
 
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "child-process"])
 def test_the_database_killed_mid_run_loses_nothing_and_stores_nothing_twice(capture: Capture):
     scim = capture.client()
     _provision(scim, [f"before{i}@contoso.com" for i in range(3)])
