@@ -149,7 +149,7 @@ def _forward(proxy: CaptureProxy, handler: BaseHTTPRequestHandler) -> None:
     forward_headers = urllib3.HTTPHeaderDict()
     for name, value in request_headers:
         low = name.lower()
-        if low in HOP_BY_HOP or low == "host" or low == "content-length":
+        if low in HOP_BY_HOP or low in ("host", "content-length", "expect"):  # the body is here already
             continue
         forward_headers.add(name, value)
     forward_headers["Host"] = proxy.upstream_host
