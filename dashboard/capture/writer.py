@@ -65,6 +65,7 @@ class CaptureWriter:
         self._url = engine.url.render_as_string(hide_password=False) if isolated and engine is not None else None
         self._pooled = not isinstance(getattr(engine, "pool", None), NullPool)  # the child's engine pools alike
         self._pool: ProcessPoolExecutor | None = None
+        self._spool_used: int | None = None  # bytes in the spool, once counted
         self.job_id, self.job_name = job.id, job.name
         self.options = options
         self.spool_dir = Path(spool_dir)
@@ -234,7 +235,11 @@ class CaptureWriter:
                 continue
             if not self._store_spooled(lines):
                 return
+            size = path.stat().st_size
             path.unlink(missing_ok=True)
+            with self._lock:
+                if self._spool_used is not None:
+                    self._spool_used = max(0, self._spool_used - size)
         self._database_ok = True
 
     def _store_spooled(self, lines: list[bytes]) -> bool:
@@ -249,21 +254,31 @@ class CaptureWriter:
     def _spool(self, lines: list[bytes]) -> None:
         data = b"".join(line + b"\n" for line in lines)
         with self._lock:
-            used = sum(path.stat().st_size for path in self._spool_files())
+            if self._spool_used is None:  # counted once, then kept up to date (not a stat per batch)
+                self._spool_used = sum(path.stat().st_size for path in self._spool_files())
+            used = self._spool_used
             if used + len(data) > self.spool_max_bytes:
                 self.counters.dropped += len(lines)
                 log.error("capture %s: the spool %s is full (%d of %d bytes): %d exchange(s) NOT recorded "
-                          "(the traffic itself was forwarded); free the database or raise --spool-max-mb",
+                          "(the traffic itself was forwarded); bring the database back or raise --spool-max-mb",
                           self.job_name, self.spool_dir, used, self.spool_max_bytes, len(lines))
                 return
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._names):06d}"
             partial = self.spool_dir / (name + ".part")
-            with open(partial, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            partial.rename(self.spool_dir / (name + SPOOL_SUFFIX))
+            try:
+                with open(partial, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                partial.rename(self.spool_dir / (name + SPOOL_SUFFIX))
+            except OSError as error:  # the disk itself (full, gone): said, counted, never a stop
+                partial.unlink(missing_ok=True)
+                self.counters.dropped += len(lines)
+                log.error("capture %s: could not write to the spool %s (%s): %d exchange(s) NOT recorded "
+                          "(the traffic itself was forwarded)", self.job_name, self.spool_dir, error, len(lines))
+                return
             self.counters.spooled += len(lines)
+            self._spool_used = used + len(data)
 
     def _spool_files(self) -> Iterator[Path]:
         if not self.spool_dir.is_dir():
