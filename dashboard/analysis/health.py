@@ -246,28 +246,48 @@ def explain(reason: str | None, detail: str, thresholds: Thresholds) -> str:
     return detail
 
 
+CREDENTIALS_FIX = (
+    "Fix: in the Entra admin center, open the enterprise application's Provisioning page, Admin "
+    "Credentials: enter the tenant URL and a valid secret token (a new one from the target if it "
+    "expired or was revoked), select Test Connection, then Save. If the job is quarantined already, "
+    "restart provisioning after saving."
+)
+
+
 @dataclass(frozen=True)
 class EarlyWarning:
     likely: bool
     projected_failures: int
     failure_share: float
     message: str
+    reason: str | None = None  # Entra's quarantineReason when the running cycle already decides it
+    fix: str = ""
 
 
 def early_warning(*, processed: int, failed: int, rejected_credentials: int, requests: int,
                   lookup_404s: int, expected: int | None, thresholds: Thresholds) -> EarlyWarning:
-    """Project a running cycle's failures to its expected size against the thresholds."""
+    """Project a running cycle's failures to its expected size against the thresholds.
+
+    Credentials rejected on most of the cycle's requests decide it within the cycle (the token
+    guard): Entra quarantines for EncounteredQuarantineException whatever the counts, so the
+    warning says so, with the fix, rather than "likely"."""
     share = failed / processed if processed else 0.0
     projected = round(share * max(expected or processed, processed))
     reasons = []
-    if rejected_credentials and rejected_credentials >= thresholds.credential_share * max(requests, 1):
-        reasons.append("credentials are being rejected")
+    credentials = bool(rejected_credentials and rejected_credentials >= thresholds.credential_share * max(requests, 1))
     if lookup_404s:
         reasons.append("lookups answer 404")
     if projected >= thresholds.min_failures and share > thresholds.proportion:
         reasons.append(f"{share:.0%} of users failing, projected {projected:,} failures")
     if projected > thresholds.total_failures:
         reasons.append(f"projected {projected:,} failures exceed {thresholds.total_failures:,}")
+    if credentials:
+        message = (f"Entra will quarantine this job ({Reason.CREDENTIALS}): the target rejected the credentials, "
+                   f"{rejected_credentials} of {requests} requests in this cycle answered 401/403.")
+        if reasons:
+            message += " Also: " + "; ".join(reasons) + "."
+        return EarlyWarning(True, projected, share, f"{message} {CREDENTIALS_FIX}", Reason.CREDENTIALS.value,
+                            CREDENTIALS_FIX)
     if reasons:
         return EarlyWarning(True, projected, share, "Quarantine likely: " + "; ".join(reasons) + ".")
     return EarlyWarning(False, projected, share, "")

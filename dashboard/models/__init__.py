@@ -1,6 +1,6 @@
 """The stored rows, by owner. Import them from here: `from dashboard.models import Job`.
 
-jobs      what is watched (jobs, ingest tokens): written by admin/
+jobs      what is watched (jobs, ingest tokens, the endpoint check's credential and history): written by admin/
 traffic   what arrived (users, exchanges, rejects, Entra events): written by ingest/
 analysis  what it means (cycles, outcomes, signatures, health): written by tracking/
 notify    who is told what (subscriptions, outbox, reports, episodes): written by notify/
@@ -16,7 +16,7 @@ from dashboard.models.analysis import (
     SignatureUser,
     UserCycle,
 )
-from dashboard.models.jobs import IngestToken, Job
+from dashboard.models.jobs import EndpointCheck, EndpointCredential, IngestToken, Job
 from dashboard.models.notify import (
     NOTIFY_KINDS,
     NOTIFY_ROLES,
@@ -40,7 +40,7 @@ from dashboard.models.traffic import (
 )
 
 __all__ = [
-    "Account", "ApiToken", "AuditEntry", "Cycle", "DigestRun", "EntraEvent", "EntraJobStatus", "EntraPullState", "Episode",
+    "Account", "ApiToken", "AuditEntry", "Cycle", "EndpointCheck", "EndpointCredential", "DigestRun", "EntraEvent", "EntraJobStatus", "EntraPullState", "Episode",
     "Exchange", "HealthTransition", "IngestRun", "IngestToken", "Job", "JobAnalysis", "NOTIFY_KINDS",
     "NOTIFY_ROLES", "Notification", "NotifyState", "Reject", "ReportRun", "SchedulerLease", "SchedulerRunStat", "ScimUser", "ScimUserAlias", "SignInFailure", "Signature",
     "SignatureUser", "Subscription", "UserCycle",

@@ -63,3 +63,33 @@ class IngestToken(db.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class EndpointCredential(db.Model):
+    """The target's tenant URL and secret token for the endpoint check (one per job).
+
+    The token is stored encrypted (Fernet, key from DASHBOARD_SECRET_ENCRYPTION_KEY) and never
+    shown again: pages say only that one is stored, and since when."""
+
+    __tablename__ = "endpoint_credential"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    tenant_url: Mapped[str] = mapped_column(String(500))
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    set_by: Mapped[str] = mapped_column(String(320), default="")
+    token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EndpointCheck(db.Model):
+    """One run of the endpoint check: each check's outcome, result and consequence (JSON)."""
+
+    __tablename__ = "endpoint_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(10))  # pass, warn, fail
+    tenant_url: Mapped[str] = mapped_column(String(500))
+    checks: Mapped[str] = mapped_column(Text, default="[]")
+    by: Mapped[str] = mapped_column(String(320), default="")  # who ran it (an account, or "cli")

@@ -185,7 +185,7 @@ class IngestRun(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     source: Mapped[str] = mapped_column(String(500))
-    via: Mapped[str] = mapped_column(String(10))  # cli, push, demo
+    via: Mapped[str] = mapped_column(String(10))  # cli, push, demo, capture
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     lines: Mapped[int] = mapped_column(Integer, default=0)

@@ -220,23 +220,49 @@ def _episode(run: Run, kind: str, key: str, began: datetime | None) -> Episode |
 # -- early warning ---------------------------------------------------------------------------------
 
 
+CREDENTIALS_EPISODE = "credentials"  # the key of the token guard's early-warning episode
+CREDENTIALS_HEADLINE = "Entra will quarantine this job (EncounteredQuarantineException)"
+
+
 def _early_warning(run: Run) -> None:
+    """A running cycle heading for quarantine: one episode (one email) per cycle; the token guard's
+    (credentials rejected on most requests) is one episode for as long as cycles keep being
+    rejected, so that it is told once, not once a cycle; a quarantine takes over from either."""
     current = run.current
     running = current is not None and current.get("running")
-    for episode in run.open_of("early_warning"):
-        if not running or episode.key != str(current["id"]):  # type: ignore[index]
-            episode.resolved_at = run.now
-            if run.health["state"] in QUARANTINE_STATES:
-                run.quiet.add(episode.id)  # the quarantine email tells the rest
     warning = current.get("early_warning") if running else None  # type: ignore[union-attr]
     if run.health["state"] in QUARANTINE_STATES:
         warning = None  # quarantined already (by Entra's word or ours): the quarantine email says it, once
-    if warning and warning.get("likely") and _episode(run, "early_warning", str(current["id"]), None) is None:  # type: ignore[index]
-        facts = {"warning": warning, "cycle_id": current["id"]}  # type: ignore[index]
-        cycle = run.session.get(Cycle, current["id"])  # type: ignore[index]
-        began = cycle.started_at if cycle is not None else run.now  # the problem began with the running cycle
-        run.add(Episode(job_id=run.job.id, kind="early_warning", key=str(current["id"]),  # type: ignore[index]
-                        title=warning["message"][:300], began_at=began, opened_at=run.now, detail=json.dumps(facts)))
+    credentials = bool(warning and warning.get("likely") and warning.get("reason") == "EncounteredQuarantineException")
+    for episode in run.open_of("early_warning"):
+        if episode.key == CREDENTIALS_EPISODE:
+            # between cycles the episode stays open; it ends when a cycle runs without the rejection
+            ended = run.health["state"] in QUARANTINE_STATES or (running and not credentials)
+        else:
+            ended = not running or episode.key != str(current["id"])  # type: ignore[index]
+        if ended:
+            episode.resolved_at = run.now
+            if run.health["state"] in QUARANTINE_STATES:
+                run.quiet.add(episode.id)  # the quarantine email tells the rest
+    if not (warning and warning.get("likely")):
+        return
+    cycle = run.session.get(Cycle, current["id"])  # type: ignore[index]
+    began = cycle.started_at if cycle is not None else run.now  # the problem began with the running cycle
+    if credentials:
+        if any(e.key == CREDENTIALS_EPISODE for e in run.open_of("early_warning")) or \
+                _episode(run, "early_warning", CREDENTIALS_EPISODE, began) is not None:
+            return  # told once for the whole episode
+        key = CREDENTIALS_EPISODE
+        for episode in run.open_of("early_warning"):  # this cycle's "likely" becomes the token guard's
+            episode.resolved_at = run.now
+            run.quiet.add(episode.id)
+    else:
+        key = str(current["id"])  # type: ignore[index]
+        if _episode(run, "early_warning", key, None) is not None:
+            return
+    facts = {"warning": warning, "cycle_id": current["id"]}  # type: ignore[index]
+    run.add(Episode(job_id=run.job.id, kind="early_warning", key=key,
+                    title=warning["message"][:300], began_at=began, opened_at=run.now, detail=json.dumps(facts)))
 
 
 # -- error signatures of completed cycles ----------------------------------------------------------
@@ -324,6 +350,8 @@ def health_context(run: Run, episode: Episode, event: str, notice: Notice) -> di
                 "early_warning_cleared": "Early warning cleared"}.get(event)
     inferred = {"early_warning": "Quarantine likely in the running cycle", "stalled": "Provisioning stalled"}.get(
         "stalled" if episode.kind == "stalled" and resolved is None else event)
+    if inferred and episode.kind == "early_warning" and episode.key == CREDENTIALS_EPISODE:
+        inferred = CREDENTIALS_HEADLINE
     brief = first_screen(run.session, run.job, run.now, run.settings, run.health, since=data["began_at"],
                          inferred=inferred, resolved=resolved)
     ctx = base_context(run.session, run.job, run.settings, run.health) | {
@@ -357,7 +385,9 @@ def _health_headline(event: str, brief: dict[str, Any], episode: Episode) -> str
     if event == "early_warning_cleared":
         return "Early warning cleared"
     if event == "early_warning":
-        return headline if confirmed else "Quarantine likely in the running cycle"
+        if confirmed:
+            return headline
+        return CREDENTIALS_HEADLINE if episode.key == CREDENTIALS_EPISODE else "Quarantine likely in the running cycle"
     if event == "stalled":
         return "Provisioning stalled"
     if event == "deletion_threshold" and not confirmed:

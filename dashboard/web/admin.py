@@ -25,6 +25,7 @@ from flask import (
 )
 
 from dashboard.admin import audit
+from dashboard.admin.endpoint import EndpointError, run_check, set_credential
 from dashboard.admin.accounts import (
     ROLES,
     AccountError,
@@ -286,6 +287,42 @@ def audit_log() -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+# -- the endpoint check (Entra's Test Connection) -----------------------------------------------------
+
+
+@bp.post("/jobs/<job_name>/endpoint")
+@requires("admin")
+def endpoint_save(job_name: str) -> Response:
+    """Store the tenant URL and (when one is entered) the secret token: encrypted, never shown again."""
+    job_row = _job_or_404(job_name)
+    url = request.form.get("tenant_url", "")
+    token = request.form.get("token", "")
+    detail = "tenant URL and a new secret token set" if token.strip() else "tenant URL set (token kept)"
+    try:
+        audit.audited(_actor(), "endpoint.credential", job_name, detail,
+                      lambda: set_credential(job_row, url, token, by=_actor()))
+    except EndpointError as exc:
+        flash(f"Not saved: {exc}.", "error")
+    else:
+        flash("Saved: " + detail + ". Run the check to see what Entra would see.", "ok")
+    return _back("pages.job_page", job_name=job_name, _anchor="endpoint")
+
+
+@bp.post("/jobs/<job_name>/endpoint/check")
+@requires("admin")
+def endpoint_check(job_name: str) -> Response:
+    """Run the endpoint check now (what Entra's Test Connection runs) and keep the result."""
+    job_row = _job_or_404(job_name)
+    try:
+        entry, _verdict = run_check(job_row, _now(), by=_actor())
+    except EndpointError as exc:
+        flash(f"Check not run: {exc}.", "error")
+    else:
+        words = {"pass": "passed", "warn": "passed with warnings", "fail": "failed"}[entry.outcome]
+        flash(f"Endpoint check {words}: see the results below.", "ok" if entry.outcome != "fail" else "error")
+    return _back("pages.job_page", job_name=job_name, _anchor="endpoint")
 
 
 def _job_page(job_name: str, **extra: Any) -> str:

@@ -35,6 +35,7 @@ from dashboard.queries import entra as entra_views
 from dashboard.queries.cycles import current_cycle, cycle_detail, list_cycles
 from dashboard.queries.diagnostics import diagnostics
 from dashboard.queries.exchanges import exchange_json, sibling_briefs
+from dashboard.queries.endpoint import endpoint_view
 from dashboard.queries.health import health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.queries.users import (
@@ -148,6 +149,7 @@ def job_page(job_name: str) -> str:
         failing=failing_users(db.session, job, limit=20) if _can("support") else [],
         evidence=entra_views.evidence_items(db.session, job, latest) if _can("support") else [],
         entra=entra_views.status_view(db.session, job, health, _now()),
+        endpoint=endpoint_view(db.session, job, _now()) if _can("admin") else None,
     )
 
 

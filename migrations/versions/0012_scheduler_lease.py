@@ -5,7 +5,7 @@ waits as a hot standby and takes the lease once it expires. heartbeat_us feeds /
 scheduler_run_stat: per scheduled job, its runs and errors (for /metrics in the web workers).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 21:00:00.000000
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

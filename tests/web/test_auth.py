@@ -64,6 +64,8 @@ MIN_ROLE = {
     "admin.email": "admin",
     "admin.smtp_test": "admin",
     "admin.audit_log": "admin",
+    "admin.endpoint_save": "admin",
+    "admin.endpoint_check": "admin",
     "api.jobs": "viewer",
     "api.health": "viewer",
     "api.cycles": "viewer",
