@@ -7,11 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from dashboard.admin.jobs import get_job
-from dashboard.db import db
+from dashboard import create_app
+from dashboard.admin.jobs import get_job, sync_jobs
+from dashboard.db import db, upgrade_schema
 from dashboard.demo.simulate import simulate_lines
 from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import PARALLEL_AFTER_LINES, ingest_lines, options_from
+from dashboard.settings import DatabaseSettings
 
 
 def _pragmas() -> tuple[int, int]:
@@ -20,9 +22,22 @@ def _pragmas() -> tuple[int, int]:
                 conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar())
 
 
-def test_a_large_input_leaves_the_connection_as_it_found_it(app, settings):  # type: ignore[no-untyped-def]
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's page cache and WAL: PostgreSQL has neither setting per connection")
+@pytest.fixture
+def sqlite_app(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """An app on a SQLite file of its own, whichever database the suite runs on (the settings
+    checked here are SQLite's; PostgreSQL has neither per connection)."""
+    own = replace(settings, database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'own.db'}"))
+    app = create_app(own)
+    upgrade_schema(app)
+    with app.app_context():
+        sync_jobs(own.jobs)
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_large_input_leaves_the_connection_as_it_found_it(sqlite_app, settings):  # type: ignore[no-untyped-def]
+    assert db.engine.dialect.name == "sqlite"
     before = _pragmas()
     lines = list(simulate_lines(SimConfig(users=1000, cycles=10, seed=3, job="uniflow-prod", change_rate=0.2))[0])
     assert len(lines) > PARALLEL_AFTER_LINES + 2 * settings.ingest.batch_size, "large enough to count as large"
