@@ -60,6 +60,7 @@ MIN_ROLE = {
     "admin.email": "admin",
     "admin.smtp_test": "admin",
     "admin.audit_log": "admin",
+    "api.openapi": "viewer",
     "api.jobs": "viewer",
     "api.health": "viewer",
     "api.cycles": "viewer",
