@@ -9,8 +9,6 @@ still there with its values, and the app's JSON API reads the job, its cycle, us
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,10 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    make_url,
     select,
-    text,
 )
 
 from dashboard import create_app
@@ -86,24 +81,6 @@ def _cheap_hashing(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
-@pytest.fixture
-def fresh_url(database_url: str, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A new empty database on the suite's server: a SQLite file, or a PostgreSQL database."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'upgraded.db'}"
-        return
-    name = f"upgrade_{uuid.uuid4().hex[:12]}"
-    server = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
-
-
 def test_the_chain_is_one_line_from_the_first_revision():  # type: ignore[no-untyped-def]
     scripts = ScriptDirectory(str(MIGRATIONS))
     assert len(scripts.get_heads()) == 1, "two heads: renumber the newer migration's down_revision"
@@ -112,8 +89,8 @@ def test_the_chain_is_one_line_from_the_first_revision():  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize("revision", REVISIONS)
-def test_it_upgrades_a_database_with_data_from(revision: str, fresh_url: str, settings: Settings):  # type: ignore[no-untyped-def]
-    app = create_app(replace(settings, database=replace(settings.database, url=fresh_url), jobs=()))
+def test_it_upgrades_a_database_with_data_from(revision: str, fresh_database_url: str, settings: Settings):  # type: ignore[no-untyped-def]
+    app = create_app(replace(settings, database=replace(settings.database, url=fresh_database_url), jobs=()))
     with app.app_context():
         upgrade(directory=str(MIGRATIONS), revision=revision)
         seeded = seed_every_table(db.engine)
