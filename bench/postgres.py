@@ -110,7 +110,7 @@ def generate(exchanges: int, jobs: int, *, tag: str = "main", seed: int = 7) -> 
     with open(path.with_suffix(".tmp"), "wb") as out:
         for n, name in enumerate(names):
             count = big if name == BIG else rest
-            users = max(20, min(count // 30, 20_000))
+            users = max(50, min(count // 5, 100_000))  # an initial cycle, then ~5 % change per cycle
             lines, _ = simulate_lines(SimConfig(users=users, cycles=100_000, seed=seed + n, job=name, max_lines=count))
             chunk: list[bytes] = []
             for line in lines:

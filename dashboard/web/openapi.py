@@ -168,7 +168,8 @@ def _operation(route: Route) -> dict[str, Any]:
         responses[str(status)] = {"description": ERRORS[status], "content": {"application/json": {
             "schema": ref("Error")}}}
     security = [{"ingestToken": []}] if route.role == "ingest token" else [{"session": []}, {"apiToken": []}]
-    return {"operationId": f"{route.method}_{route.path.strip('/').replace('/', '_').replace('{', '').replace('}', '').replace('.', '_')}",
+    words = route.path.strip("/").replace("{", "").replace("}", "").replace(".", "_").replace("/", "_")
+    return {"operationId": f"{route.method}_{words}",
             "summary": route.summary, "description": f"Role: {route.role}.", "x-role": route.role,
             "parameters": parameters + list(route.query), "responses": responses, "security": security,
             **route.extra}
