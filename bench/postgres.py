@@ -12,7 +12,8 @@ With it, the database is emptied first (DROP SCHEMA public CASCADE): give it a s
 2. Ingest: `flask --app app ingest FILE` as a real process, records/s, against the floor: the same
    lines decoded with orjson and written with psycopg's COPY into a bare table with the exchange
    table's own indexes (same rows: job, dedupe key, time, method, status, blob...), same run.
-3. Pages: each page through the WSGI app in process as a signed-in support user, median of
+3. Pages: after the scheduler's health evaluation (run once, as it runs every minute), each page
+   through the WSGI app in process as a signed-in support user, median of
    `--runs`; floor: the newest 50 exchanges of the big job read with psycopg (one round trip).
    The deep logs page is read 10,000 pages deep (or as deep as the big job goes) and reported as
    a ratio to page 1.
@@ -213,6 +214,19 @@ def ours(url: str, log: Path) -> tuple[float, int]:
     return accepted / elapsed, accepted
 
 
+def evaluate_health(url: str) -> None:
+    """What the scheduler does every minute (scheduler.run_health): record each job's judgement,
+    so that a page judges only the cycles since (as in production), not the whole history."""
+    from dashboard.scheduler import run_health
+
+    app = app_for(url)
+    run_health(app)
+    with app.app_context():
+        from dashboard.db import db
+
+        db.engine.dispose()
+
+
 # -- 3. pages -------------------------------------------------------------------------------------
 
 
@@ -383,6 +397,10 @@ def main() -> None:
         print(f"COPY floor (orjson + COPY, same rows, same indexes): {floor_rate:,.0f} records/s ({floor_rows:,} rows)")
         print(f"flask ingest:                                        {rate:,.0f} records/s ({accepted:,} accepted)")
         print(f"ingest / floor: {rate / floor_rate:.2f}")
+
+        started = time.perf_counter()
+        evaluate_health(url)
+        print(f"health evaluated for {args.jobs} jobs (the scheduler's minute job) in {time.perf_counter() - started:.1f} s")
 
         results, floor, depth = pages(url, args.runs)
         print(f"\n== pages ({BIG}: a tenth of the exchanges); floor (psycopg, newest 50 rows): {floor:.2f} ms")
