@@ -92,43 +92,49 @@ def test_the_chain_is_one_line_from_the_first_revision():  # type: ignore[no-unt
 def test_it_upgrades_a_database_with_data_from(revision: str, fresh_database_url: str, settings: Settings):  # type: ignore[no-untyped-def]
     app = create_app(replace(settings, database=replace(settings.database, url=fresh_database_url), jobs=()))
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS), revision=revision)
-        seeded = seed_every_table(db.engine)
-        upgrade(directory=str(MIGRATIONS), revision="heads")
+        try:
+            upgrade_and_read(app, revision)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
-        later = REVISIONS[REVISIONS.index(revision) + 1:]
-        after = MetaData()
-        after.reflect(db.engine)
-        with db.engine.connect() as conn:
-            for name, (key, row) in seeded.items():
-                assert name in after.tables, f"table {name} (at {revision}) is gone after the upgrade"
-                table = after.tables[name]
-                found = conn.execute(select(table).where(*[table.c[k] == v for k, v in key.items()])).mappings().first()
-                assert found is not None, f"{name}: the row written at {revision} is gone after the upgrade"
-                for column, value in row.items():
-                    if column in table.c and not any((r, name, column) in REWRITTEN for r in later):
-                        assert same(found[column], value), f"{name}.{column}: {value!r} became {found[column]!r}"
 
-        # the app reads the upgraded rows through its API
-        token = create_api_token(add_account("upgrade@example.com", "admin", "a long password"))
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        assert JOB in [j["name"] for j in client.get("/api/v1/jobs").json["jobs"]]
-        base = f"/api/v1/jobs/{JOB}"
-        for path in ("/health", "/cycles", "/users", "/signatures", "/report", "/entra/status", "/entra/events"):
-            response = client.get(base + path)
-            assert response.status_code == 200, (revision, path, response.json)
-        if "exchange" in seeded:
-            exchange_id = seeded["exchange"][0]["id"]
-            response = client.get(f"{base}/exchanges/{exchange_id}")
-            assert response.status_code == 200, response.json
-            assert response.json["response_body"] == EXCHANGE["response_body"]
-        if "scim_user" in seeded:
-            response = client.get(f"{base}/users/ada/timeline")
-            assert response.status_code == 200, response.json
-            assert response.json["user"]["userName"] == "ada@contoso.com"
-        db.session.remove()
-        db.engine.dispose()
+def upgrade_and_read(app, revision: str) -> None:  # type: ignore[no-untyped-def]
+    upgrade(directory=str(MIGRATIONS), revision=revision)
+    seeded = seed_every_table(db.engine)
+    upgrade(directory=str(MIGRATIONS), revision="heads")
+
+    later = REVISIONS[REVISIONS.index(revision) + 1:]
+    after = MetaData()
+    after.reflect(db.engine)
+    with db.engine.connect() as conn:
+        for name, (key, row) in seeded.items():
+            assert name in after.tables, f"table {name} (at {revision}) is gone after the upgrade"
+            table = after.tables[name]
+            found = conn.execute(select(table).where(*[table.c[k] == v for k, v in key.items()])).mappings().first()
+            assert found is not None, f"{name}: the row written at {revision} is gone after the upgrade"
+            for column, value in row.items():
+                if column in table.c and not any((r, name, column) in REWRITTEN for r in later):
+                    assert same(found[column], value), f"{name}.{column}: {value!r} became {found[column]!r}"
+
+    # the app reads the upgraded rows through its API
+    token = create_api_token(add_account("upgrade@example.com", "admin", "a long password"))
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    assert JOB in [j["name"] for j in client.get("/api/v1/jobs").json["jobs"]]
+    base = f"/api/v1/jobs/{JOB}"
+    for path in ("/health", "/cycles", "/users", "/signatures", "/report", "/entra/status", "/entra/events"):
+        response = client.get(base + path)
+        assert response.status_code == 200, (revision, path, response.json)
+    if "exchange" in seeded:
+        exchange_id = seeded["exchange"][0]["id"]
+        response = client.get(f"{base}/exchanges/{exchange_id}")
+        assert response.status_code == 200, response.json
+        assert response.json["response_body"] == EXCHANGE["response_body"]
+    if "scim_user" in seeded:
+        response = client.get(f"{base}/users/ada/timeline")
+        assert response.status_code == 200, response.json
+        assert response.json["user"]["userName"] == "ada@contoso.com"
 
 
 def seed_every_table(engine: Engine) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

@@ -99,13 +99,14 @@ def test_a_backup_restores_into_a_new_database_with_the_same_rows_and_pages(  # 
     assert "restored the" in run(["restore", str(archive)], dict(subprocess_env, DATABASE_URL=fresh_database_url))
 
     other = restored_app(app, settings, fresh_database_url)
-    with other.app_context():
-        assert counts() == before
-        db.session.remove()
-        db.engine.dispose()
-    assert pages(other) == shown
-    with other.app_context():
-        db.engine.dispose()
+    try:
+        with other.app_context():
+            assert counts() == before
+            db.session.remove()
+        assert pages(other) == shown
+    finally:
+        with other.app_context():
+            db.engine.dispose()
 
 
 def test_a_backup_taken_during_an_ingest_is_consistent_and_the_ingest_completes_it(  # type: ignore[no-untyped-def]
@@ -127,19 +128,22 @@ def test_a_backup_taken_during_an_ingest_is_consistent_and_the_ingest_completes_
     restore_env = dict(subprocess_env, DATABASE_URL=fresh_database_url)
     run(["restore", str(archive)], restore_env)
     other = restored_app(app, settings, fresh_database_url)
-    with other.app_context():
-        snapshot = counts()
+    try:
+        with other.app_context():
+            snapshot = counts()
+            db.session.remove()
+            db.engine.dispose()  # no connection open while the ingest below writes
         assert start <= snapshot["exchange"] <= final["exchange"]
-        db.session.remove()
-        db.engine.dispose()
 
-    # the same ingest again on the restored database stores what the backup missed, nothing twice
-    assert " 0 rejected" in run(["ingest", str(log), "--job", "uniflow-prod"], restore_env)
-    with other.app_context():
-        again = counts()
-        exchanges = db.session.scalar(select(func.count(func.distinct(Exchange.request_id))))
-        db.session.remove()
-        db.engine.dispose()
+        # the same ingest again on the restored database stores what the backup missed, nothing twice
+        assert " 0 rejected" in run(["ingest", str(log), "--job", "uniflow-prod"], restore_env)
+        with other.app_context():
+            again = counts()
+            exchanges = db.session.scalar(select(func.count(func.distinct(Exchange.request_id))))
+            db.session.remove()
+    finally:
+        with other.app_context():
+            db.engine.dispose()
     assert exchanges == again["exchange"]
     for table in ("exchange", "scim_user", "cycle", "user_cycle", "signature", "reject", "job"):
         assert again[table] == final[table], table

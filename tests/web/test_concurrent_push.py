@@ -67,17 +67,21 @@ def test_eight_pushers_and_a_cli_ingest_store_every_line_once(app, settings, tmp
     errors: list[str] = []
 
     web = create_app(settings)
-    with serving_app(web) as base:
-        cli = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "ingest", str(log), "--job", JOB],
-                               cwd=ROOT, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        threads = [threading.Thread(target=push_all, args=(base, token, share, results, errors)) for share in shares]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        out, err = cli.communicate(timeout=600)
-    with web.app_context():
-        db.engine.dispose()
+    try:
+        with serving_app(web) as base:
+            cli = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "ingest", str(log), "--job", JOB],
+                                   cwd=ROOT, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            threads = [threading.Thread(target=push_all, args=(base, token, share, results, errors))
+                       for share in shares]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            out, err = cli.communicate(timeout=600)
+        time.sleep(0.5)  # the server's request threads end their app contexts after the last answer
+    finally:
+        with web.app_context():
+            db.engine.dispose()
 
     assert errors == []
     assert cli.returncode == 0, err.decode()
@@ -100,10 +104,12 @@ def test_eight_pushers_and_a_cli_ingest_store_every_line_once(app, settings, tmp
     with alone.app_context():
         from dashboard.admin.jobs import sync_jobs  # (the fresh database's job, as the app fixture adds it)
 
-        sync_jobs(settings.jobs)
-        ingest_lines(db.engine, get_job(JOB), enumerate(lines, start=1), source="alone", via="cli",
-                     options=options_from(settings.ingest, cycles=settings.cycles))
-        people_alone = sorted(db.session.scalars(select(ScimUser.user_name)))
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            sync_jobs(settings.jobs)
+            ingest_lines(db.engine, get_job(JOB), enumerate(lines, start=1), source="alone", via="cli",
+                         options=options_from(settings.ingest, cycles=settings.cycles))
+            people_alone = sorted(db.session.scalars(select(ScimUser.user_name)))
+        finally:
+            db.session.remove()
+            db.engine.dispose()
     assert sorted(db.session.scalars(select(ScimUser.user_name))) == people_alone
