@@ -92,14 +92,37 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration on SQLite copies a table and drops the old one; with foreign keys
+            # on, that DROP deletes the rows first and fires ON DELETE (SET NULL, CASCADE) in the
+            # tables that refer to it: an upgrade would unlink or delete data. Off while migrating
+            # (outside a transaction, where SQLite honours it), checked and back on after.
+            _foreign_keys(connection, "OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                connection.commit()
+                if broken:  # said, not raised: the migrations are committed, the app still starts
+                    logger.error("after the migrations, %s rows refer to rows that do not exist "
+                                 "(table, rowid, parent, constraint): %s", len(broken), broken[:20])
+        finally:
+            if sqlite:
+                _foreign_keys(connection, "ON")
+
+
+def _foreign_keys(connection, state):
+    connection.commit()  # PRAGMA foreign_keys is a no-op inside a transaction
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={state}")
+    connection.commit()
 
 
 if context.is_offline_mode():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dashboard.cli import admin, analysis, capture, demo, entra, ingest, notify, ops, scheduler
+from dashboard.cli import admin, analysis, backup, capture, demo, entra, ingest, notify, ops, scheduler
 
 
 def init_app(app: Flask) -> None:
@@ -11,5 +11,5 @@ def init_app(app: Flask) -> None:
                     ingest.ingest_command, ingest.rejects_command, ingest.export_command,
                     demo.simulate_command, demo.demo_command, analysis.report_command, analysis.recompute_command,
                     entra.entra_group, notify.notify_group, scheduler.scheduler_command, ops.ops_group,
-                    capture.capture_command, capture.probe_command):
+                    capture.capture_command, capture.probe_command, backup.backup_command, backup.restore_command):
         app.cli.add_command(command)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import orjson
-from sqlalchemy import exc, insert, select, update
+from sqlalchemy import exc, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.db import insert_ignoring
@@ -56,7 +56,7 @@ from dashboard.ingest.prepare import (
 )
 from dashboard.ingest.resolve import UserResolver, pad
 from dashboard.models import Exchange as ExchangeRow
-from dashboard.models import IngestRun, Job, Reject
+from dashboard.models import IngestRun, Job, Reject, ScimUser
 from dashboard.settings import CycleSettings, IngestSettings, Settings
 from dashboard.times import to_us, utc_now
 from dashboard.tracking.fold import BatchAnalyzer
@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 _exchanges = ExchangeRow.__table__
 _rejects = Reject.__table__
 _runs = IngestRun.__table__
+_people = ScimUser.__table__
+# PostgreSQL advisory lock of the SCIM ingest's batches (any job): see _Loader._exclusive.
+INGEST_LOCK = 0x5C1A_0001
 PROBLEMS_KEPT = 1000  # problems returned to the caller; all of them are stored
 # Worker processes prepare the lines of an input only once it has proved this long: below, their
 # start-up would cost more than they save. An HTTP push never uses them.
@@ -228,6 +231,7 @@ class _Loader:
             not_after_us=None if options.future_tolerance_us is None else to_us(utc_now()) + options.future_tolerance_us,
         )
         self._sqlite = self.dialect == "sqlite"
+        self._seen: tuple | None = None  # the database as our last batch left it: see _exclusive
         self.large = False  # the input has proved large: see LARGE_INPUT_CACHE_KIB
         self._cache_size: int | None = None  # the connection's own, while ours is set
         self._checkpoint: int | None = None  # its WAL checkpoint threshold, likewise
@@ -273,6 +277,7 @@ class _Loader:
                 continue
             parsed.append(item)
         with self.engine.begin() as conn:
+            self._exclusive(conn)
             if self.large and self._sqlite:
                 if self._cache_size is None:
                     self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
@@ -339,9 +344,32 @@ class _Loader:
                     rejected=_runs.c.rejected + len(problems),
                 )
             )
+            self._seen = self._mark(conn)
         room = PROBLEMS_KEPT - len(result.problems)
         if room > 0:
             result.problems.extend(problems[:room])
+
+    def _exclusive(self, conn: Connection) -> None:
+        """One batch at a time across processes (pushes, `flask ingest`, the demo feeder), and
+        caches that another writer made stale are dropped.
+
+        Who is who reads the people a batch names, then creates or updates them: two writers doing
+        that at once would each create the same new person. So a batch holds the writers' lock from
+        its first statement to its commit (PostgreSQL: a transaction advisory lock; SQLite: a first
+        write takes the database's one write lock). The resolvers cache people between batches;
+        when the newest exchange or person is not the one our last batch left, another writer
+        came between, and the cache is dropped (read again from the database, under the lock)."""
+        if self._sqlite:
+            conn.execute(update(_runs).where(_runs.c.id == self.run_id).values(lines=_runs.c.lines))
+        elif self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
+        if self._seen is not None and self._mark(conn) != self._seen:
+            self._forget()
+
+    @staticmethod
+    def _mark(conn: Connection) -> tuple:
+        return tuple(conn.execute(select(select(func.max(_exchanges.c.id)).scalar_subquery(),
+                                         select(func.max(_people.c.id)).scalar_subquery())).one())
 
     def _finish_deferred(self, item: tuple) -> tuple:
         """Classify and pack, here, an exchange whose preparation raised (it raises again here)."""

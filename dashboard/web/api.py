@@ -26,6 +26,7 @@ from dashboard.times import to_us
 from dashboard.web.auth import requires
 from dashboard.web.common import cycle_or_404, exchange_or_404
 from dashboard.web.common import job_or_404 as _job
+from dashboard.web.openapi import document as openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -136,6 +137,13 @@ def _int_arg(name: str, default: int | None, *, low: int = 1, high: int = 1000) 
     if not low <= value <= high:
         abort(400, description=f"query parameter '{name}' must be between {low} and {high}")
     return value
+
+
+@bp.get("/openapi.json")
+@requires("viewer")
+def openapi() -> Any:
+    """This API described by OpenAPI 3.1 (dashboard/web/openapi.py), for scripts and code generators."""
+    return jsonify(openapi_document(request.script_root + (bp.url_prefix or "")))
 
 
 @bp.get("/jobs")

@@ -66,6 +66,7 @@ MIN_ROLE = {
     "admin.audit_log": "admin",
     "admin.endpoint_save": "admin",
     "admin.endpoint_check": "admin",
+    "api.openapi": "viewer",
     "api.jobs": "viewer",
     "api.health": "viewer",
     "api.cycles": "viewer",
