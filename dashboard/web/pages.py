@@ -36,7 +36,7 @@ from dashboard.queries.cycles import current_cycle, cycle_detail, list_cycles
 from dashboard.queries.diagnostics import diagnostics
 from dashboard.queries.exchanges import exchange_json, sibling_briefs
 from dashboard.queries.endpoint import endpoint_view
-from dashboard.queries.health import health_json
+from dashboard.queries.health import at_a_glance, health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.queries.users import (
     failing_users,
@@ -54,6 +54,7 @@ from dashboard.web.common import cycle_or_404, exchange_or_404
 from dashboard.web.common import job_or_404 as _job
 
 bp = Blueprint("pages", __name__)
+OVERVIEW_CARDS = 20  # more jobs than this: the overview shows a line per job instead of a card
 URGENCY = {"disabled": 0, "quarantined": 1, "stalled": 2, "warning": 3, "unknown": 4, "healthy": 5}
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -86,8 +87,17 @@ def plotly_js() -> Response:
 @bp.get("/")
 @requires("viewer")
 def overview_page() -> str:
+    """Every job, most urgent first. Up to OVERVIEW_CARDS jobs: a card each, judged now, with its
+    cycle's progress and trend. More (a desk watching many tenants): one line each, from the health
+    the scheduler last recorded (a minute old at most), so the page costs what a few jobs cost."""
+    jobs = by_key.jobs(db.session)
+    if len(jobs) > OVERVIEW_CARDS:
+        lines = at_a_glance(db.session, jobs)
+        lines.sort(key=lambda line: (URGENCY.get(line["state"], 9), line["job"].name))
+        return render_template("pages/overview.html", rows=[], lines=lines,
+                               summary=summary_of([{"health": {"state": line["state"]}} for line in lines]))
     rows = []
-    for job in by_key.jobs(db.session):
+    for job in jobs:
         cycles = list_cycles(db.session, job, _now(), _settings(), limit=12)
         rows.append({
             "job": job,
@@ -96,7 +106,7 @@ def overview_page() -> str:
             "trend": charts.trend_figure(cycles) if len(cycles) > 1 else None,
         })
     rows.sort(key=lambda r: (URGENCY.get(r["health"]["state"], 9), r["job"].name))
-    return render_template("pages/overview.html", rows=rows, summary=summary_of(rows))
+    return render_template("pages/overview.html", rows=rows, lines=None, summary=summary_of(rows))
 
 
 def summary_of(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
