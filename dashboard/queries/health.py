@@ -33,7 +33,8 @@ def at_a_glance(session: Session, jobs: list[Job]) -> list[dict[str, Any]]:
     latest = (select(HealthTransition.job_id, func.max(HealthTransition.at_us).label("at_us"))
               .group_by(HealthTransition.job_id).subquery())
     recorded = {row.job_id: row for row in session.execute(
-        select(HealthTransition.job_id, HealthTransition.new, HealthTransition.reason, HealthTransition.at_us)
+        select(HealthTransition.job_id, HealthTransition.new, HealthTransition.reason, HealthTransition.detail,
+               HealthTransition.at_us)
         .join(latest, (HealthTransition.job_id == latest.c.job_id) & (HealthTransition.at_us == latest.c.at_us))
         .order_by(HealthTransition.job_id, HealthTransition.id))}  # (the last of a moment's transitions wins)
     last_traffic = dict(session.execute(select(
@@ -42,7 +43,9 @@ def at_a_glance(session: Session, jobs: list[Job]) -> list[dict[str, Any]]:
     for job in jobs:
         row = recorded.get(job.id)
         out.append({
-            "job": job, "state": row.new if row else "unknown", "reason": row.reason if row else None,
+            "job": job, "state": row.new if row else "unknown",
+            "reason": row.reason if row and row.reason != "clock" else None,  # ("clock": a stall, no code)
+            "detail": row.detail if row else "",
             "since": format_ts(from_us(row.at_us)) if row else None,
             "last_traffic": format_ts(from_us(last_traffic[job.id])) if last_traffic.get(job.id) else None,
         })

@@ -51,3 +51,16 @@ def test_a_few_jobs_keep_their_cards_judged_now(client, auth, app):
 
     assert sorted(re.findall(r'<article class="card job" data-job="([^"]+)">', page)) == ["emea", "uniflow-prod"]
     assert "<tr data-job=" not in page
+
+
+def test_a_stall_line_says_why_in_words_not_an_internal_code(client, auth, app):
+    for n in range(OVERVIEW_CARDS):
+        add_job(f"tenant-{n:03d}")
+    db.session.add(HealthTransition(job_id=get_job("uniflow-prod").id, at_us=1_000, old="healthy", new="stalled",
+                                    reason="clock", detail="No traffic since 2026-12-05T16:09:02Z"))
+    db.session.commit()
+    auth(client, "viewer")
+
+    row = re.search(r'<tr data-job="uniflow-prod">.*?</tr>', client.get("/").get_data(as_text=True), re.S).group(0)
+
+    assert "No traffic since" in row and "clock" not in row
