@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import add_job, get_job
 from dashboard.db import db
 from dashboard.models import HealthTransition
 from dashboard.web.pages import OVERVIEW_CARDS
+from tests.browser import require_chromium
 from tests.notify.helpers import cycle_lines, ingest
 from tests.web.test_overview_search import strip
+
+PASSWORD = "many-jobs-password-1"
+require_chromium()
+from tests.browser import ARTIFACTS, browser  # noqa: E402, F401 (a fixture)
+from tests.local_http import serving_app  # noqa: E402
 
 
 def _lines(page: str) -> list[tuple[str, str]]:
@@ -64,3 +73,28 @@ def test_a_stall_line_says_why_in_words_not_an_internal_code(client, auth, app):
     row = re.search(r'<tr data-job="uniflow-prod">.*?</tr>', client.get("/").get_data(as_text=True), re.S).group(0)
 
     assert "No traffic since" in row and "clock" not in row
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)])
+def test_the_lines_fit_the_screen_in_chromium(browser, app, width, height):  # type: ignore[no-untyped-def]
+    for n in range(OVERVIEW_CARDS):
+        add_job(f"tenant-{n:03d}-" + "a-rather-long-tenant-name-" * 3, display_name="Contoso " * 12)
+    db.session.add(HealthTransition(job_id=get_job("uniflow-prod").id, at_us=1_000, old="healthy", new="stalled",
+                                    reason="clock", detail="No traffic since 2026-12-05T16:09:02Z: " + "longer " * 40))
+    add_account("admin@example.com", "admin", PASSWORD)
+    db.session.commit()
+    with serving_app(app) as base:
+        context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 600)
+        page = context.new_page()
+        page.goto(base + "/login")
+        page.fill("input[name=email]", "admin@example.com")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"overview-many-jobs-{width}.png"), full_page=True)
+        wider = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        lines = page.locator("tr[data-job]").count()
+        context.close()
+
+    assert (wider, lines) == (0, OVERVIEW_CARDS + 1)
