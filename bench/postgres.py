@@ -97,7 +97,7 @@ def job_names(jobs: int) -> list[str]:
 
 def generate(exchanges: int, jobs: int, *, tag: str = "main", seed: int = 7) -> Path:
     """`exchanges` simulated lines over `jobs` jobs (a tenth in the big job), cached in bench/out."""
-    from dashboard.demo.simulate import simulate_lines
+    from dashboard.demo.simulate import write_log
     from dashboard.demo.truth import SimConfig
 
     path = OUT / f"pg-{tag}-{exchanges}-{jobs}.jsonl"
@@ -112,14 +112,7 @@ def generate(exchanges: int, jobs: int, *, tag: str = "main", seed: int = 7) -> 
         for n, name in enumerate(names):
             count = big if name == BIG else rest
             users = max(50, min(count // 5, 100_000))  # an initial cycle, then ~5 % change per cycle
-            lines, _ = simulate_lines(SimConfig(users=users, cycles=100_000, seed=seed + n, job=name, max_lines=count))
-            chunk: list[bytes] = []
-            for line in lines:
-                chunk.append(line)
-                if len(chunk) >= 8192:
-                    out.write(b"".join(chunk))
-                    chunk.clear()
-            out.write(b"".join(chunk))
+            write_log(SimConfig(users=users, cycles=100_000, seed=seed + n, job=name, max_lines=count), out)
     path.with_suffix(".tmp").rename(path)
     print(f"generated {exchanges:,} lines over {jobs} jobs in {time.perf_counter() - started:.1f} s -> {path}")
     return path
@@ -236,7 +229,7 @@ def pages(url: str, runs: int) -> tuple[dict[str, float], float, int]:
 
     from dashboard.admin.accounts import add_account, create_api_token
     from dashboard.db import db
-    from dashboard.models import Account, Exchange, Job, ScimUser
+    from dashboard.models import Exchange, Job, ScimUser
 
     app = app_for(url)
     with app.app_context():

@@ -451,19 +451,12 @@ def refresh_user_states(conn: Connection, user_ids: set[int]) -> None:
     histories: dict[int, list[CycleOutcome]] = defaultdict(list)
     for start in range(0, len(ordered), _CHUNK):
         rows = conn.execute(
-            select(_user_cycles.c.user_id, _user_cycles.c.cycle_id, _cycles.c.started_us, _user_cycles.c.operation,
-                   _user_cycles.c.outcome, _user_cycles.c.summary)
+            select(_user_cycles.c.user_id, _user_cycles.c.cycle_id, _cycles.c.started_us, _user_cycles.c.summary)
             .join(_cycles, _cycles.c.id == _user_cycles.c.cycle_id)
             .where(_user_cycles.c.user_id.in_(ordered[start : start + _CHUNK]))
         ).all()  # one fetch of the chunk: iterating a Result fetches row by row
-        for user_id, cycle_id, started_us, operation, outcome, summary in rows:
-            folded = Summary.from_dict(orjson.loads(summary))
-            failure = folded.last_failure
-            histories[user_id].append(CycleOutcome(
-                cycle_id, started_us, operation, outcome, folded.last_us,
-                failure.id if failure else None, failure.ts_us if failure else None,
-                lookup_result(folded),
-            ))  # operation and outcome as stored: _outcome(...) of the summary gives the same
+        for user_id, cycle_id, started_us, summary in rows:
+            histories[user_id].append(_outcome(cycle_id, started_us, Summary.from_dict(orjson.loads(summary))))
     params = []
     for user_id in ordered:
         history = in_order(histories.get(user_id, []))

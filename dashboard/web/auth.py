@@ -57,11 +57,11 @@ def requires(role: str) -> Callable:
             account = g.get("account")
             if account is None:
                 if request.path.startswith("/api/"):
-                    return _json_error("sign in or send Authorization: Bearer <API token>", 401)
+                    return json_error("sign in or send Authorization: Bearer <API token>", 401)
                 return redirect(url_for("auth.login", next=request.full_path))
             if not role_allows(account.role, role):
                 if request.path.startswith("/api/"):
-                    return _json_error(f"this needs the {role} role", 403)
+                    return json_error(f"this needs the {role} role", 403)
                 abort(403, description=f"This page needs the {role} role; you are signed in as {account.role}. "
                                        "Ask an admin to change your role.")
             return view(*args, **kwargs)
@@ -142,9 +142,10 @@ def _limits() -> ThrottleLimits:
                           per_account=current_app.config.get("LOGIN_THROTTLE_ACCOUNT_MAX", default.per_account))
 
 
-def _json_error(message: str, status: int) -> Response:
+def json_error(message: str, status: int, realm: str = "api") -> Response:
+    """A refused API request: the message as JSON; a 401 names the Bearer scheme and its realm."""
     response = jsonify(error=message)
     response.status_code = status
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
     return response

@@ -18,7 +18,14 @@ from dashboard import runtime
 from dashboard.admin.scraper import is_scraper_token
 from dashboard.analysis.health import State
 from dashboard.db import db
-from dashboard.queries.ops import database_ok, job_metrics, outbox_state, run_stats, scheduler_state
+from dashboard.queries.ops import (
+    database_ok,
+    job_metrics,
+    outbox_state,
+    run_stats,
+    scheduler_state,
+)
+from dashboard.web.auth import json_error
 
 bp = Blueprint("ops", __name__)
 STATES = tuple(s.value for s in State)
@@ -31,20 +38,12 @@ def scraper_only(view: Callable) -> Callable:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _refuse("the scraper token is required: Authorization: Bearer <token>", 401)
+            return json_error("the scraper token is required: Authorization: Bearer <token>", 401, realm="metrics")
         if not is_scraper_token(token.strip(), runtime.settings().ops.scraper_token_hash):
-            return _refuse("not the scraper token (or none is configured: [ops] scraper_token_hash)", 403)
+            return json_error("not the scraper token (or none is configured: [ops] scraper_token_hash)", 403, realm="metrics")
         return view(*args, **kwargs)
 
     return guarded
-
-
-def _refuse(message: str, status: int) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-    return response
 
 
 @bp.get("/healthz")

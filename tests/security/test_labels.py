@@ -18,7 +18,7 @@ from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.web import charts
-from tests.browser import browser  # noqa: F401 (a fixture)
+from tests.browser import browser, sign_in_page  # noqa: F401 (a fixture)
 from tests.local_http import serving_app
 
 PASSWORD = "browser-password-1"
@@ -126,11 +126,7 @@ def test_it_draws_hostile_scim_types_as_text_not_links(browser, site, settings):
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("popup", lambda p: problems.append(f"popup: {p.url}"))
-    page.goto(site + "/login")
-    page.fill("input[name=email]", "support@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(site + "/")
+    sign_in_page(page, site, "support@example.com", PASSWORD)
 
     page.goto(site + "/jobs/uniflow-prod")
     page.wait_for_selector("#chart-signatures .main-svg")

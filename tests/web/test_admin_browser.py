@@ -11,6 +11,7 @@ import pytest
 
 from dashboard.admin.accounts import add_account
 from dashboard.admin.jobs import add_job
+from tests.browser import sign_in_page
 from tests.notify.helpers import after_cycle, cycle_lines, ingest
 from tests.web.test_browser import PASSWORD, browser, shot, site  # noqa: F401  (fixtures)
 
@@ -23,11 +24,7 @@ def open_as(browser, base: str, email: str, width: int):  # type: ignore[no-unty
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
+    sign_in_page(page, base, email, PASSWORD)
     return context, page, problems
 
 

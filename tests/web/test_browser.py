@@ -21,7 +21,7 @@ from dashboard.ingest.scim import ingest_lines, options_from
 
 PASSWORD = "browser-password-1"
 
-from tests.browser import ARTIFACTS, browser, require_chromium  # noqa: E402, F401 (a fixture)
+from tests.browser import ARTIFACTS, browser, require_chromium, sign_in_page  # noqa: E402, F401 (a fixture)
 from tests.local_http import serving_app  # noqa: E402
 
 require_chromium()
@@ -66,11 +66,7 @@ def page(browser: Browser, site) -> Iterator[Page]:  # type: ignore[no-untyped-d
 
 
 def sign_in(page: Page, base: str) -> None:
-    page.goto(base + "/login")
-    page.fill("input[name=email]", "support@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
+    sign_in_page(page, base, "support@example.com", PASSWORD)
 
 
 def shot(page: Page, name: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.demo.simulate import SimConfig, simulate_lines
+from tests.browser import sign_in_page
 from tests.web.test_browser import ARTIFACTS, PASSWORD, browser, feed, site, ts_of  # noqa: F401 (fixtures)
 
 # zone: (its short name in the browser's locale, offset from UTC on 2026-11-28, locale)
@@ -32,11 +33,7 @@ def open_page(browser, site) -> Iterator:  # type: ignore[no-untyped-def]  # noq
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         base = site[0]
-        page.goto(base + "/login")
-        page.fill("input[name=email]", "support@example.com")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(base + "/")
+        sign_in_page(page, base, "support@example.com", PASSWORD)
         return page
 
     yield opener

@@ -34,7 +34,7 @@ LONG_DETAIL = ("Attribute 'urn:ietf:params:scim:schemas:extension:uniFLOWOnline:
                " value 'CC-" + "0123456789" * 12 + "' is not valid: " + "the cost centre does not exist in the tenant; " * 6)
 LONG_PATH = "/scim/v2/Users/" + "9f0c2a1e-5b7d-4c3a-8e6f-" * 4 + "000000000000"
 
-from tests.browser import ARTIFACTS, browser, require_chromium  # noqa: E402, F401 (a fixture)
+from tests.browser import ARTIFACTS, browser, require_chromium, sign_in_page  # noqa: E402, F401 (a fixture)
 from tests.local_http import serving_app  # noqa: E402
 
 require_chromium()
@@ -200,11 +200,7 @@ def test_it_labels_chart_axes_in_the_viewer_s_time_zone(browser, site, zone):  #
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, timezone_id=zone,
                                   locale="en-GB")
     page = context.new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=email]", "admin@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
+    sign_in_page(page, base, "admin@example.com", PASSWORD)
     page.goto(base + "/jobs/uniflow-prod")
     page.wait_for_selector("#chart-outcomes .main-svg")
     page.screenshot(path=str(ARTIFACTS / f"layout-charts-{zone.replace('/', '-')}.png"), full_page=True)

@@ -12,7 +12,7 @@ from dashboard.admin.jobs import add_job, get_job
 from dashboard.db import db
 from dashboard.models import HealthTransition
 from dashboard.web.pages import OVERVIEW_CARDS
-from tests.browser import require_chromium
+from tests.browser import require_chromium, sign_in_page
 from tests.notify.helpers import cycle_lines, ingest
 from tests.web.test_overview_search import strip
 
@@ -86,11 +86,7 @@ def test_the_lines_fit_the_screen_in_chromium(browser, app, width, height):  # t
     with serving_app(app) as base:
         context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 600)
         page = context.new_page()
-        page.goto(base + "/login")
-        page.fill("input[name=email]", "admin@example.com")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(base + "/")
+        sign_in_page(page, base, "admin@example.com", PASSWORD)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"overview-many-jobs-{width}.png"), full_page=True)
         wider = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
