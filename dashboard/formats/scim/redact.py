@@ -41,6 +41,7 @@ class RedactionRules:
     _headers: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _walk: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _text: list[Any] = field(default_factory=list, compare=False, hash=False, repr=False)  # its _TextPatterns
+    _memo: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)  # redact_text's
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled (to an ingest worker) without the caches: they hold this process's sentinels.
@@ -234,6 +235,7 @@ def _redact_list(items: list[Any], rules: RedactionRules, kinds: dict[str, Any])
 def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, Any]) -> dict[str, Any]:
     out = None
     path_kind: Any = _MISSING  # found when a "value" member needs it
+    memo = rules._memo
     for key, value in obj.items():
         kind = kinds.get(key, _MISSING)
         if kind is _MISSING:
@@ -249,14 +251,19 @@ def _redact_object(obj: dict[str, Any], rules: RedactionRules, kinds: dict[str, 
             if value.__class__ is dict:
                 value = redact_headers(value, rules)
         if kind is None:
-            if isinstance(value, dict):
+            cls = value.__class__
+            if cls is str:
+                # redact_text's memo, looked up here: most members are short texts seen before
+                known = memo.get(value, _MISSING) if len(value) <= _MEMO_LENGTH else _MISSING
+                if known is None:
+                    continue  # unchanged
+                new = redact_text(value, rules) if known is _MISSING else known
+            elif cls is dict or isinstance(value, dict):
                 new = _redact_object(value, rules, kinds)
-            elif isinstance(value, list):
+            elif cls is list or isinstance(value, list):
                 new = _redact_list(value, rules, kinds)
-            elif value.__class__ is str:
-                new = redact_text(value, rules)
             else:
-                new = value
+                continue
         elif kind == "redact":
             new = REDACTED if value is not None else None
         else:
@@ -383,6 +390,27 @@ def redact_text(text: str | None, rules: RedactionRules = DEFAULT_RULES) -> str 
     """
     if not text:
         return text
+    if len(text) <= _MEMO_LENGTH:
+        # The same short texts come back on every line ("work", a schema URN, a department): the
+        # answer is remembered (None: unchanged, so that the caller's own object is returned).
+        memo = rules._memo
+        try:
+            known = memo[text]
+        except KeyError:
+            known = _redact_text(text, rules)
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            memo[text] = None if known is text else known
+            return known
+        return text if known is None else known
+    return _redact_text(text, rules)
+
+
+_MEMO_LENGTH = 120  # longer texts are rarely repeated
+_MEMO_ENTRIES = 20_000  # about 4 MB at most; cleared whole when full
+
+
+def _redact_text(text: str, rules: RedactionRules) -> str:
     patterns = _patterns(rules)
     lowered = text.lower()
     for word in patterns.words:  # `in` on the lowered text: several times faster than one regex search

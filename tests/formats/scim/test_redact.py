@@ -493,3 +493,45 @@ def test_a_body_within_the_limit_is_redacted_whole():
     for _ in range(MAX_NESTING - 1):
         clean = clean["nested"]
     assert clean == {"pin": REDACTED}
+
+
+# --- redact_text's memo ----------------------------------------------------------------------
+
+
+def test_a_remembered_text_is_answered_as_the_first_time():
+    rules = RedactionRules.build(attributes=["pin"], masked=[], headers=[])
+    secret = "pin=1234"
+
+    first, second = redact_text(secret, rules), redact_text("".join(["pin=", "1234"]), rules)
+
+    assert first == second == f"pin={REDACTED}"
+
+
+def test_a_remembered_text_without_a_secret_comes_back_as_the_callers_own_object():
+    rules = RedactionRules.build(attributes=["pin"], masked=[], headers=[])
+    redact_text("Finance", rules)
+    again = "".join(["Fin", "ance"])  # equal, not the same object
+
+    assert redact_text(again, rules) is again
+    body = {"department": again}
+    assert redact_body(body, rules) is body  # nothing copied
+
+
+def test_the_memo_is_bounded_whatever_the_number_of_distinct_texts():
+    from dashboard.formats.scim import redact as module
+
+    rules = RedactionRules.build(attributes=["pin"], masked=[], headers=[])
+    for number in range(module._MEMO_ENTRIES + 500):
+        redact_text(f"user{number}@contoso.com", rules)
+
+    assert 0 < len(rules._memo) <= module._MEMO_ENTRIES
+    assert redact_text("pin: 42", rules) == f"pin: {REDACTED}"
+
+
+def test_the_memo_never_travels_to_a_worker():
+    import pickle
+
+    rules = RedactionRules.build(attributes=["pin"], masked=[], headers=[])
+    redact_text("pin=1234", rules)
+
+    assert pickle.loads(pickle.dumps(rules))._memo == {}
