@@ -84,7 +84,7 @@ LARGE_INPUT_CACHE_KIB = 16_384
 # ... and its WAL checkpoint threshold (pages; SQLite's default is 1,000, about one batch): an index
 # page that every batch changes is copied into the database once per 16,000 pages of WAL, not once
 # per batch. The WAL file grows to about 64 MB meanwhile; readers are not blocked.
-LARGE_INPUT_CHECKPOINT_PAGES = 16_000
+LARGE_INPUT_CHECKPOINT_PAGES = int(os.environ.get("XCKPT", 16_000))
 # The database itself failing (gone, locked, timed out): nothing is wrong with the lines, so a
 # batch is not retried line by line and the ingest stops; a re-run completes it.
 DATABASE_DOWN = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)

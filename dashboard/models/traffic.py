@@ -119,7 +119,9 @@ class Exchange(db.Model):
         Index("ix_exchange_job_ts", "job_id", "ts_us"),
         Index("ix_exchange_user_ts", "user_id", "ts_us"),
         Index("ix_exchange_cycle_ts", "cycle_id", "ts_us"),
-        Index("ix_exchange_sig", "sig_id"),
+        # Only failures have a signature: the index leaves out the NULLs (migration 0014).
+        Index("ix_exchange_sig", "sig_id", sqlite_where=text("sig_id IS NOT NULL"),
+              postgresql_where=text("sig_id IS NOT NULL")),
         # One index per logs filter, so each filtered page reads only its own rows. Failures are
         # a few percent of the traffic: a partial index keeps that one small.
         Index("ix_exchange_job_operation_ts", "job_id", "operation", "ts_us"),

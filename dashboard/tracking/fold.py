@@ -479,10 +479,12 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
         return
     ordered = sorted(touched)
     stored: dict[int, tuple[Prefix, CycleOutcome | None]] = {}
+    states: dict[int, str] = {}
     for start in range(0, len(ordered), _CHUNK):
-        for user_id, text, last_cycle_id in conn.execute(
-                select(_users.c.id, _users.c.fold, _users.c.last_cycle_id)
+        for user_id, text, last_cycle_id, state in conn.execute(
+                select(_users.c.id, _users.c.fold, _users.c.last_cycle_id, _users.c.state)
                 .where(_users.c.id.in_(ordered[start : start + _CHUNK]))):
+            states[user_id] = state
             if text:
                 try:
                     stored[user_id] = _read_fold(text)
@@ -496,7 +498,7 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
     for start in range(0, len(cycle_ids), _CHUNK):
         started.update(conn.execute(
             select(_cycles.c.id, _cycles.c.started_us).where(_cycles.c.id.in_(cycle_ids[start : start + _CHUNK]))).all())
-    params, whole = [], set()
+    params, same, whole = [], [], set()
     for user_id in ordered:
         if user_id not in stored:
             whole.add(user_id)
@@ -511,8 +513,15 @@ def advance_user_states(conn: Connection, touched: dict[int, dict[int, Summary]]
         rows += [_outcome(c, started[c], summary) for c, summary in per.items()]
         rows = in_order(rows)
         prefix = prefix_of(rows[:-1], prefix)
-        params.append(_state_params(user_id, state_after(prefix, rows[-1]), _fold_text(prefix, rows[-1])))
+        state = state_after(prefix, rows[-1])
+        if state.state.value == states.get(user_id):
+            # the state column is left out of the UPDATE: its index entry is not rewritten (a page
+            # of ix_scim_user_job_state dirtied per user and batch, for nothing)
+            same.append(_state_params(user_id, state, _fold_text(prefix, rows[-1]))[1:])
+        else:
+            params.append(_state_params(user_id, state, _fold_text(prefix, rows[-1])))
     _write_states(conn, params)
+    executemany(conn, _SAME_STATE_SQL, same)
     refresh_user_states(conn, whole)
 
 
@@ -551,6 +560,11 @@ def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> tuple:
 _STATE_SQL = (f"UPDATE {_users.name} SET state = ?, provisioned = ?, last_cycle_id = ?, last_seen_us = ?,"
               " failing_since_us = ?, failing_since_cycle_id = ?, streak = ?, last_failure_exchange_id = ?, fold = ?"
               " WHERE id = ?")
+
+
+_SAME_STATE_SQL = (f"UPDATE {_users.name} SET provisioned = ?, last_cycle_id = ?, last_seen_us = ?,"
+                   " failing_since_us = ?, failing_since_cycle_id = ?, streak = ?, last_failure_exchange_id = ?,"
+                   " fold = ? WHERE id = ?")
 
 
 def _write_states(conn: Connection, params: list[tuple]) -> None:
