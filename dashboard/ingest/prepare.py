@@ -15,6 +15,7 @@ this module and the pure modules it uses (no Flask, no SQLAlchemy), which keeps 
 """
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -328,6 +329,10 @@ class Workers:
 def serve() -> None:
     """A worker's main loop: read tasks from stdin, answer on stdout, end at end of input."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the loader's to handle
+    # A worker only ever prepares a large input: its garbage collector runs less often, as the
+    # loader's does meanwhile (ingest/scim.py LARGE_INPUT_GC_THRESHOLD; not imported: a worker
+    # stays free of the loader's modules).
+    gc.set_threshold(100_000, *gc.get_threshold()[1:])
     source = sys.stdin.buffer
     sink = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the answers

@@ -7,10 +7,11 @@ completes it (duplicates are recognised by their dedupe key and skipped).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -85,6 +86,12 @@ LARGE_INPUT_CACHE_KIB = 16_384
 # page that every batch changes is copied into the database once per 16,000 pages of WAL, not once
 # per batch. The WAL file grows to about 64 MB meanwhile; readers are not blocked.
 LARGE_INPUT_CHECKPOINT_PAGES = int(os.environ.get("XCKPT", 16_000))
+# Python's cyclic garbage collector, while a large input loads: a collection of the youngest
+# generation after this many allocations instead of 700. An ingest allocates a few tuples and
+# dicts per line, nearly all freed by reference counting; at 700 the collector ran 1,400 times per
+# 100,000 lines, and its older generations walked every object of the app each time: 16% of the
+# loader's CPU (bench/ingest.py). Restored when the input is done; an HTTP push never changes it.
+LARGE_INPUT_GC_THRESHOLD = 100_000
 # The database itself failing (gone, locked, timed out): nothing is wrong with the lines, so a
 # batch is not retried line by line and the ingest stops; a re-run completes it.
 DATABASE_DOWN = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
@@ -155,19 +162,33 @@ def ingest_lines(
     result = IngestResult()
     size = options.batch_size
     try:
-        with closing(_prepared_batches(iter(lines), loader.preparer, options, parallel=via != "push")) as batches:
+        with closing(_prepared_batches(iter(lines), loader.preparer, options, parallel=via != "push")) as batches, \
+                ExitStack() as large:
             for batch, count in batches:
                 loader.load_batch(batch, count, result)
                 if progress and count >= size:
                     progress(result.lines)
-                if result.lines >= PARALLEL_AFTER_LINES:
+                if result.lines >= PARALLEL_AFTER_LINES and not loader.large:
                     loader.large = True
+                    if via != "push":
+                        large.enter_context(fewer_collections())
     finally:
         loader.restore()
     loader.finish()
     if progress:
         progress(result.lines)
     return result
+
+
+@contextmanager
+def fewer_collections(threshold: int = LARGE_INPUT_GC_THRESHOLD) -> Iterator[None]:
+    """Python's garbage collector runs less often meanwhile (LARGE_INPUT_GC_THRESHOLD); restored after."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(threshold, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _prepared_batches(
