@@ -47,7 +47,7 @@ _CHUNK = 300
 # A past name still finds its person this long before its first or after its last sighting: a
 # lookup that arrives after a rename, for the name the person still had when it was sent.
 NAME_SLACK_US = 60 * 60 * 1_000_000
-CACHE_LIMIT = 20_000  # users kept between batches; more are fetched again when a batch names them
+CACHE_LIMIT = 10_000  # users kept between batches; more are fetched again when a batch names them
 _DEFAULTS = {
     column.name: column.default.arg
     for column in _users.columns

@@ -80,7 +80,7 @@ _SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; R
 # more of their pages in a larger cache. Set on the connection while such an input is loaded,
 # then restored. With the resolver's CACHE_LIMIT and the workers' read-ahead it bounds an
 # ingest's memory whatever the input's size (docs/ingest.md, "Memory"): with 32 MiB the process
-# group peaked at about 210 MB at 1M lines.
+# group peaked at about 210 MB at 1M lines (with the resolver's cache at 20,000 people; 10,000 now).
 LARGE_INPUT_CACHE_KIB = 16_384
 # ... and its WAL checkpoint threshold (pages; SQLite's default is 1,000, about one batch): an index
 # page that every batch changes is copied into the database once per 16,000 pages of WAL, not once

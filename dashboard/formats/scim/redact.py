@@ -407,7 +407,7 @@ def redact_text(text: str | None, rules: RedactionRules = DEFAULT_RULES) -> str 
 
 
 _MEMO_LENGTH = 120  # longer texts are rarely repeated
-_MEMO_ENTRIES = 20_000  # about 4 MB at most; cleared whole when full
+_MEMO_ENTRIES = 8_000  # about 1.5 MB at most; cleared whole when full
 
 
 def _redact_text(text: str, rules: RedactionRules) -> str:
