@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import weakref
@@ -100,6 +101,10 @@ class WalCheckpointer:
     def __init__(self, path: str) -> None:
         self.path = path
         self.checkpoints = 0  # done so far (tests and curiosity)
+        self._fresh()
+
+    def _fresh(self) -> None:
+        self._pid = os.getpid()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -107,6 +112,8 @@ class WalCheckpointer:
 
     def nudge(self) -> None:
         """A transaction committed: checkpoint soon (starts the thread when none runs)."""
+        if self._pid != os.getpid():  # a forked child: the parent's thread is not here
+            self._fresh()
         self._wake.set()
         with self._lock:
             if self._thread is None and not self._stop.is_set():
@@ -121,6 +128,7 @@ class WalCheckpointer:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        self._stop.clear()  # an engine may be used again after dispose(): the next commit starts anew
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None

@@ -94,3 +94,19 @@ def test_no_checkpointer_for_postgresql_or_memory():  # type: ignore[no-untyped-
     finally:
         memory.dispose()
     assert dbmod.checkpointer_of(create_engine("postgresql+psycopg://u@127.0.0.1:1/none")) is None
+
+
+def test_an_engine_used_again_after_dispose_checkpoints_again(tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "again.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        engine.dispose()  # (as `flask restore` does before it replaces the file)
+
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1), (2)"))
+
+        assert _wait_for(lambda: _in_database_file(path, 2) == 2)
+    finally:
+        engine.dispose()
