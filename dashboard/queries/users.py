@@ -49,7 +49,9 @@ def find_user(session: Session, job: Job, key: str) -> ScimUser | None:
     """By any userName they went by (case and Unicode variants too), externalId or SCIM id they
     had, or our numeric id. A name two people held finds the one who holds it now, else the
     latest to have held it."""
-    query = select(ScimUser).where(ScimUser.job_id == job.id, ScimUser.id.in_(users_named(job.id, key)))
+    # (the ids are the job's already: a job_id term here had SQLite read the job's people through
+    # its (job_id, state) index instead of looking the few ids up)
+    query = select(ScimUser).where(ScimUser.id.in_(users_named(job.id, key)))
     now_named = ScimUser.name_key == name_key(key)
     found = session.scalars(query.order_by(now_named.desc(), ScimUser.name_us.desc(), ScimUser.id).limit(1)).first()
     if found is None and key.isdigit():
@@ -120,10 +122,12 @@ def users_named(job_id: int, text: str):  # type: ignore[no-untyped-def]
     have or had this externalId or SCIM id: a person is found by any of their names or ids."""
     a, u = ScimUserAlias.__table__.c, ScimUser.__table__.c
     key = name_key(text)
+    # One SELECT per column, each on its own (job_id, column) index: with the columns OR-ed in one
+    # SELECT, SQLite read every person of the job (97 ms for a user page at 100,000 people).
     now = [u.external_id == text, u.scim_id == text] + ([u.name_key == key] if key else [])
     before = [and_(a.kind == SCIM, a.key == text)] + ([and_(a.kind == NAME, a.key == key)] if key else [])
-    return union(select(u.id).where(u.job_id == job_id, or_(*now)),
-                 select(a.user_id).where(a.job_id == job_id, or_(*before)))
+    return union(*(select(u.id).where(u.job_id == job_id, term) for term in now),
+                 *(select(a.user_id).where(a.job_id == job_id, term) for term in before))
 
 
 def users_matching(job_id: int, text: str):  # type: ignore[no-untyped-def]
