@@ -85,7 +85,7 @@ LARGE_INPUT_CACHE_KIB = 16_384
 # ... and its WAL checkpoint threshold (pages; SQLite's default is 1,000, about one batch): an index
 # page that every batch changes is copied into the database once per 16,000 pages of WAL, not once
 # per batch. The WAL file grows to about 64 MB meanwhile; readers are not blocked.
-LARGE_INPUT_CHECKPOINT_PAGES = int(os.environ.get("XCKPT", 16_000))
+LARGE_INPUT_CHECKPOINT_PAGES = 16_000
 # Python's cyclic garbage collector, while a large input loads: a collection of the youngest
 # generation after this many allocations instead of 700. An ingest allocates a few tuples and
 # dicts per line, nearly all freed by reference counting; at 700 the collector ran 1,400 times per
