@@ -55,6 +55,8 @@ from dashboard.ingest.prepare import Workers
 from dashboard.ingest.resolve import UserResolver
 from dashboard.ingest.scim import (
     DATABASE_DOWN,
+    LARGE_INPUT_CACHE_KIB,
+    LARGE_INPUT_CHECKPOINT_PAGES,
     IngestOptions,
     IngestResult,
     _worker_count,
@@ -71,6 +73,8 @@ _rejects = Reject.__table__
 _runs = IngestRun.__table__
 _statuses = EntraJobStatus.__table__
 PROBLEMS_KEPT = 1000
+_ROWS_PER_INSERT = (200, 50, 5, 1)  # events per INSERT statement on SQLite (each size a statement)
+_SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker process (import_paths)
 WORKER_AHEAD_BYTES = 24 << 20  # file bytes out at the worker or waiting in its answers, at most
 Item = tuple[str, "ProvisioningEvent | ParseProblem"]  # (source file, record or problem)
@@ -130,24 +134,28 @@ def import_paths(
         items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
         return import_events(engine, job, items, source=source, via=via, options=options, progress=progress)
     loader = _EventLoader(engine, job, source=source, via=via, options=options)
+    loader.large = True
     preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us)
     result = IngestResult()
     size = max(options.batch_size, 1)
     tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))  # type: ignore[union-attr]
     try:
-        pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
-    except OSError as exc:  # no interpreter to start (embedded Python): carry on here
-        log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
-        entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
-        pool = None
-    with pool or nullcontext():
-        if pool is not None:
-            entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
-        while batch := list(islice(entries, size)):
-            loader.load_batch(batch, result)
-            if progress:
-                progress(result.lines)
-    loader.finish()
+        try:
+            pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
+        except OSError as exc:  # no interpreter to start (embedded Python): carry on here
+            log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
+            entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
+            pool = None
+        with pool or nullcontext():
+            if pool is not None:
+                entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
+            while batch := list(islice(entries, size)):
+                loader.load_batch(batch, result)
+                if progress:
+                    progress(result.lines)
+        loader.finish()
+    finally:
+        loader.restore()
     return result
 
 
@@ -169,6 +177,10 @@ class _EventLoader:
         self.resolver = UserResolver(job.id, options.gap_us)
         self.analyzer = BatchAnalyzer(options.gap_us)
         self.dialect = engine.dialect.name
+        self._sqlite = self.dialect == "sqlite"
+        self.large = False  # a large input: SQLite's page cache and WAL threshold as ingest/scim.py sets them
+        self._cache_size: int | None = None  # the connection's own, while ours is set
+        self._checkpoint: int | None = None  # its WAL checkpoint threshold, likewise
         with engine.begin() as conn:
             self.run_id = conn.execute(
                 insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=utc_now())
@@ -231,6 +243,8 @@ class _EventLoader:
     def _store(self, conn: Connection, entries: list[Prepared]) -> tuple[int, int]:
         """Store the records not stored yet, with their users and their analysis; (accepted,
         already stored). The one place where a batch's events are inserted."""
+        if self.large and self._sqlite:
+            self._large_input(conn)
         stored = self._existing(conn, [entry.row["dedupe"] for entry in entries])
         fresh = [entry for entry in entries if entry.row["dedupe"] not in stored]
         if not fresh:
@@ -241,8 +255,7 @@ class _EventLoader:
         self._assign(conn, views)
         for row, view in zip(rows, views, strict=True):
             row["cycle_id"], row["sig_id"] = view["cycle_id"], view["sig_id"]
-        ids = {dedupe: event_id for event_id, dedupe in conn.execute(
-            self._insert_ignoring(_events).returning(_events.c.id, _events.c.dedupe), rows)}
+        ids = dict(self._insert_events(conn, rows))
         inserted = []
         for row, view in zip(rows, views, strict=True):
             if row["dedupe"] in ids:
@@ -252,6 +265,55 @@ class _EventLoader:
         self.resolver.finish_batch(conn)  # merges and aliases, now that the events are in
         # (a row the insert ignored was stored meanwhile by a concurrent import: a duplicate)
         return len(inserted), len(stored) + len(rows) - len(inserted)
+
+    def _insert_events(self, conn: Connection, rows: list[dict]) -> Iterable[tuple[int, int]]:
+        """Insert the rows, skipping any key stored already; (dedupe, id) of each new one."""
+        names = list(rows[0])
+        if self._sqlite and all(name in _events.c for name in names):
+            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row
+            # work (as ingest/scim.py does for exchanges); in a few fixed sizes, so that the
+            # driver's statement cache keeps them all.
+            found: list[tuple[int, int]] = []
+            head = f"INSERT INTO {_events.name} ({', '.join(names)}) VALUES "
+            one = "(" + ", ".join("?" * len(names)) + ")"
+            tail = " ON CONFLICT DO NOTHING RETURNING dedupe, id"
+            cursor = conn.connection.cursor()
+            try:
+                start = 0
+                while start < len(rows):
+                    per = next(
+                        size for size in _ROWS_PER_INSERT
+                        if size <= len(rows) - start and (size * len(names) <= _SQLITE_VARIABLES or size == 1)
+                    )
+                    chunk = rows[start : start + per]
+                    cursor.execute(head + ", ".join([one] * per) + tail, [row[name] for row in chunk for name in names])
+                    found.extend(cursor.fetchall())
+                    start += per
+            finally:
+                cursor.close()
+            return found
+        return conn.execute(self._insert_ignoring(_events).returning(_events.c.dedupe, _events.c.id), rows)
+
+    def _large_input(self, conn: Connection) -> None:
+        """A large import on SQLite: a larger page cache and WAL checkpoint threshold for this
+        connection (see ingest/scim.py LARGE_INPUT_CACHE_KIB); `restore` gives them back."""
+        if self._cache_size is None:
+            self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            self._checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{LARGE_INPUT_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {LARGE_INPUT_CHECKPOINT_PAGES}")
+
+    def restore(self) -> None:
+        """Give the connection back its own page cache size and WAL checkpoint threshold."""
+        if self._cache_size is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(self._checkpoint or 1000)}")
+        except Exception:  # noqa: BLE001 - only a cache size; never hide the import's own error
+            log.debug("entra import: could not restore the SQLite cache size", exc_info=True)
+        self._cache_size = None
 
     def _account(self, conn: Connection, lines: int, accepted: int, duplicates: int,
                  problems: list[tuple[str, ParseProblem]]) -> None:
