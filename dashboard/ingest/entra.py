@@ -40,6 +40,8 @@ from dashboard.formats.limits import fit
 from dashboard.formats.scim.records import ParseProblem
 from dashboard.formats.scim.redact import RedactionRules, redact_body
 from dashboard.ingest.entra_prepare import (  # noqa: F401 - _prepare: the fuzz harness checks rows with it
+    LOADER_COLUMNS,
+    ROW_COLUMNS,
     EntraPreparer,
     Entry,
     Prepared,
@@ -73,6 +75,7 @@ _rejects = Reject.__table__
 _runs = IngestRun.__table__
 _statuses = EntraJobStatus.__table__
 PROBLEMS_KEPT = 1000
+_COLUMNS = ROW_COLUMNS + LOADER_COLUMNS  # a stored event's columns, in the order of its values
 _ROWS_PER_INSERT = (200, 50, 5, 1)  # events per INSERT statement on SQLite (each size a statement)
 _SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker process (import_paths)
@@ -198,7 +201,7 @@ class _EventLoader:
             if entry.__class__ is not Prepared:
                 problems.append(entry)  # type: ignore[arg-type]
                 continue
-            key = entry.row["dedupe"]  # type: ignore[union-attr]
+            key = entry.dedupe  # type: ignore[union-attr]
             if key in prepared:
                 duplicates += 1
             prepared[key] = entry  # type: ignore[assignment]
@@ -245,31 +248,30 @@ class _EventLoader:
         already stored). The one place where a batch's events are inserted."""
         if self.large and self._sqlite:
             self._large_input(conn)
-        stored = self._existing(conn, [entry.row["dedupe"] for entry in entries])
-        fresh = [entry for entry in entries if entry.row["dedupe"] not in stored]
+        stored = self._existing(conn, [entry.dedupe for entry in entries])
+        fresh = [entry for entry in entries if entry.dedupe not in stored] if stored else entries
         if not fresh:
             return 0, len(stored)
         self._resolve_users(conn, fresh)
-        rows = [entry.row for entry in fresh]
         views = [entry.view for entry in fresh]
         self._assign(conn, views)
-        for row, view in zip(rows, views, strict=True):
-            row["cycle_id"], row["sig_id"] = view["cycle_id"], view["sig_id"]
-        ids = dict(self._insert_events(conn, rows))
+        ids = dict(self._insert_events(conn, [
+            entry.row + (view["user_id"], view["cycle_id"], view["sig_id"]) for entry, view in zip(fresh, views)]))
         inserted = []
-        for row, view in zip(rows, views, strict=True):
-            if row["dedupe"] in ids:
-                view["id"] = -ids[row["dedupe"]]
-                inserted.append(view)
+        for entry in fresh:
+            event_id = ids.get(entry.dedupe)
+            if event_id is not None:
+                entry.view["id"] = -event_id
+                inserted.append(entry.view)
         self._fold(conn, inserted)
         self.resolver.finish_batch(conn)  # merges and aliases, now that the events are in
         # (a row the insert ignored was stored meanwhile by a concurrent import: a duplicate)
-        return len(inserted), len(stored) + len(rows) - len(inserted)
+        return len(inserted), len(stored) + len(fresh) - len(inserted)
 
-    def _insert_events(self, conn: Connection, rows: list[dict]) -> Iterable[tuple[int, int]]:
-        """Insert the rows, skipping any key stored already; (dedupe, id) of each new one."""
-        names = list(rows[0])
-        if self._sqlite and all(name in _events.c for name in names):
+    def _insert_events(self, conn: Connection, rows: list[tuple]) -> Iterable[tuple[int, int]]:
+        """Insert the rows (values of _COLUMNS), skipping any key stored already; (dedupe, id) of each new one."""
+        names = _COLUMNS
+        if self._sqlite:
             # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row
             # work (as ingest/scim.py does for exchanges); in a few fixed sizes, so that the
             # driver's statement cache keeps them all.
@@ -286,13 +288,14 @@ class _EventLoader:
                         if size <= len(rows) - start and (size * len(names) <= _SQLITE_VARIABLES or size == 1)
                     )
                     chunk = rows[start : start + per]
-                    cursor.execute(head + ", ".join([one] * per) + tail, [row[name] for row in chunk for name in names])
+                    cursor.execute(head + ", ".join([one] * per) + tail, [value for row in chunk for value in row])
                     found.extend(cursor.fetchall())
                     start += per
             finally:
                 cursor.close()
             return found
-        return conn.execute(self._insert_ignoring(_events).returning(_events.c.dedupe, _events.c.id), rows)
+        return conn.execute(self._insert_ignoring(_events).returning(_events.c.dedupe, _events.c.id),
+                            [dict(zip(names, row)) for row in rows])
 
     def _large_input(self, conn: Connection) -> None:
         """A large import on SQLite: a larger page cache and WAL checkpoint threshold for this
@@ -340,8 +343,7 @@ class _EventLoader:
         self.resolver.prefetch_names(conn, (entry.names for entry in entries if entry.names))
         for entry in entries:
             names = entry.names
-            user_id = self.resolver.resolve_names(conn, *names, entry.row["activity_us"]) if names else None
-            entry.row["user_id"] = entry.view["user_id"] = user_id
+            entry.view["user_id"] = self.resolver.resolve_names(conn, *names, entry.view["ts_us"]) if names else None
 
     def _assign(self, conn: Connection, views: list[dict]) -> None:
         assign_views(conn, self.analyzer, self.job_id, views)

@@ -35,11 +35,17 @@ Who = tuple[int, "str | None", "str | None", "str | None", datetime, str]
 
 
 class Prepared(NamedTuple):
-    """A record ready to store: where it came from, what names it, its row, analysis view and names."""
+    """A record ready to store: where it came from, what names it, its dedupe key, its row's
+    values (`ROW_COLUMNS`; the loader adds the user, cycle and signature), analysis view and names.
+
+    The row is a tuple, not a dict: a worker pickles and the loader unpickles one per record, and
+    the loader hands it to the driver as it is (dashboard/ingest/entra.py `_insert_events`).
+    """
 
     where: str
     who: Who
-    row: dict
+    dedupe: int
+    row: tuple
     view: dict
     names: tuple | None
 
@@ -82,7 +88,7 @@ def prepare_item(job_id: int, where: str, item: ProvisioningEvent | ParseProblem
         row, view, names = _prepare(job_id, key, event)
     except Exception as exc:  # noqa: BLE001 - one odd record is a reject, never the whole file
         return (where, record_problem(who, "cannot be stored", exc))
-    return Prepared(where, who, row, view, names)
+    return Prepared(where, who, key, tuple(map(row.__getitem__, ROW_COLUMNS)), view, names)
 
 
 def who_of(event: ProvisioningEvent) -> Who:
@@ -126,6 +132,15 @@ def printable(text: str) -> str:
 
 
 # -- the row and the analysis's view of it ---------------------------------------------------------
+
+# The columns of a Prepared row, in its order: those of `_prepare`'s row but the user (found by
+# the loader, which adds it with the cycle and the signature: LOADER_COLUMNS).
+ROW_COLUMNS = (
+    "job_id", "dedupe", "activity_us", "entra_id", "change_id", "cycle_key", "entra_job_id", "action", "outcome",
+    "operation", "status", "failed", "error_code", "reason", "recommended_action", "retry_count", "next_retry_us",
+    "duration_ms", "source_id", "target_id", "display_name", "user_name", "external_id", "blob",
+)
+LOADER_COLUMNS = ("user_id", "cycle_id", "sig_id")
 
 
 def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dict, tuple | None]:
