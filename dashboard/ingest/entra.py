@@ -15,10 +15,11 @@ negative "exchange id" there is an Entra event (see `evidence_ref`).
 """
 from __future__ import annotations
 
+import gc
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -138,28 +139,47 @@ def import_paths(
         return import_events(engine, job, items, source=source, via=via, options=options, progress=progress)
     loader = _EventLoader(engine, job, source=source, via=via, options=options)
     loader.large = True
-    preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us)
+    preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us, pause_gc=True)
     result = IngestResult()
     size = max(options.batch_size, 1)
     tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))  # type: ignore[union-attr]
     try:
-        try:
-            pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
-        except OSError as exc:  # no interpreter to start (embedded Python): carry on here
-            log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
-            entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
-            pool = None
-        with pool or nullcontext():
-            if pool is not None:
-                entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
-            while batch := list(islice(entries, size)):
-                loader.load_batch(batch, result)
-                if progress:
-                    progress(result.lines)
-        loader.finish()
+        with _fewer_collections():
+            try:
+                pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
+            except OSError as exc:  # no interpreter to start (embedded Python): carry on here
+                log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
+                entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
+                pool = None
+            with pool or nullcontext():
+                if pool is not None:
+                    entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
+                while batch := list(islice(entries, size)):
+                    loader.load_batch(batch, result)
+                    if progress:
+                        progress(result.lines)
+            loader.finish()
     finally:
         loader.restore()
     return result
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """While a large import runs here: the objects alive before it (the app, SQLAlchemy's
+    metadata, the modules) are left out of the cyclic garbage collector's walks (`gc.freeze`),
+    and it runs after 50,000 new containers rather than 700. A batch holds tens of thousands
+    (its records, their views and rows), which the default walked again and again: about a
+    tenth of the loader's time. Both are restored after; memory is still freed by reference
+    counting as before, and cycles by the collector, only less often."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _size(path: Path) -> int:
