@@ -80,6 +80,11 @@ _COLUMNS = ROW_COLUMNS + LOADER_COLUMNS  # a stored event's columns, in the orde
 _ROWS_PER_INSERT = (200, 50, 5, 1)  # events per INSERT statement on SQLite (each size a statement)
 _SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker process (import_paths)
+# The loader prepares every LOADER_SHARE-th file itself, between batches; the worker the others.
+# Preparing (decode, validate, redact, pack) costs more per record than storing on SQLite, so the
+# worker alone kept the loader waiting: at 100k records (bench/entra_import.py) the worker used
+# 13.3 CPU s and the loader 7.9; with one file in five here, 10.2 and 10.4.
+LOADER_SHARE = 5
 WORKER_AHEAD_BYTES = 24 << 20  # file bytes out at the worker or waiting in its answers, at most
 Item = tuple[str, "ProvisioningEvent | ParseProblem"]  # (source file, record or problem)
 
@@ -142,18 +147,19 @@ def import_paths(
     preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us, pause_gc=True)
     result = IngestResult()
     size = max(options.batch_size, 1)
-    tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))  # type: ignore[union-attr]
+    tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files)  # type: ignore[union-attr]
+             if number % LOADER_SHARE != LOADER_SHARE - 1)
     try:
         with _fewer_collections():
             try:
                 pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
             except OSError as exc:  # no interpreter to start (embedded Python): carry on here
                 log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
-                entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
+                entries: Iterator[Entry] = (entry for task in _tasks(files) for entry in preparer.prepare([task])[0])
                 pool = None
             with pool or nullcontext():
                 if pool is not None:
-                    entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
+                    entries = _shared(files, preparer, pool.prepare(tasks))  # type: ignore[arg-type]
                 while batch := list(islice(entries, size)):
                     loader.load_batch(batch, result)
                     if progress:
@@ -162,6 +168,22 @@ def import_paths(
     finally:
         loader.restore()
     return result
+
+
+def _tasks(files: list[Path]) -> Iterator[tuple[int, bytes, str]]:
+    return ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))
+
+
+def _shared(files: list[Path], preparer: EntraPreparer, answers: Iterator[list[Entry]]) -> Iterator[Entry]:
+    """The entries of `files` in order: every LOADER_SHARE-th file prepared here, the others'
+    answers (`answers`, the worker's, in their order) taken as they come."""
+    for number, task in enumerate(_tasks(files)):
+        if number % LOADER_SHARE == LOADER_SHARE - 1:
+            yield from preparer.prepare([task])[0]
+        else:
+            yield from next(answers)
+    for _rest in answers:  # none: the worker had one task per file not prepared here
+        raise AssertionError("the worker answered more files than it was given")
 
 
 @contextmanager
@@ -353,6 +375,17 @@ class _EventLoader:
 
     def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
         found: set[int] = set()
+        if self._sqlite:  # through the driver: SQLAlchemy's compiling of 500 bound keys cost more than the lookup
+            cursor = conn.connection.cursor()
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    cursor.execute(f"SELECT dedupe FROM {_events.name} WHERE job_id = ? AND dedupe IN "
+                                   f"({', '.join('?' * len(chunk))})", [self.job_id, *chunk])
+                    found.update(dedupe for (dedupe,) in cursor.fetchall())
+            finally:
+                cursor.close()
+            return found
         for start in range(0, len(keys), 500):
             found.update(conn.scalars(select(_events.c.dedupe).where(
                 _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
