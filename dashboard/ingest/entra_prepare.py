@@ -175,7 +175,7 @@ def _prepare(job_id: int, key: int, event: ProvisioningEvent) -> tuple[dict, dic
         "target_id": _cut(target.id, 512),
         "display_name": _cut(source.display_name or target.display_name, 512),
         "user_name": _cut(event.user_name, 512), "external_id": _cut(event.external_id, 512),
-        "user_id": None, "blob": codec.pack(_details(event)),
+        "user_id": None, "blob": codec.pack(_details(event), codec.ENTRA_VERSION),
     }
     view = view_of(job_id, ts_us, row["cycle_key"], fact.operation, fact.status, fact.failed,
                    reference=fact.reference or not is_user, error_code=event.error_code, reason=event.reason,
