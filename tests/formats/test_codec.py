@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.formats.codec import VERSION, pack, unpack
+from dashboard.formats.codec import ENTRA_VERSION, VERSION, pack, unpack
 
 UNIFLOW = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -85,8 +85,6 @@ def test_it_round_trips_any_json_record(record):
 
 
 def test_an_entra_events_details_pack_with_their_own_dictionary_and_every_version_is_read():
-    from dashboard.formats.codec import ENTRA_VERSION
-
     details = {
         "source": {"id": "9d5e", "display_name": "Ryan Adams", "type": "User",
                    "details": {"UserPrincipalName": "ryan.adams@contoso.com"}},
