@@ -337,7 +337,7 @@ class _EventLoader:
                 cursor.close()
             return found
         return conn.execute(self._insert_ignoring(_events).returning(_events.c.dedupe, _events.c.id),
-                            [dict(zip(names, row)) for row in rows])
+                            [dict(zip(names, row)) for row in rows]).all()  # (a Result has keys(): dict() misreads it)
 
     def _large_input(self, conn: Connection) -> None:
         """A large import on SQLite: a larger page cache and WAL checkpoint threshold for this
