@@ -4,10 +4,12 @@ Format: one version byte, then zlib-deflated orjson. Version 1 primes zlib with 
 dictionary of the strings SCIM traffic repeats (schema URNs, attribute names, Entra's headers),
 which is what makes a 600-byte exchange shrink to a fraction of its size: plain zlib cannot
 compress a short message well because it has not seen any of it before. Version 2 (an Entra
-provisioning event's details, ingest/entra_prepare.py) adds to it the layout of those details
-and Entra's step names, types and documented descriptions: a Graph sample's details (1.8 KB of
-JSON) pack to 500 bytes instead of 700, a simulated one's (2 KB) to 330 instead of 660. Both
-versions are read; a blob keeps the version it was written with.
+provisioning event's details, ingest/entra_prepare.py) adds to it the layout of those details,
+Entra's documented step names, types and some descriptions, and a few phrasings of the demo
+simulator's steps (EntryImportObject, "Retrieved User ... from", "is in scope", "was processed
+in"), which real logs may not use: a Graph sample's details (1.8 KB of JSON) pack to 500 bytes
+instead of 700, a simulated one's (2 KB) to 330 instead of 660 (that figure flatters the
+simulator's own text). Both versions are read; a blob keeps the version it was written with.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ _DICT_V2 = _DICT_V1 + b"".join(
         # the layout of an Entra event's details (ingest/entra_prepare.py `_details`), keys in order
         '{"source":{"id":"","display_name":"","type":"User","details":{"UserPrincipalName":"@contoso.com"}},',
         '"target":{"id":"","display_name":null,"type":"User","details":{}},"error_category":null,',
-        # Entra's provisioning steps (docs: /work/shared/reference/entra-provisioning.md, provisioningSteps)
+        # Entra's provisioning steps (the shared reference/entra-provisioning.md, provisioningSteps),
+        # with some of the demo simulator's descriptions (dashboard/demo/entra_pages.py)
         '"steps":[{"name":"EntryImport","type":"import","status":"success","description":"","details":{}},',
         '{"name":"EntryImportAdd","type":"import","status":"success","description":"Received User \'',
         '\' change of type (Add) from Azure Active Directory","details":{}},',
