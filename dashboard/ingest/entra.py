@@ -15,10 +15,11 @@ negative "exchange id" there is an Entra event (see `evidence_ref`).
 """
 from __future__ import annotations
 
+import gc
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -40,6 +41,8 @@ from dashboard.formats.limits import fit
 from dashboard.formats.scim.records import ParseProblem
 from dashboard.formats.scim.redact import RedactionRules, redact_body
 from dashboard.ingest.entra_prepare import (  # noqa: F401 - _prepare: the fuzz harness checks rows with it
+    LOADER_COLUMNS,
+    ROW_COLUMNS,
     EntraPreparer,
     Entry,
     Prepared,
@@ -55,6 +58,8 @@ from dashboard.ingest.prepare import Workers
 from dashboard.ingest.resolve import UserResolver
 from dashboard.ingest.scim import (
     DATABASE_DOWN,
+    LARGE_INPUT_CACHE_KIB,
+    LARGE_INPUT_CHECKPOINT_PAGES,
     IngestOptions,
     IngestResult,
     _worker_count,
@@ -71,7 +76,15 @@ _rejects = Reject.__table__
 _runs = IngestRun.__table__
 _statuses = EntraJobStatus.__table__
 PROBLEMS_KEPT = 1000
+_COLUMNS = ROW_COLUMNS + LOADER_COLUMNS  # a stored event's columns, in the order of its values
+_ROWS_PER_INSERT = (200, 50, 5, 1)  # events per INSERT statement on SQLite (each size a statement)
+_SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker process (import_paths)
+# The loader prepares every LOADER_SHARE-th file itself, between batches; the worker the others.
+# Preparing (decode, validate, redact, pack) costs more per record than storing on SQLite, so the
+# worker alone kept the loader waiting: at 100k records (bench/entra_import.py) the worker used
+# 13.3 CPU s and the loader 7.9; with one file in five here, 10.2 and 10.4.
+LOADER_SHARE = 5
 WORKER_AHEAD_BYTES = 24 << 20  # file bytes out at the worker or waiting in its answers, at most
 Item = tuple[str, "ProvisioningEvent | ParseProblem"]  # (source file, record or problem)
 
@@ -130,25 +143,65 @@ def import_paths(
         items = ((str(where), item) for where, item in read_paths(paths, fmt, rules=options.rules))
         return import_events(engine, job, items, source=source, via=via, options=options, progress=progress)
     loader = _EventLoader(engine, job, source=source, via=via, options=options)
-    preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us)
+    loader.large = True
+    preparer = EntraPreparer(loader.job_id, options.rules, fmt, loader.not_after_us, pause_gc=True)
     result = IngestResult()
     size = max(options.batch_size, 1)
-    tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))  # type: ignore[union-attr]
+    tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files)  # type: ignore[union-attr]
+             if number % LOADER_SHARE != LOADER_SHARE - 1)
     try:
-        pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
-    except OSError as exc:  # no interpreter to start (embedded Python): carry on here
-        log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
-        entries: Iterator[Entry] = (entry for task in tasks for entry in preparer.prepare([task])[0])
-        pool = None
-    with pool or nullcontext():
-        if pool is not None:
-            entries = (entry for file_entries in pool.prepare(tasks) for entry in file_entries)
-        while batch := list(islice(entries, size)):
-            loader.load_batch(batch, result)
-            if progress:
-                progress(result.lines)
-    loader.finish()
+        with _fewer_collections():
+            try:
+                pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
+            except OSError as exc:  # no interpreter to start (embedded Python): carry on here
+                log.warning("entra import: could not start a worker process (%s); reading in-process", exc)
+                entries: Iterator[Entry] = (entry for task in _tasks(files) for entry in preparer.prepare([task])[0])
+                pool = None
+            with pool or nullcontext():
+                if pool is not None:
+                    entries = _shared(files, preparer, pool.prepare(tasks))  # type: ignore[arg-type]
+                while batch := list(islice(entries, size)):
+                    loader.load_batch(batch, result)
+                    if progress:
+                        progress(result.lines)
+            loader.finish()
+    finally:
+        loader.restore()
     return result
+
+
+def _tasks(files: list[Path]) -> Iterator[tuple[int, bytes, str]]:
+    return ((number, path.read_bytes(), str(path)) for number, path in enumerate(files))
+
+
+def _shared(files: list[Path], preparer: EntraPreparer, answers: Iterator[list[Entry]]) -> Iterator[Entry]:
+    """The entries of `files` in order: every LOADER_SHARE-th file prepared here, the others'
+    answers (`answers`, the worker's, in their order) taken as they come."""
+    for number, task in enumerate(_tasks(files)):
+        if number % LOADER_SHARE == LOADER_SHARE - 1:
+            yield from preparer.prepare([task])[0]
+        else:
+            yield from next(answers)
+    for _rest in answers:  # none: the worker had one task per file not prepared here
+        raise AssertionError("the worker answered more files than it was given")
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """While a large import runs here: the objects alive before it (the app, SQLAlchemy's
+    metadata, the modules) are left out of the cyclic garbage collector's walks (`gc.freeze`),
+    and it runs after 50,000 new containers rather than 700. A batch holds tens of thousands
+    (its records, their views and rows), which the default walked again and again: about a
+    tenth of the loader's time. Both are restored after; memory is still freed by reference
+    counting as before, and cycles by the collector, only less often."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _size(path: Path) -> int:
@@ -169,6 +222,10 @@ class _EventLoader:
         self.resolver = UserResolver(job.id, options.gap_us)
         self.analyzer = BatchAnalyzer(options.gap_us)
         self.dialect = engine.dialect.name
+        self._sqlite = self.dialect == "sqlite"
+        self.large = False  # a large input: SQLite's page cache and WAL threshold as ingest/scim.py sets them
+        self._cache_size: int | None = None  # the connection's own, while ours is set
+        self._checkpoint: int | None = None  # its WAL checkpoint threshold, likewise
         with engine.begin() as conn:
             self.run_id = conn.execute(
                 insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=utc_now())
@@ -186,7 +243,7 @@ class _EventLoader:
             if entry.__class__ is not Prepared:
                 problems.append(entry)  # type: ignore[arg-type]
                 continue
-            key = entry.row["dedupe"]  # type: ignore[union-attr]
+            key = entry.dedupe  # type: ignore[union-attr]
             if key in prepared:
                 duplicates += 1
             prepared[key] = entry  # type: ignore[assignment]
@@ -231,27 +288,77 @@ class _EventLoader:
     def _store(self, conn: Connection, entries: list[Prepared]) -> tuple[int, int]:
         """Store the records not stored yet, with their users and their analysis; (accepted,
         already stored). The one place where a batch's events are inserted."""
-        stored = self._existing(conn, [entry.row["dedupe"] for entry in entries])
-        fresh = [entry for entry in entries if entry.row["dedupe"] not in stored]
+        if self.large and self._sqlite:
+            self._large_input(conn)
+        stored = self._existing(conn, [entry.dedupe for entry in entries])
+        fresh = [entry for entry in entries if entry.dedupe not in stored] if stored else entries
         if not fresh:
             return 0, len(stored)
         self._resolve_users(conn, fresh)
-        rows = [entry.row for entry in fresh]
         views = [entry.view for entry in fresh]
         self._assign(conn, views)
-        for row, view in zip(rows, views, strict=True):
-            row["cycle_id"], row["sig_id"] = view["cycle_id"], view["sig_id"]
-        ids = {dedupe: event_id for event_id, dedupe in conn.execute(
-            self._insert_ignoring(_events).returning(_events.c.id, _events.c.dedupe), rows)}
+        ids = dict(self._insert_events(conn, [
+            entry.row + (view["user_id"], view["cycle_id"], view["sig_id"]) for entry, view in zip(fresh, views)]))
         inserted = []
-        for row, view in zip(rows, views, strict=True):
-            if row["dedupe"] in ids:
-                view["id"] = -ids[row["dedupe"]]
-                inserted.append(view)
+        for entry in fresh:
+            event_id = ids.get(entry.dedupe)
+            if event_id is not None:
+                entry.view["id"] = -event_id
+                inserted.append(entry.view)
         self._fold(conn, inserted)
         self.resolver.finish_batch(conn)  # merges and aliases, now that the events are in
         # (a row the insert ignored was stored meanwhile by a concurrent import: a duplicate)
-        return len(inserted), len(stored) + len(rows) - len(inserted)
+        return len(inserted), len(stored) + len(fresh) - len(inserted)
+
+    def _insert_events(self, conn: Connection, rows: list[tuple]) -> Iterable[tuple[int, int]]:
+        """Insert the rows (values of _COLUMNS), skipping any key stored already; (dedupe, id) of each new one."""
+        names = _COLUMNS
+        if self._sqlite:
+            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row
+            # work (as ingest/scim.py does for exchanges); in a few fixed sizes, so that the
+            # driver's statement cache keeps them all.
+            found: list[tuple[int, int]] = []
+            head = f"INSERT INTO {_events.name} ({', '.join(names)}) VALUES "
+            one = "(" + ", ".join("?" * len(names)) + ")"
+            tail = " ON CONFLICT DO NOTHING RETURNING dedupe, id"
+            cursor = conn.connection.cursor()
+            try:
+                start = 0
+                while start < len(rows):
+                    per = next(
+                        size for size in _ROWS_PER_INSERT
+                        if size <= len(rows) - start and (size * len(names) <= _SQLITE_VARIABLES or size == 1)
+                    )
+                    chunk = rows[start : start + per]
+                    cursor.execute(head + ", ".join([one] * per) + tail, [value for row in chunk for value in row])
+                    found.extend(cursor.fetchall())
+                    start += per
+            finally:
+                cursor.close()
+            return found
+        return conn.execute(self._insert_ignoring(_events).returning(_events.c.dedupe, _events.c.id),
+                            [dict(zip(names, row)) for row in rows]).all()  # (a Result has keys(): dict() misreads it)
+
+    def _large_input(self, conn: Connection) -> None:
+        """A large import on SQLite: a larger page cache and WAL checkpoint threshold for this
+        connection (see ingest/scim.py LARGE_INPUT_CACHE_KIB); `restore` gives them back."""
+        if self._cache_size is None:
+            self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            self._checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{LARGE_INPUT_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {LARGE_INPUT_CHECKPOINT_PAGES}")
+
+    def restore(self) -> None:
+        """Give the connection back its own page cache size and WAL checkpoint threshold."""
+        if self._cache_size is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(self._checkpoint or 1000)}")
+        except Exception:  # noqa: BLE001 - only a cache size; never hide the import's own error
+            log.debug("entra import: could not restore the SQLite cache size", exc_info=True)
+        self._cache_size = None
 
     def _account(self, conn: Connection, lines: int, accepted: int, duplicates: int,
                  problems: list[tuple[str, ParseProblem]]) -> None:
@@ -268,6 +375,17 @@ class _EventLoader:
 
     def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
         found: set[int] = set()
+        if self._sqlite:  # through the driver: SQLAlchemy's compiling of 500 bound keys cost more than the lookup
+            cursor = conn.connection.cursor()
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    cursor.execute(f"SELECT dedupe FROM {_events.name} WHERE job_id = ? AND dedupe IN "
+                                   f"({', '.join('?' * len(chunk))})", [self.job_id, *chunk])
+                    found.update(dedupe for (dedupe,) in cursor.fetchall())
+            finally:
+                cursor.close()
+            return found
         for start in range(0, len(keys), 500):
             found.update(conn.scalars(select(_events.c.dedupe).where(
                 _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
@@ -278,8 +396,7 @@ class _EventLoader:
         self.resolver.prefetch_names(conn, (entry.names for entry in entries if entry.names))
         for entry in entries:
             names = entry.names
-            user_id = self.resolver.resolve_names(conn, *names, entry.row["activity_us"]) if names else None
-            entry.row["user_id"] = entry.view["user_id"] = user_id
+            entry.view["user_id"] = self.resolver.resolve_names(conn, *names, entry.view["ts_us"]) if names else None
 
     def _assign(self, conn: Connection, views: list[dict]) -> None:
         assign_views(conn, self.analyzer, self.job_id, views)

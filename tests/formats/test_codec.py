@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.formats.codec import VERSION, pack, unpack
+from dashboard.formats.codec import ENTRA_VERSION, VERSION, pack, unpack
 
 UNIFLOW = "urn:ietf:params:scim:schemas:extension:uniFLOWOnline:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -62,7 +62,7 @@ def test_it_unpacks_an_empty_blob_to_an_empty_record():
     assert unpack(b"") == {}
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])  # 2: an Entra event's details
 def test_it_refuses_an_unknown_version(version):
     blob = bytes((version,)) + pack({"a": 1})[1:]
 
@@ -82,3 +82,26 @@ _json = st.recursive(
 @given(st.dictionaries(st.text(max_size=12), _json, max_size=4))
 def test_it_round_trips_any_json_record(record):
     assert unpack(pack(record)) == record
+
+
+def test_an_entra_events_details_pack_with_their_own_dictionary_and_every_version_is_read():
+    details = {
+        "source": {"id": "9d5e", "display_name": "Ryan Adams", "type": "User",
+                   "details": {"UserPrincipalName": "ryan.adams@contoso.com"}},
+        "target": {"id": "", "display_name": None, "type": "User", "details": {}},
+        "error_category": None,
+        "steps": [{"name": "EntryImport", "type": "import", "status": "success",
+                   "description": "Received User 'ryan.adams@contoso.com' change of type (Add) from Azure Active Directory",
+                   "details": {}},
+                  {"name": "EntryExportAdd", "type": "export", "status": "failure",
+                   "description": "Failed to create User 'ryan.adams@contoso.com' in uniFLOW Online",
+                   "details": {"ReportableIdentifier": "ryan.adams@contoso.com"}}],
+        "modified_properties": [{"name": "userName", "old": None, "new": "ryan.adams@contoso.com"}],
+        "service_principal": None, "format": "entra-graph", "record_no": 3, "extra": {},
+    }
+    entra, plain = pack(details, ENTRA_VERSION), pack(details)
+    assert entra[0] == ENTRA_VERSION and plain[0] == VERSION
+    assert unpack(entra) == unpack(plain) == details  # a blob keeps the version it was written with
+    assert len(entra) < 0.8 * len(plain)
+    with pytest.raises(ValueError, match="unknown blob version 3"):
+        unpack(b"\x03" + entra[1:])
