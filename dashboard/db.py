@@ -62,6 +62,34 @@ def executemany(conn: Connection, sql: str, params: list[tuple]) -> None:
         conn.exec_driver_sql(sql.replace("?", "%s"), params)
 
 
+SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
+
+
+def sqlite_insert_returning(conn: Connection, table: str, names: list[str] | tuple[str, ...], rows: list,
+                            returning: str, sizes: tuple[int, ...]) -> list[tuple]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING `returning` of `rows` (each the values of
+    `names`) through the SQLite driver: what SQLAlchemy would send (multi-row VALUES), without
+    its per-row work. Rows go `sizes[0]` per statement, the rest in the smaller `sizes` (ending
+    in 1), so that the driver's statement cache keeps the few statements there are."""
+    found: list[tuple] = []
+    head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+    one = "(" + ", ".join("?" * len(names)) + ")"
+    tail = f" ON CONFLICT DO NOTHING RETURNING {returning}"
+    cursor = conn.connection.cursor()
+    try:
+        start = 0
+        while start < len(rows):
+            per = next(size for size in sizes
+                       if size <= len(rows) - start and (size * len(names) <= SQLITE_VARIABLES or size == 1))
+            chunk = rows[start : start + per]
+            cursor.execute(head + ", ".join([one] * per) + tail, [value for row in chunk for value in row])
+            found.extend(cursor.fetchall())
+            start += per
+    finally:
+        cursor.close()
+    return found
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     # WAL lets the pages read while an ingest writes; NORMAL sync is safe with WAL (a crash can

@@ -15,11 +15,10 @@ negative "exchange id" there is an Entra event (see `evidence_ref`).
 """
 from __future__ import annotations
 
-import gc
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -30,7 +29,7 @@ import orjson
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from dashboard.db import insert_ignoring
+from dashboard.db import insert_ignoring, sqlite_insert_returning
 from dashboard.formats import codec
 from dashboard.formats.dedupe import stable_hash
 from dashboard.formats.entra.facts import reference_failure
@@ -58,11 +57,11 @@ from dashboard.ingest.prepare import Workers
 from dashboard.ingest.resolve import UserResolver
 from dashboard.ingest.scim import (
     DATABASE_DOWN,
-    LARGE_INPUT_CACHE_KIB,
-    LARGE_INPUT_CHECKPOINT_PAGES,
     IngestOptions,
     IngestResult,
+    LargeInputPragmas,
     _worker_count,
+    fewer_collections,
     save_rejects,
 )
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject
@@ -78,13 +77,18 @@ _statuses = EntraJobStatus.__table__
 PROBLEMS_KEPT = 1000
 _COLUMNS = ROW_COLUMNS + LOADER_COLUMNS  # a stored event's columns, in the order of its values
 _ROWS_PER_INSERT = (200, 50, 5, 1)  # events per INSERT statement on SQLite (each size a statement)
-_SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker process (import_paths)
 # The loader prepares every LOADER_SHARE-th file itself, between batches; the worker the others.
 # Preparing (decode, validate, redact, pack) costs more per record than storing on SQLite, so the
 # worker alone kept the loader waiting: at 100k records (bench/entra_import.py) the worker used
 # 13.3 CPU s and the loader 7.9; with one file in five here, 10.2 and 10.4.
 LOADER_SHARE = 5
+# A large import's garbage collector (ingest/scim.py fewer_collections, with freeze): the objects
+# alive before it (the app, SQLAlchemy's metadata, the modules) are left out of its walks, and it
+# runs after 50,000 new containers rather than 700. A batch holds tens of thousands (its records,
+# their views and rows), which the default walked again and again: about a tenth of the loader's
+# time. Restored after; memory is still freed by reference counting, cycles by the collector.
+ENTRA_GC_THRESHOLD = 50_000
 WORKER_AHEAD_BYTES = 24 << 20  # file bytes out at the worker or waiting in its answers, at most
 Item = tuple[str, "ProvisioningEvent | ParseProblem"]  # (source file, record or problem)
 
@@ -150,7 +154,7 @@ def import_paths(
     tasks = ((number, path.read_bytes(), str(path)) for number, path in enumerate(files)  # type: ignore[union-attr]
              if number % LOADER_SHARE != LOADER_SHARE - 1)
     try:
-        with _fewer_collections():
+        with fewer_collections(ENTRA_GC_THRESHOLD, freeze=True):
             try:
                 pool = Workers(preparer, workers, ahead_lines=1, ahead_bytes=WORKER_AHEAD_BYTES)
             except OSError as exc:  # no interpreter to start (embedded Python): carry on here
@@ -186,24 +190,6 @@ def _shared(files: list[Path], preparer: EntraPreparer, answers: Iterator[list[E
         raise AssertionError("the worker answered more files than it was given")
 
 
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """While a large import runs here: the objects alive before it (the app, SQLAlchemy's
-    metadata, the modules) are left out of the cyclic garbage collector's walks (`gc.freeze`),
-    and it runs after 50,000 new containers rather than 700. A batch holds tens of thousands
-    (its records, their views and rows), which the default walked again and again: about a
-    tenth of the loader's time. Both are restored after; memory is still freed by reference
-    counting as before, and cycles by the collector, only less often."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -224,8 +210,7 @@ class _EventLoader:
         self.dialect = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"
         self.large = False  # a large input: SQLite's page cache and WAL threshold as ingest/scim.py sets them
-        self._cache_size: int | None = None  # the connection's own, while ours is set
-        self._checkpoint: int | None = None  # its WAL checkpoint threshold, likewise
+        self.pragmas = LargeInputPragmas()  # a large import's SQLite settings (ingest/scim.py)
         with engine.begin() as conn:
             self.run_id = conn.execute(
                 insert(_runs).values(job_id=job.id, source=self.source, via=via[:10], started_at=utc_now())
@@ -289,7 +274,7 @@ class _EventLoader:
         """Store the records not stored yet, with their users and their analysis; (accepted,
         already stored). The one place where a batch's events are inserted."""
         if self.large and self._sqlite:
-            self._large_input(conn)
+            self.pragmas.apply(conn)
         stored = self._existing(conn, [entry.dedupe for entry in entries])
         fresh = [entry for entry in entries if entry.dedupe not in stored] if stored else entries
         if not fresh:
@@ -314,51 +299,12 @@ class _EventLoader:
         """Insert the rows (values of _COLUMNS), skipping any key stored already; (dedupe, id) of each new one."""
         names = _COLUMNS
         if self._sqlite:
-            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row
-            # work (as ingest/scim.py does for exchanges); in a few fixed sizes, so that the
-            # driver's statement cache keeps them all.
-            found: list[tuple[int, int]] = []
-            head = f"INSERT INTO {_events.name} ({', '.join(names)}) VALUES "
-            one = "(" + ", ".join("?" * len(names)) + ")"
-            tail = " ON CONFLICT DO NOTHING RETURNING dedupe, id"
-            cursor = conn.connection.cursor()
-            try:
-                start = 0
-                while start < len(rows):
-                    per = next(
-                        size for size in _ROWS_PER_INSERT
-                        if size <= len(rows) - start and (size * len(names) <= _SQLITE_VARIABLES or size == 1)
-                    )
-                    chunk = rows[start : start + per]
-                    cursor.execute(head + ", ".join([one] * per) + tail, [value for row in chunk for value in row])
-                    found.extend(cursor.fetchall())
-                    start += per
-            finally:
-                cursor.close()
-            return found
+            return sqlite_insert_returning(conn, _events.name, names, rows, "dedupe, id", _ROWS_PER_INSERT)
         return conn.execute(self._insert_ignoring(_events).returning(_events.c.dedupe, _events.c.id),
                             [dict(zip(names, row)) for row in rows]).all()  # (a Result has keys(): dict() misreads it)
 
-    def _large_input(self, conn: Connection) -> None:
-        """A large import on SQLite: a larger page cache and WAL checkpoint threshold for this
-        connection (see ingest/scim.py LARGE_INPUT_CACHE_KIB); `restore` gives them back."""
-        if self._cache_size is None:
-            self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-            self._checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{LARGE_INPUT_CACHE_KIB}")
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {LARGE_INPUT_CHECKPOINT_PAGES}")
-
     def restore(self) -> None:
-        """Give the connection back its own page cache size and WAL checkpoint threshold."""
-        if self._cache_size is None:
-            return
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
-                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(self._checkpoint or 1000)}")
-        except Exception:  # noqa: BLE001 - only a cache size; never hide the import's own error
-            log.debug("entra import: could not restore the SQLite cache size", exc_info=True)
-        self._cache_size = None
+        self.pragmas.restore(self.engine)
 
     def _account(self, conn: Connection, lines: int, accepted: int, duplicates: int,
                  problems: list[tuple[str, ParseProblem]]) -> None:

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 
 import orjson
 from sqlalchemy import exc, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from dashboard.db import insert_ignoring
+from dashboard.db import insert_ignoring, sqlite_insert_returning
 from dashboard.formats import codec
 from dashboard.formats.limits import fit
 from dashboard.formats.scim.classify import classify
@@ -74,7 +75,6 @@ PROBLEMS_KEPT = 1000  # problems returned to the caller; all of them are stored
 # start-up would cost more than they save. An HTTP push never uses them.
 PARALLEL_AFTER_LINES = 4_000
 _ROWS_PER_INSERT = (500, 50, 5, 1)  # rows per INSERT statement on SQLite (each size a statement)
-_SQLITE_VARIABLES = 32_766  # values per statement (SQLite's limit since 3.32; RETURNING needs 3.35)
 # SQLite page cache for a large input (KiB; SQLite's default is 2 MB): each insert updates a
 # dozen indexes, some at random places (the dedupe key is a hash; the user/time index), and finds
 # more of their pages in a larger cache. Set on the connection while such an input is loaded,
@@ -181,14 +181,47 @@ def ingest_lines(
 
 
 @contextmanager
-def fewer_collections(threshold: int = LARGE_INPUT_GC_THRESHOLD) -> Iterator[None]:
-    """Python's garbage collector runs less often meanwhile (LARGE_INPUT_GC_THRESHOLD); restored after."""
+def fewer_collections(threshold: int = LARGE_INPUT_GC_THRESHOLD, *, freeze: bool = False) -> Iterator[None]:
+    """Python's garbage collector runs less often meanwhile (LARGE_INPUT_GC_THRESHOLD); with
+    `freeze`, the objects alive before are also left out of its walks (`gc.freeze`). Restored after."""
     before = gc.get_threshold()
+    if freeze:
+        gc.freeze()
     gc.set_threshold(max(threshold, before[0]), *before[1:])
     try:
         yield
     finally:
         gc.set_threshold(*before)
+        if freeze:
+            gc.unfreeze()
+
+
+class LargeInputPragmas:
+    """SQLite's page cache and WAL checkpoint threshold while a large input loads
+    (LARGE_INPUT_CACHE_KIB, LARGE_INPUT_CHECKPOINT_PAGES), set on the loading connection;
+    `restore` gives the connection its own values back (SQLite frees the cache beyond them)."""
+
+    def __init__(self) -> None:
+        self._cache_size: int | None = None  # the connection's own, while ours is set
+        self._checkpoint: int | None = None  # its WAL checkpoint threshold, likewise
+
+    def apply(self, conn: Connection) -> None:
+        if self._cache_size is None:
+            self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            self._checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{LARGE_INPUT_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {LARGE_INPUT_CHECKPOINT_PAGES}")
+
+    def restore(self, engine: Engine) -> None:
+        if self._cache_size is None:
+            return
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(self._checkpoint or 1000)}")
+        except Exception:  # noqa: BLE001 - only a cache size; never hide the ingest's own error
+            log.debug("ingest: could not restore the SQLite cache size", exc_info=True)
+        self._cache_size = None
 
 
 def _prepared_batches(
@@ -254,8 +287,7 @@ class _Loader:
         self._sqlite = self.dialect == "sqlite"
         self._seen: tuple | None = None  # the database as our last batch left it: see _exclusive
         self.large = False  # the input has proved large: see LARGE_INPUT_CACHE_KIB
-        self._cache_size: int | None = None  # the connection's own, while ours is set
-        self._checkpoint: int | None = None  # its WAL checkpoint threshold, likewise
+        self.pragmas = LargeInputPragmas()
 
     def load_batch(self, batch: list, count: int, result: IngestResult) -> None:
         """Store one batch of `count` lines, prepared (see prepare.py), in one transaction.
@@ -300,11 +332,7 @@ class _Loader:
         with self.engine.begin() as conn:
             self._exclusive(conn)
             if self.large and self._sqlite:
-                if self._cache_size is None:
-                    self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-                    self._checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-                conn.exec_driver_sql(f"PRAGMA cache_size = -{LARGE_INPUT_CACHE_KIB}")
-                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {LARGE_INPUT_CHECKPOINT_PAGES}")
+                self.pragmas.apply(conn)
             fresh = self._new_keys(conn, parsed)
             duplicates = 0
             todo: list[tuple] = []
@@ -409,44 +437,16 @@ class _Loader:
         """Insert the rows, skipping any key that is there already; (id, dedupe, job_id) of each new one."""
         names = list(rows[0])
         if self._sqlite and all(name in _exchanges.c for name in names):
-            # What SQLAlchemy would send (multi-row VALUES ... RETURNING), without its per-row
-            # work; in a few fixed sizes, so that the driver's statement cache keeps them all.
-            found: list[tuple[int, int, int]] = []
-            head = f"INSERT INTO {_exchanges.name} ({', '.join(names)}) VALUES "
-            one = "(" + ", ".join("?" * len(names)) + ")"
-            tail = " ON CONFLICT DO NOTHING RETURNING id, dedupe, job_id"
-            cursor = conn.connection.cursor()
-            try:
-                start = 0
-                while start < len(rows):
-                    per = next(
-                        size for size in _ROWS_PER_INSERT
-                        if size <= len(rows) - start and (size * len(names) <= _SQLITE_VARIABLES or size == 1)
-                    )
-                    chunk = rows[start : start + per]
-                    cursor.execute(head + ", ".join([one] * per) + tail, [row[name] for row in chunk for name in names])
-                    found.extend(cursor.fetchall())
-                    start += per
-            finally:
-                cursor.close()
-            return found
+            values = itemgetter(*names)
+            return sqlite_insert_returning(conn, _exchanges.name, names, [values(row) for row in rows],
+                                           "id, dedupe, job_id", _ROWS_PER_INSERT)
         return conn.execute(
             self._insert_ignoring(_exchanges).returning(_exchanges.c.id, _exchanges.c.dedupe, _exchanges.c.job_id),
             rows,
         )
 
     def restore(self) -> None:
-        """Give the connection back its own page cache size (SQLite frees what exceeds it) and WAL
-        checkpoint threshold."""
-        if self._cache_size is None:
-            return
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
-                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(self._checkpoint or 1000)}")
-        except Exception:  # noqa: BLE001 - only a cache size; never hide the ingest's own error
-            log.debug("ingest: could not restore the SQLite cache size", exc_info=True)
-        self._cache_size = None
+        self.pragmas.restore(self.engine)
 
     def finish(self) -> None:
         with self.engine.begin() as conn:
