@@ -9,8 +9,8 @@ import weakref
 from pathlib import Path
 from urllib.parse import quote
 
-from flask import Flask
-from flask_migrate import Migrate, upgrade
+import click
+from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, Table, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,19 +25,72 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
-migrate = Migrate()
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def init_app(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    app.cli.add_command(_migrate_commands)
+
+
+def _with_migrate(app: Flask) -> None:
+    """Flask-Migrate on `app`, imported when first needed: it imports Alembic, about 10 MB of
+    memory that a process which never migrates (an ingest, the server between start-ups) need
+    not carry."""
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate  # lazily: see above
+
+        Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+
+
+class _MigrateCommands(click.Group):
+    """`flask db ...`: Flask-Migrate's commands, loaded when one of them is asked for (the app
+    context is pushed by then: FlaskGroup pushes it before it resolves an app's command)."""
+
+    def _real(self) -> click.Group:
+        _with_migrate(current_app)
+        from flask_migrate.cli import db as commands  # lazily, with Migrate
+
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._real().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._real().get_command(ctx, cmd_name)
+
+
+@click.group("db", cls=_MigrateCommands)
+@click.option("-d", "--directory", default=None, help="Migration script directory (default: the project's migrations/)")
+@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+def _migrate_commands(directory: str | None, x_arg: tuple[str, ...]) -> None:
+    """Database migrations (Flask-Migrate: upgrade, downgrade, current, history, ...)."""
+    from flask import g  # only this callback needs it
+
+    g.directory = directory  # what Flask-Migrate's own group callback sets (Migrate.get_config reads them)
+    g.x_arg = x_arg
 
 
 def upgrade_schema(app: Flask) -> None:
     """Apply every migration up to head (creates the database when it is new)."""
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
+        migrate_to("head")
+
+
+def migrate_to(revision: str) -> None:
+    """Upgrade the current app's database to `revision` (in an app context)."""
+    _with_migrate(current_app)
+    from flask_migrate import upgrade  # lazily: see _with_migrate
+
+    upgrade(directory=str(MIGRATIONS), revision=revision)
+
+
+def migrate_down_to(revision: str) -> None:
+    """Downgrade the current app's database to `revision` (in an app context)."""
+    _with_migrate(current_app)
+    from flask_migrate import downgrade  # lazily: see _with_migrate
+
+    downgrade(directory=str(MIGRATIONS), revision=revision)
 
 
 def insert_ignoring(dialect_name: str, table: Table):  # type: ignore[no-untyped-def]

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 from argon2 import PasswordHasher
-from flask_migrate import upgrade
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -39,7 +38,7 @@ from sqlalchemy import (
 from dashboard import create_app
 from dashboard.admin import accounts
 from dashboard.admin.accounts import add_account, create_api_token
-from dashboard.db import MIGRATIONS, db
+from dashboard.db import MIGRATIONS, db, migrate_to
 from dashboard.formats.codec import pack
 from dashboard.settings import Settings
 from dashboard.times import aware, to_us
@@ -100,9 +99,9 @@ def test_it_upgrades_a_database_with_data_from(revision: str, fresh_database_url
 
 
 def upgrade_and_read(app, revision: str) -> None:  # type: ignore[no-untyped-def]
-    upgrade(directory=str(MIGRATIONS), revision=revision)
+    migrate_to(revision)
     seeded = seed_every_table(db.engine)
-    upgrade(directory=str(MIGRATIONS), revision="heads")
+    migrate_to("heads")
 
     later = REVISIONS[REVISIONS.index(revision) + 1:]
     after = MetaData()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
 from dashboard.admin.endpoint_http import observe
@@ -21,6 +21,9 @@ from dashboard.db import db
 from dashboard.formats.scim.redact import redact_text
 from dashboard.models import EndpointCheck, EndpointCredential, Job
 from dashboard.times import utc_now
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_VARIABLE = "DASHBOARD_SECRET_ENCRYPTION_KEY"
 HISTORY_KEPT = 200  # checks kept per job; older ones are removed when a new one is stored
@@ -31,6 +34,9 @@ class EndpointError(ValueError):
 
 
 def _fernet() -> Fernet:
+    # imported here: about 6 MB resident that only a process storing or using a credential needs
+    from cryptography.fernet import Fernet
+
     key = os.environ.get(KEY_VARIABLE, "").strip()
     if not key:
         raise EndpointError(f"{KEY_VARIABLE} is not set: the secret token is stored encrypted with it (see docs/security.md)")
@@ -79,6 +85,8 @@ def clear_credential(job: Job) -> None:
 
 
 def _token(row: EndpointCredential) -> str:
+    from cryptography.fernet import InvalidToken  # imported when needed, as in _fernet
+
     try:
         return _fernet().decrypt(row.token_encrypted.encode()).decode()
     except InvalidToken as error:

@@ -12,9 +12,6 @@ import orjson
 
 from dashboard import runtime
 from dashboard.db import db
-from dashboard.demo.entra_pages import write_simulated_pages
-from dashboard.demo.loader import load_demo
-from dashboard.demo.simulate import write_log
 from dashboard.demo.truth import REALITIES, SimConfig
 from dashboard.ingest.scim import options_for
 
@@ -45,6 +42,10 @@ def simulate_command(users: int, cycles: int, seed: int, job_name: str, out: str
                      lookup_404: tuple[int, ...], deletion_storm: int | None, silent_after: int | None,
                      cycle_ids: bool, realities: tuple[str, ...], entra_pages: str | None) -> None:
     """Write a realistic v1 log of Entra provisioning uniFLOW Online (deterministic per seed)."""
+    # the simulator: imported by the commands that use it only
+    from dashboard.demo.entra_pages import write_simulated_pages
+    from dashboard.demo.simulate import write_log  # (likewise)
+
     chosen = REALITIES if "all" in realities else tuple(dict.fromkeys(realities))
     config = SimConfig(
         users=users, cycles=cycles, seed=seed, job=job_name, max_lines=max_lines,
@@ -76,6 +77,9 @@ def demo_command(users: int, cycles: int) -> None:
     if not runtime.settings().app.demo_data:
         click.echo("demo: app.demo_data is false; nothing loaded")
         return
+
+    # the loader (and the simulator): imported by this command only
+    from dashboard.demo.loader import load_demo
 
     loaded = load_demo(db.engine, users=users, cycles=cycles, options=options_for(runtime.settings()))
     click.echo(loaded)

@@ -5,14 +5,13 @@ from dataclasses import replace
 
 import pytest
 from argon2 import PasswordHasher
-from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, select, text
 
 from dashboard import create_app
 from dashboard.admin import accounts, audit
 from dashboard.admin.accounts import AccountError, add_account, set_active, set_role
 from dashboard.admin.jobs import JobSettingsError, parse_overrides
-from dashboard.db import MIGRATIONS, db
+from dashboard.db import db, migrate_down_to, migrate_to
 from dashboard.models import Account, AuditEntry
 
 PASSWORD = "correct horse battery"
@@ -111,18 +110,18 @@ def scratch_app(settings, database_url, tmp_path):  # type: ignore[no-untyped-de
     app = create_app(replace(settings, database=replace(settings.database, url=url)))
     with app.app_context():
         yield app
-        upgrade(directory=str(MIGRATIONS))
+        migrate_to("head")
         db.session.remove()
         db.engine.dispose()
 
 
 def test_migration_0009_adds_the_audit_table_and_takes_it_away_again(scratch_app):  # type: ignore[no-untyped-def]
-    upgrade(directory=str(MIGRATIONS))
-    downgrade(directory=str(MIGRATIONS), revision="0008")
+    migrate_to("head")
+    migrate_down_to("0008")
     with db.engine.connect() as conn:
         assert "audit_entry" not in set(inspect(conn).get_table_names())
 
-    upgrade(directory=str(MIGRATIONS), revision="0009")
+    migrate_to("0009")
     with db.engine.begin() as conn:
         conn.execute(text("INSERT INTO audit_entry (at, actor, action, target, detail) "
                           "VALUES (CURRENT_TIMESTAMP, 'a@example.com', 'job.add', 'x', '')"))
@@ -130,6 +129,6 @@ def test_migration_0009_adds_the_audit_table_and_takes_it_away_again(scratch_app
         assert conn.execute(text("SELECT actor FROM audit_entry")).scalar() == "a@example.com"
     assert "ix_audit_entry_at" in indexes
 
-    downgrade(directory=str(MIGRATIONS), revision="0008")
+    migrate_down_to("0008")
     with db.engine.connect() as conn:
         assert "audit_entry" not in set(inspect(conn).get_table_names())
