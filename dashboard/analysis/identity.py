@@ -54,3 +54,28 @@ def visible(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def people_labels(people: list[tuple[str | None, str | None, str | None, int]]) -> list[str]:
+    """What to call each of these people in a list, from (userName, externalId, SCIM id, row id):
+    their userName, else their externalId, else their SCIM id. Two people who share a name (one of
+    them got 409 while it was the other's, or one is spelt in another case) would read as one
+    twice: each of them has, after the name, what tells them apart (externalId, else SCIM id,
+    else the row's number)."""
+    bases = [user_name or external_id or scim_id or f"user {row_id}"
+             for user_name, external_id, scim_id, row_id in people]
+    counts: dict[str, int] = {}
+    for base in bases:
+        key = name_key(base) or base
+        counts[key] = counts.get(key, 0) + 1
+    labels = []
+    for base, (user_name, external_id, scim_id, row_id) in zip(bases, people, strict=True):
+        if counts[name_key(base) or base] < 2:
+            labels.append(base)
+        elif user_name and external_id:
+            labels.append(f"{base} (externalId {external_id})")
+        elif (user_name or external_id) and scim_id:
+            labels.append(f"{base} (SCIM id {scim_id})")
+        else:
+            labels.append(f"{base} (#{row_id})")
+    return labels

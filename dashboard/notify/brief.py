@@ -21,6 +21,7 @@ from dashboard.analysis.causes import (
     plain_reason,
     state_words,
 )
+from dashboard.analysis.identity import people_labels
 from dashboard.analysis.signatures import quarantine_action
 from dashboard.models import EntraEvent, Exchange, Job, ScimUser, Signature
 from dashboard.notify.emails import link
@@ -147,7 +148,7 @@ def _who(session: Session, job: Job, user_ids: list[int], base: str) -> dict[str
             ScimUser.job_id == job.id, ScimUser.state == "failing")) or 0
         rows = session.scalars(select(ScimUser).where(ScimUser.job_id == job.id, ScimUser.state == "failing")
                                .order_by(ScimUser.id).limit(NAMES)).all()
-    names = [u.user_name or u.external_id or u.scim_id or f"user {u.id}" for u in rows][:NAMES]
+    names = people_labels([(u.user_name, u.external_id, u.scim_id, u.id) for u in rows[:NAMES]])
     return {"count": count, "names": names, "more": max(count - len(names), 0), "link": link_all}
 
 

@@ -23,6 +23,7 @@ from flask import (
 )
 
 from dashboard.admin.accounts import role_allows
+from dashboard.analysis.identity import people_labels
 from dashboard.analysis.outcomes import BUCKETS, OUTCOMES
 from dashboard.analysis.users import USER_STATES
 from dashboard.db import db
@@ -34,8 +35,8 @@ from dashboard.queries import by_key, logs
 from dashboard.queries import entra as entra_views
 from dashboard.queries.cycles import current_cycle, cycle_detail, list_cycles
 from dashboard.queries.diagnostics import diagnostics
-from dashboard.queries.exchanges import exchange_json, sibling_briefs
 from dashboard.queries.endpoint import endpoint_view
+from dashboard.queries.exchanges import exchange_json, sibling_briefs
 from dashboard.queries.health import at_a_glance, health_json
 from dashboard.queries.signatures import list_signatures
 from dashboard.queries.users import (
@@ -68,6 +69,12 @@ def _globals(state: Any) -> None:
     # Globals, not a context processor: imported macros see them too.
     state.app.jinja_env.globals["can"] = _can
     state.app.jinja_env.filters["urldecode_short"] = _urldecode_short
+    state.app.jinja_env.filters["people_labels"] = _people_labels
+
+
+def _people_labels(briefs: list[dict[str, Any]]) -> list[str]:
+    """Names for a list of user briefs, two people sharing a name told apart (identity.people_labels)."""
+    return people_labels([(b.get("userName"), b.get("externalId"), b.get("scim_id"), b.get("id") or 0) for b in briefs])
 
 
 def _urldecode_short(query: str, limit: int = 90) -> str:

@@ -14,6 +14,7 @@ from dashboard.db import db
 from dashboard.demo.simulate import simulate_lines
 from dashboard.demo.truth import SimConfig
 from dashboard.ingest.scim import ingest_lines, options_from
+from dashboard.notify.brief import first_screen
 from tests.web.signin import signed_in
 
 SCRIPT = "<script>alert(1)</script>"
@@ -91,17 +92,17 @@ def test_it_renders_a_job_without_traffic(app, client):  # type: ignore[no-untyp
     assert 'role="progressbar"' not in response.get_data(as_text=True)
 
 
-def failing_create(user_name: str) -> list[bytes]:
+def failing_create(user_name: str, external_id: str = "x-1", second: int = 0) -> list[bytes]:
     """A lookup that finds nothing and a create that fails with 409: the user is failing."""
     return [
-        orjson.dumps({"ts": "2026-11-28T08:00:00Z", "method": "GET", "path": "/scim/v2/Users",
-                      "query": f'filter=userName eq "{user_name}"', "status": 200, "request_id": "x1",
+        orjson.dumps({"ts": f"2026-11-28T08:00:{second:02d}Z", "method": "GET", "path": "/scim/v2/Users",
+                      "query": f'filter=userName eq "{user_name}"', "status": 200, "request_id": f"{external_id}-1",
                       "response_body": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
                                         "totalResults": 0, "Resources": []}}),
-        orjson.dumps({"ts": "2026-11-28T08:00:01Z", "method": "POST", "path": "/scim/v2/Users", "status": 409,
-                      "request_id": "x2",
+        orjson.dumps({"ts": f"2026-11-28T08:00:{second + 1:02d}Z", "method": "POST", "path": "/scim/v2/Users",
+                      "status": 409, "request_id": f"{external_id}-2",
                       "request_body": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                       "userName": user_name, "externalId": "x-1"},
+                                       "userName": user_name, "externalId": external_id},
                       "response_body": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409",
                                         "scimType": "uniqueness", "detail": f"User '{user_name}' already exists"}}),
     ]
@@ -129,6 +130,21 @@ def test_it_shows_failing_users_to_support_only(app, client, settings, role, sho
     assert ("clara.wang@contoso.com" in html) is shown
 
 
+def test_two_failing_people_sharing_a_user_name_are_told_apart(app, client, settings):  # type: ignore[no-untyped-def]
+    # the second person's create alone (a lookup of its own before it would be given to the first
+    # holder of the name: the resolver moves lookups only where one of the holders wrote)
+    load(settings, "uniflow-prod", failing_create("sam@contoso.com", "ext-sam-1")
+         + failing_create("Sam@Contoso.com", "ext-sam-2", second=10)[1:])
+    set_clock(app, START + timedelta(minutes=30))
+    signed_in(client, "support")
+
+    html = client.get("/jobs/uniflow-prod").get_data(as_text=True)
+    card = html[html.index("<h2>Failing users</h2>"):]
+    names = re.findall(r'<li><a href="/jobs/uniflow-prod/users/[^"]+">([^<]+)</a>', card)
+
+    assert sorted(names) == ["Sam@Contoso.com (externalId ext-sam-2)", "sam@contoso.com (externalId ext-sam-1)"]
+
+
 def test_it_answers_404_for_an_unknown_job(client):  # type: ignore[no-untyped-def]
     signed_in(client, "viewer")
 
@@ -137,3 +153,15 @@ def test_it_answers_404_for_an_unknown_job(client):  # type: ignore[no-untyped-d
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert "No job named nope." in response.get_data(as_text=True)
+
+
+def test_the_failure_email_tells_two_people_sharing_a_user_name_apart(app, settings):  # type: ignore[no-untyped-def]
+    load(settings, "uniflow-prod", failing_create("sam@contoso.com", "ext-sam-1")
+         + failing_create("Sam@Contoso.com", "ext-sam-2", second=10)[1:])
+
+    brief = first_screen(db.session, get_job("uniflow-prod"), START + timedelta(minutes=30), settings,
+                         {"state": "degraded"}, since=None)
+
+    assert brief["who"]["count"] == 2
+    assert sorted(brief["who"]["names"]) == ["Sam@Contoso.com (externalId ext-sam-2)",
+                                             "sam@contoso.com (externalId ext-sam-1)"]
