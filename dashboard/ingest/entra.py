@@ -81,8 +81,10 @@ PARALLEL_AFTER_BYTES = 16 << 20  # files this large in all are read by a worker 
 # The loader prepares every LOADER_SHARE-th file itself, between batches; the worker the others.
 # Preparing (decode, validate, redact, pack) costs more per record than storing on SQLite, so the
 # worker alone kept the loader waiting: at 100k records (bench/entra_import.py) the worker used
-# 13.3 CPU s and the loader 7.9; with one file in five here, 10.2 and 10.4.
-LOADER_SHARE = 5
+# 13.3 CPU s and the loader 7.9; with one file in five here, 10.2 and 10.4. Since packing got
+# cheaper (codec: a primed compressor, copied) one in four is quicker: 10.08 s against 10.54 for
+# the import's 100k records, mean of four interleaved runs each (three in one: 10.9 s).
+LOADER_SHARE = 4
 # A large import's garbage collector (ingest/scim.py fewer_collections, with freeze): the objects
 # alive before it (the app, SQLAlchemy's metadata, the modules) are left out of its walks, and it
 # runs after 50,000 new containers rather than 700. A batch holds tens of thousands (its records,
