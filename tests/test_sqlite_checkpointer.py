@@ -9,9 +9,10 @@ import time
 from sqlalchemy import create_engine, text
 
 from dashboard import db as dbmod
+from tests.notify.helpers import wait_for
 
 
-def _in_database_file(path, wanted: int) -> int:  # type: ignore[no-untyped-def]
+def _in_database_file(path) -> int:  # type: ignore[no-untyped-def]
     """Rows of t as the database file itself holds them, ignoring the WAL (immutable=1)."""
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     try:
@@ -20,15 +21,6 @@ def _in_database_file(path, wanted: int) -> int:  # type: ignore[no-untyped-def]
         return 0
     finally:
         conn.close()
-
-
-def _wait_for(predicate, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_commit_reaches_the_database_file_without_another_write(tmp_path):  # type: ignore[no-untyped-def]
@@ -40,7 +32,7 @@ def test_a_commit_reaches_the_database_file_without_another_write(tmp_path):  # 
             conn.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
         assert (tmp_path / "c.db-wal").exists(), "WAL mode: the commit went to the WAL"
 
-        assert _wait_for(lambda: _in_database_file(path, 3) == 3), "checkpointed in the background"
+        assert wait_for(lambda: _in_database_file(path) == 3, timeout=15), "checkpointed in the background"
         assert dbmod.checkpointer_of(engine).checkpoints >= 1
     finally:
         engine.dispose()
@@ -107,6 +99,6 @@ def test_an_engine_used_again_after_dispose_checkpoints_again(tmp_path):  # type
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO t VALUES (1), (2)"))
 
-        assert _wait_for(lambda: _in_database_file(path, 2) == 2)
+        assert wait_for(lambda: _in_database_file(path) == 2, timeout=15)
     finally:
         engine.dispose()

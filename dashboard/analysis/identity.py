@@ -64,13 +64,13 @@ def people_labels(people: list[tuple[str | None, str | None, str | None, int]]) 
     else the row's number)."""
     bases = [user_name or external_id or scim_id or f"user {row_id}"
              for user_name, external_id, scim_id, row_id in people]
+    keys = [name_key(base) or base for base in bases]
     counts: dict[str, int] = {}
-    for base in bases:
-        key = name_key(base) or base
+    for key in keys:
         counts[key] = counts.get(key, 0) + 1
     labels = []
-    for base, (user_name, external_id, scim_id, row_id) in zip(bases, people, strict=True):
-        if counts[name_key(base) or base] < 2:
+    for base, key, (user_name, external_id, scim_id, row_id) in zip(bases, keys, people, strict=True):
+        if counts[key] < 2:
             labels.append(base)
         elif user_name and external_id:
             labels.append(f"{base} (externalId {external_id})")

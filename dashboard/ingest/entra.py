@@ -63,6 +63,7 @@ from dashboard.ingest.scim import (
     _worker_count,
     fewer_collections,
     save_rejects,
+    stored_dedupes,
 )
 from dashboard.models import Cycle, EntraEvent, EntraJobStatus, IngestRun, Job, Reject
 from dashboard.times import to_us, utc_now
@@ -322,22 +323,7 @@ class _EventLoader:
         self.resolver.forget()
 
     def _existing(self, conn: Connection, keys: list[int]) -> set[int]:
-        found: set[int] = set()
-        if self._sqlite:  # through the driver: SQLAlchemy's compiling of 500 bound keys cost more than the lookup
-            cursor = conn.connection.cursor()
-            try:
-                for start in range(0, len(keys), 500):
-                    chunk = keys[start : start + 500]
-                    cursor.execute(f"SELECT dedupe FROM {_events.name} WHERE job_id = ? AND dedupe IN "
-                                   f"({', '.join('?' * len(chunk))})", [self.job_id, *chunk])
-                    found.update(dedupe for (dedupe,) in cursor.fetchall())
-            finally:
-                cursor.close()
-            return found
-        for start in range(0, len(keys), 500):
-            found.update(conn.scalars(select(_events.c.dedupe).where(
-                _events.c.job_id == self.job_id, _events.c.dedupe.in_(keys[start : start + 500]))))
-        return found
+        return stored_dedupes(conn, _events, self.job_id, keys)
 
     def _resolve_users(self, conn: Connection, entries: list[Prepared]) -> None:
         """The user of each event: the SCIM traffic's user with its userName, externalId or target id."""

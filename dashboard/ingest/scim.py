@@ -17,7 +17,7 @@ from itertools import islice
 from operator import itemgetter
 
 import orjson
-from sqlalchemy import exc, func, insert, select, text, update
+from sqlalchemy import Table, exc, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.db import insert_ignoring, sqlite_insert_returning
@@ -222,6 +222,29 @@ class LargeInputPragmas:
         except Exception:  # noqa: BLE001 - only a cache size; never hide the ingest's own error
             log.debug("ingest: could not restore the SQLite cache size", exc_info=True)
         self._cache_size = None
+
+
+def stored_dedupes(conn: Connection, table: Table, job_id: int, keys: list[int]) -> set[int]:
+    """Which of `keys` `table` (exchanges, Entra events: unique on job_id and dedupe) holds for the job.
+
+    500 keys a statement; on SQLite through the driver, the IN list padded to a few lengths
+    (resolve.pad): SQLAlchemy's compiling of 500 bound keys cost more than the lookup."""
+    found: set[int] = set()
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(keys), 500):
+                padded = pad(keys[start : start + 500])
+                cursor.execute(f"SELECT dedupe FROM {table.name} WHERE job_id = ? AND dedupe IN "
+                               f"({', '.join('?' * len(padded))})", [job_id, *padded])
+                found.update(key for (key,) in cursor.fetchall())
+        finally:
+            cursor.close()
+        return found
+    for start in range(0, len(keys), 500):
+        found.update(conn.scalars(select(table.c.dedupe).where(
+            table.c.job_id == job_id, table.c.dedupe.in_(keys[start : start + 500]))))
+    return found
 
 
 def _prepared_batches(
@@ -454,32 +477,11 @@ class _Loader:
 
     def _new_keys(self, conn: Connection, parsed: list[tuple]) -> set[tuple[int, int]]:
         keys = {(item[P_JOB_ID], item[P_DEDUPE]) for item in parsed}
-        existing: set[tuple[int, int]] = set()
         by_job: dict[int, list[int]] = {}
         for job_id, key in keys:
             by_job.setdefault(job_id, []).append(key)
-        cursor = conn.connection.cursor() if self._sqlite else None
-        try:
-            for job_id, job_keys in by_job.items():
-                for start in range(0, len(job_keys), 500):
-                    chunk = job_keys[start : start + 500]
-                    if cursor is not None:
-                        padded = pad(chunk)
-                        cursor.execute(
-                            f"SELECT dedupe FROM {_exchanges.name} WHERE job_id = ? AND dedupe IN ({', '.join('?' * len(padded))})",
-                            [job_id, *padded],
-                        )
-                        found = cursor.fetchall()
-                    else:
-                        found = conn.execute(
-                            select(_exchanges.c.dedupe).where(
-                                _exchanges.c.job_id == job_id, _exchanges.c.dedupe.in_(chunk)
-                            )
-                        )
-                    existing.update((job_id, key) for (key,) in found)
-        finally:
-            if cursor is not None:
-                cursor.close()
+        existing = {(job_id, key) for job_id, job_keys in by_job.items()
+                    for key in stored_dedupes(conn, _exchanges, job_id, job_keys)}
         return keys - existing
 
     def _resolver(self, job_id: int) -> UserResolver:
