@@ -8,7 +8,10 @@
 (b) ours: `flask --app app ingest FILE --job bench` as a real process into a fresh SQLite file.
 Prints records/s of both, the ratio b/a, the peak RSS of (b) (summed over its process group: the
 ingesting process and its workers),
-and database bytes per record against the raw log. Figures only; nothing here asserts a time.
+and database bytes per record against the raw log. Then the CPU budget: what (b) may spend per
+line for b/a = 1 on this machine's processors, against what the preparation of a line costs
+alone (parse, redact, classify, pack: measured here, in one process, on the log's first 30,000
+lines), so that the b/a figure can be read. Figures only; nothing here asserts a time.
 (b) runs with `[ingest] future_tolerance_minutes` at 100 years (see bench_config).
 """
 from __future__ import annotations
@@ -86,6 +89,50 @@ def floor(log: Path, db_path: Path, batch: int = 2000) -> tuple[float, int, floa
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return count / (time.perf_counter() - started), count, _cpu(resource.RUSAGE_SELF) - cpu
+
+
+STAGE_LINES = 30_000
+
+
+def stages(log: Path, lines: int = STAGE_LINES) -> dict[str, float]:
+    """Microseconds of CPU per line of each step of a line's preparation (prepare.py), measured
+    step by step in this process on the first `lines` lines, with the garbage collector set as in
+    a worker; "all" is Preparer.prepare, every step at once."""
+    import gc
+    from itertools import islice
+
+    from dashboard.formats import codec
+    from dashboard.formats.scim.classify import classify
+    from dashboard.formats.scim.parse import parse_line
+    from dashboard.formats.scim.redact import redact
+    from dashboard.ingest.prepare import Preparer, blob_of
+    from dashboard.ingest.scim import options_from
+    from dashboard.settings import IngestSettings
+
+    rules = options_from(IngestSettings()).rules
+    with open(log, "rb") as source:
+        numbered = list(enumerate(islice(source, lines), 1))
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, *before[1:])  # as a worker does (prepare.serve)
+    try:
+        def timed(step, items):  # type: ignore[no-untyped-def]
+            started = time.process_time()
+            out = [step(item) for item in items]
+            return out, (time.process_time() - started) / len(items) * 1e6
+
+        parsed, parse_us = timed(lambda item: parse_line(*item), numbered)
+        exchanges = [item for item in parsed if item is not None and hasattr(item, "request_body")]
+        clean, redact_us = timed(lambda item: redact(item, rules), exchanges)
+        _, classify_us = timed(lambda item: classify(item, guid_lookups_are_tests=True), clean)
+        _, pack_us = timed(lambda item: codec.pack(blob_of(item)), clean)
+        preparer = Preparer(rules=rules, guid_lookups_are_tests=True, job_id=1, job_name="bench")
+        started = time.process_time()
+        for start in range(0, len(numbered), 500):
+            preparer.prepare(numbered[start : start + 500])
+        all_us = (time.process_time() - started) / len(numbered) * 1e6
+    finally:
+        gc.set_threshold(*before)
+    return {"parse": parse_us, "redact": redact_us, "classify": classify_us, "pack": pack_us, "all": all_us}
 
 
 def bench_config() -> Path:
@@ -185,6 +232,16 @@ def main() -> None:
     print(f"peak RSS of (b): {rss}   (target <= 200 MB)")
     print(f"database: {our_size / 1e6:,.1f} MB, {our_size / max(count_b, 1):,.0f} bytes/record, "
           f"{our_size / raw_size:.0%} of the raw log   (target <= 40%)")
+    processors = len(os.sched_getaffinity(0))
+    floor_us, ours_us = cpu_a / count_a * 1e6, cpu_b / max(count_b, 1) * 1e6
+    step = stages(log)
+    print(f"CPU budget: (a) spends {floor_us:.1f} us of CPU per line on one processor; for b/a = 1, (b) may"
+          f" spend at most {processors} x {1e6 / a:.1f} us = {processors * 1e6 / a:.1f} us per line on all"
+          f" {processors} (with no idle time at all); it spends {ours_us:.1f} us")
+    print(f"  preparing a line, before any database work (per line, one process, first {STAGE_LINES:,} lines):"
+          f" parse {step['parse']:.1f} + redact {step['redact']:.1f} + classify {step['classify']:.1f}"
+          f" + pack {step['pack']:.1f} us; Preparer.prepare, all of it: {step['all']:.1f} us"
+          f" = {step['all'] / (processors * 1e6 / a):.0%} of the budget")
 
 
 if __name__ == "__main__":

@@ -256,9 +256,14 @@ class Workers:
 
     Memory stays bounded: at most `ahead_lines` lines (and `ahead_bytes` bytes) are out at the
     workers or waiting in their results at any time.
+
+    With `steal`, the caller's process prepares the next chunk itself instead of waiting when the
+    result it needs next has not arrived yet (the workers are behind; the loader would sit idle).
+    Those chunks wait for their turn in memory: at most as many lines and bytes again.
     """
 
-    def __init__(self, preparer: Preparer, count: int, *, ahead_lines: int, ahead_bytes: int = 64 << 20) -> None:
+    def __init__(self, preparer: Preparer, count: int, *, ahead_lines: int, ahead_bytes: int = 64 << 20,
+                 steal: bool = False) -> None:
         self.workers: list[_Worker] = []
         try:
             for _ in range(count):
@@ -269,23 +274,33 @@ class Workers:
         self.ahead_lines = max(ahead_lines, CHUNK_LINES * count)
         self.ahead_bytes = ahead_bytes
         self._next = 0
+        self._local = preparer if steal else None
+        self.stolen = 0  # chunks prepared in this process instead of waiting
 
     def prepare(self, lines: Iterator[tuple[int, bytes | str]]) -> Iterator[Any]:
         """One prepared item per line of `lines`, in order."""
-        pending: deque[tuple[_Worker, int, int]] = deque()  # worker, lines, bytes
+        # (worker, lines, bytes); a chunk prepared here: (None, lines, (bytes, its items))
+        pending: deque[tuple[_Worker | None, int, Any]] = deque()
         out_lines = out_bytes = 0
+        held_lines = held_bytes = 0  # in the chunks prepared here, waiting for their turn
         exhausted = False
+
+        def chunk_of() -> tuple[list[tuple[int, bytes | str]], int]:
+            nonlocal exhausted
+            chunk: list[tuple[int, bytes | str]] = []
+            size = 0
+            for numbered in lines:
+                chunk.append(numbered)
+                size += len(numbered[1])
+                if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
+                    break
+            else:
+                exhausted = True
+            return chunk, size
+
         while True:
             while not exhausted and out_lines < self.ahead_lines and out_bytes < self.ahead_bytes:
-                chunk: list[tuple[int, bytes | str]] = []
-                size = 0
-                for numbered in lines:
-                    chunk.append(numbered)
-                    size += len(numbered[1])
-                    if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
-                        break
-                else:
-                    exhausted = True
+                chunk, size = chunk_of()
                 if not chunk:
                     break
                 worker = self.workers[self._next]
@@ -296,7 +311,22 @@ class Workers:
                 out_bytes += size
             if not pending:
                 return
-            worker, count, size = pending.popleft()
+            worker, count, size = pending[0]
+            if (self._local is not None and worker is not None and not exhausted and worker.inbox.empty()
+                    and held_lines < self.ahead_lines and held_bytes < self.ahead_bytes):
+                chunk, size = chunk_of()  # the worker is behind: this process takes the next chunk
+                if chunk:
+                    pending.append((None, len(chunk), (size, self._local.prepare(chunk))))
+                    held_lines += len(chunk)
+                    held_bytes += size
+                    self.stolen += 1
+                continue
+            pending.popleft()
+            if worker is None:
+                held_lines -= count
+                held_bytes -= size[0]
+                yield from size[1]
+                continue
             items = worker.receive()
             out_lines -= count
             out_bytes -= size

@@ -267,7 +267,7 @@ def _prepared_batches(
         if workers and done >= PARALLEL_AFTER_LINES and len(batch) == size:
             break
     try:
-        pool = Workers(preparer, workers, ahead_lines=2 * workers * max(size, 1000))
+        pool = Workers(preparer, workers, ahead_lines=2 * workers * max(size, 1000), steal=True)
     except OSError as exc:  # no interpreter to start (embedded Python): carry on here
         log.warning("ingest: could not start worker processes (%s); preparing lines in-process", exc)
         while batch := list(islice(lines, size)):

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import threading
 
 import orjson
 import pytest
@@ -65,6 +68,36 @@ def test_workers_prepare_the_same_items_in_order(monkeypatch):  # type: ignore[n
 
     assert got == preparer().prepare(lines)
     assert len(got) == len(lines)
+
+
+def test_the_loader_prepares_chunks_itself_while_the_worker_is_behind(monkeypatch):  # type: ignore[no-untyped-def]
+    """A stopped worker cannot answer: the loader prepares the chunks after the one it waits for
+    itself (stealing), keeps them until their turn, and the items still come in the lines' order."""
+    monkeypatch.setattr(prepare, "CHUNK_LINES", 5)
+    lines = mixed(120)
+    with Workers(preparer(), 1, ahead_lines=10, steal=True) as pool:
+        os.kill(pool.workers[0].proc.pid, signal.SIGSTOP)
+        resume = threading.Timer(1.0, os.kill, (pool.workers[0].proc.pid, signal.SIGCONT))
+        resume.start()
+        try:
+            got = list(pool.prepare(iter(lines)))
+        finally:
+            resume.join()
+        stolen = pool.stolen
+
+    assert got == preparer().prepare(lines)
+    # while the worker was stopped: two chunks (ten lines) were out at it, and as many were
+    # prepared here, the most that may wait
+    assert stolen >= 2
+
+
+def test_without_stealing_the_loader_waits_for_the_worker(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(prepare, "CHUNK_LINES", 5)
+    lines = mixed(60)
+    with Workers(preparer(), 1, ahead_lines=10) as pool:
+        got = list(pool.prepare(iter(lines)))
+        assert pool.stolen == 0
+    assert got == preparer().prepare(lines)
 
 
 def test_a_workers_error_is_raised_by_the_loader():  # type: ignore[no-untyped-def]
