@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlencode
@@ -18,6 +19,14 @@ REDACTED = "[REDACTED]"
 MAX_NESTING = 64
 _CUT = "…"  # what a container beyond the kept depth becomes in a rejected line's raw text
 _HEADER_WORDS = ("authorization", "token", "cookie", "secret", "password", "api-key", "apikey", "signature")
+# ... and, for the names of a request's or response's own headers only, these too: `X-Auth`,
+# `Ocp-Apim-Subscription-Key`, `X-Functions-Key`, `api_key`, `X-Session-Id`... (a header is cheap to
+# lose; a credential in clear is not). Not used for a `name` member in a body (`{"name": "keyboard",
+# "value": ...}`), where they would hide ordinary values.
+_OWN_HEADER_WORDS = (*_HEADER_WORDS, "auth", "key", "jwt", "session", "credential", "passwd")
+# A query parameter whose name holds one of these is a credential (`api-key`, `apikey`, `key`, `auth`,
+# `jwt`, `sessionid`...), besides the configured `query_keys`.
+_QUERY_KEY_WORDS = ("token", "secret", "key", "auth", "jwt", "session", "credential", "passw")
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class RedactionRules:
     mask_keep: int = 4
     _kinds: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _headers: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _query_keys: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _walk: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     _text: list[Any] = field(default_factory=list, compare=False, hash=False, repr=False)  # its _TextPatterns
     _memo: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)  # redact_text's
@@ -115,7 +125,7 @@ def _query_words(rules: RedactionRules) -> tuple[str, ...]:
     """Words one of which every secret query key holds (lower-cased)."""
     found = _QUERY_WORDS.get(rules.query_keys)
     if found is None:
-        words = {"token", "secret"} | set(rules.query_keys)
+        words = set(_QUERY_KEY_WORDS) | set(rules.query_keys)
         found = _QUERY_WORDS[rules.query_keys] = tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
     return found
 
@@ -129,7 +139,7 @@ def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dic
     for name in headers:
         known = cache.get(name)
         if known is None:
-            known = _is_secret_header(name, rules)
+            known = _is_secret_own_header(name, rules)
             if len(cache) < 10_000:
                 cache[name] = known
         if known:
@@ -139,7 +149,7 @@ def redact_headers(headers: dict[str, Any] | None, rules: RedactionRules) -> dic
         clean = redact_body(headers, rules)  # a value holding a credential as text (a Referer with ?token=)
         return headers if clean is headers else clean
     return {
-        name: (REDACTED if (cache[name] if name in cache else _is_secret_header(name, rules))
+        name: (REDACTED if (cache[name] if name in cache else _is_secret_own_header(name, rules))
                else redact_text(value, rules) if value.__class__ is str else redact_body(value, rules))
         for name, value in headers.items()
     }
@@ -281,7 +291,8 @@ _HEADERS: Any = object()  # a member kind in the walk: an object of headers ("he
 _VALUE_KEYS = frozenset({"value", "oldvalue", "newvalue"})
 _NAMER_KEYS = ("path", "name", "displayname", "attribute", "header", "key")
 # keys that hold a credential wherever they occur in a body (besides the secret headers' names)
-_BODY_SECRET_KEYS = frozenset({"access_token", "refresh_token", "id_token", "client_secret"})
+_BODY_SECRET_KEYS = frozenset({"access_token", "refresh_token", "id_token", "client_secret", "secret", "apikey",
+                               "api_key", "api-key", "private_key"})
 
 
 def _walk_kind(key: str, rules: RedactionRules) -> Any:
@@ -328,6 +339,7 @@ def _secret_kind(name: str, rules: RedactionRules) -> str | None:
 
 
 def _secret_kind_uncached(name: str, rules: RedactionRules) -> str | None:
+    name = normal_name(name)
     leaf = _leaf(name)
     if leaf in rules.attributes:
         return "redact"
@@ -363,14 +375,46 @@ def _mask(value: Any, rules: RedactionRules) -> Any:
 
 
 def _is_secret_header(name: str, rules: RedactionRules) -> bool:
-    lowered = name.lower()
+    lowered = normal_name(name)
     return lowered in rules.headers or any(word in lowered for word in _HEADER_WORDS)
 
 
+def _is_secret_own_header(name: str, rules: RedactionRules) -> bool:
+    """Whether a header of the exchange's own headers carries a credential (_OWN_HEADER_WORDS)."""
+    lowered = normal_name(name)
+    return lowered in rules.headers or any(word in lowered for word in _OWN_HEADER_WORDS)
+
+
 def is_secret_query_key(key: str, rules: RedactionRules = DEFAULT_RULES) -> bool:
-    """Whether a query parameter carries a credential (`access_token`, `token`, `client_secret`...)."""
-    lowered = key.lower()
-    return lowered in rules.query_keys or "token" in lowered or "secret" in lowered
+    """Whether a query parameter carries a credential (`access_token`, `token`, `client_secret`,
+    `api-key`, `key`, `auth`, `jwt`...: _QUERY_KEY_WORDS)."""
+    cache = rules._query_keys
+    known = cache.get(key)
+    if known is None:
+        lowered = normal_name(key)
+        known = lowered in rules.query_keys or any(word in lowered for word in _QUERY_KEY_WORDS)
+        if len(cache) < 10_000:
+            cache[key] = known
+    return known
+
+
+# Characters that make one name look like another: a dotless i (`pın`), a long s.
+_LOOKALIKES = str.maketrans({"ı": "i", "ſ": "s"})
+_ESCAPED_CHARACTER = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def normal_name(name: str) -> str:
+    """A member, header or parameter name as compared with the secret names: lower-cased, and for a
+    name that is not plain ASCII letters, also with `\\uXXXX` written out decoded, compatibility
+    forms folded (full-width `ｐｉｎ`), invisible and control characters dropped (`pin` followed by a
+    zero-width space, `p\\x00in`) and look-alike letters replaced (`pın`)."""
+    if name.isascii() and "\\" not in name and name.isprintable():
+        return name.lower()
+    if "\\" in name:
+        name = _ESCAPED_CHARACTER.sub(lambda m: chr(int(m.group(1), 16)), name)
+    name = unicodedata.normalize("NFKC", name)
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
+    return name.translate(_LOOKALIKES).casefold()
 
 
 _is_secret_query_key = is_secret_query_key
@@ -412,6 +456,11 @@ _MEMO_ENTRIES = 8_000  # about 1.5 MB at most; cleared whole when full
 
 def _redact_text(text: str, rules: RedactionRules) -> str:
     patterns = _patterns(rules)
+    first = text[0]
+    if first == "{" or first == "[" or first.isspace():
+        stripped = text.strip()
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            text = _redact_json_text(stripped, text, rules)  # JSON inside a string: walked like a body
     lowered = text.lower()
     for word in patterns.words:  # `in` on the lowered text: several times faster than one regex search
         if word in lowered:
@@ -422,7 +471,48 @@ def _redact_text(text: str, rules: RedactionRules) -> str:
     clean = patterns.segment.sub(lambda m: _replace_segment(m, rules, patterns), clean)
     clean = patterns.filter.sub(lambda m: _replace_value(m, rules, patterns), clean)
     clean = patterns.named.sub(lambda m: _replace_value(m, rules, patterns), clean)
+    if patterns.prose.search(clean):
+        clean = _redact_prose(clean, patterns)
     return text if clean == text else clean
+
+
+def _redact_json_text(stripped: str, text: str, rules: RedactionRules) -> str:
+    """A string holding a JSON object or array (`"{\\"pin\\":{\\"v\\":\\"1234\\"}}"`, a PatchOp written
+    out, `\\u` escapes in a name): decoded and walked like a body, written again only when a secret
+    was hidden. Not JSON, or nested deeper than MAX_NESTING: the text as it is (the text patterns
+    still look at it)."""
+    try:
+        data = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return text
+    if not isinstance(data, dict | list) or deeper_than(data, MAX_NESTING):
+        return text
+    clean = redact_body(data, rules)
+    return text if clean is data else orjson.dumps(clean).decode()
+
+
+def _redact_prose(text: str, patterns: _TextPatterns) -> str:
+    """A text that names a secret attribute as a word, such as a target's error message (`Invalid
+    value '918273' for attribute pin`, `pin 918273 is too short`, `bad value 918273 for path
+    urn:...:User:pin`): where the value stands cannot be told, so every quoted value (but a member
+    name, followed by `:`, a URN, or a text that itself names the secret) and every word holding a
+    digit (but the parts of a URN, `2.0`, and times) is hidden."""
+    text = patterns.prose_quoted.sub(lambda m: _hide_quoted(m, patterns), text)
+    return _PROSE_NUMBER.sub(REDACTED, text)
+
+
+def _hide_quoted(match: re.Match[str], patterns: _TextPatterns) -> str:
+    inner = match.group("inner")
+    if (match.group("colon") is not None or not inner or inner == REDACTED or patterns.prose.search(inner)
+            or inner.lower().startswith("urn:") or _MASKED.fullmatch(inner)):
+        return match.group(0)  # a member name; a text about the secret (its digits go below); a URN; masked
+    return f"{match.group('q')}{REDACTED}{match.group('q')}"
+
+
+# A word holding a digit, whole (possessive: never a piece of a longer word), not a part of a URN
+# or a time (a neighbour `:`), nor the end of a masked value (`******3210`), at least three long.
+_PROSE_NUMBER = re.compile(r"(?<![\w:*])(?=[\w.+/=~-]*[0-9])[\w.+/=~-]{3,}+(?![\w:])")
+_MASKED = re.compile(r"\*+[^*]{0,8}")
 
 
 @dataclass(frozen=True)
@@ -434,6 +524,8 @@ class _TextPatterns:
     segment: re.Pattern[str]
     value: re.Pattern[str]
     masked: frozenset[str]
+    prose: re.Pattern[str]  # a secret attribute's name standing as a word of its own (_redact_prose)
+    prose_quoted: re.Pattern[str]  # a quoted text in such a text (a member name when ":" follows)
 
 
 _PATTERNS: dict[tuple[Any, ...], _TextPatterns] = {}
@@ -489,6 +581,8 @@ def _build_patterns(rules: RedactionRules) -> _TextPatterns:
             r'(?P<lead>\\*"?(?:value|oldvalue|newvalue)\\*"?\s*:\s*)' + _VALUE, re.IGNORECASE
         ),
         masked=frozenset(rules.masked),
+        prose=re.compile(rf"(?<![A-Za-z0-9.@_-])(?:{attribute_alternation})(?![A-Za-z0-9.@_-])", re.IGNORECASE),
+        prose_quoted=re.compile(r"""(?P<q>\\*["'])(?P<inner>[^"'\\\n]{0,300})(?P=q)(?P<colon>\s*:)?"""),
     )
     if len(_PATTERNS) > 32:
         _PATTERNS.clear()
@@ -565,21 +659,27 @@ def _unquoted(value: str) -> tuple[str, str, str]:
 
 def _replace_segment(match: re.Match[str], rules: RedactionRules, patterns: _TextPatterns) -> str:
     """An object (as text, without nested objects) whose path or name names a secret: its value
-    members hidden; a PatchOp cut off before any path: its value hidden too."""
+    members hidden. An object cut off (a truncated line) unless every path or name in it is whole
+    and names no secret: its value members hidden too, since what it was about is lost
+    (`{"value":"1234","op":"replace","path":"urn:...:User:p`, `{"value":"1234","o`)."""
     segment = match.group(0)
     kind = None
-    named = False
+    cut_off = not segment.endswith("}")
+    unknown = cut_off  # a cut-off object is about something unknown until a whole name says what
     for namer in _NAMER_IN_TEXT.finditer(segment):
-        named = True
         name = namer.group(2)
         kind = _secret_kind(name, rules)
         if kind is None and namer.group(1).lower() != "path" and _is_secret_header(name, rules):
             kind = "redact"
         if kind is not None:
             break
+        if namer.end(2) < len(segment):  # the name is whole: its closing quote follows
+            unknown = False
+        else:
+            unknown = True
+            break
     if kind is None:
-        cut_off = not segment.endswith("}") and not named and _OPERATION_IN_TEXT.search(segment)
-        if not cut_off:
+        if not unknown:
             return segment
         kind = "redact"
     return patterns.value.sub(lambda m: _replaced(m, kind, rules), segment)
