@@ -196,11 +196,15 @@ def exchange_from_dict(data: dict[str, Any]) -> Exchange:
         fields = data  # the common case: only the canonical names, so nothing to sort out
         extra: dict[str, Any] = {}
     else:
-        fields = {}
+        # A contract name wins over an alias of it wherever each stands in the line ({"time": ...,
+        # "ts": ...} is dated by `ts`); an alias that loses, like any unknown field, is kept as extra.
+        fields = {key: value for key, value in data.items() if key in _KNOWN}
         extra = {}
         for key, value in data.items():
-            name = _ALIASES.get(key, key)
-            if name in _KNOWN and name not in fields:
+            if key in _KNOWN:
+                continue
+            name = _ALIASES.get(key)
+            if name is not None and name not in fields:
                 fields[name] = value
             elif key == "url":
                 continue

@@ -150,6 +150,23 @@ def test_it_prefers_the_canonical_name_when_a_line_also_has_its_alias():
     assert exchange.extra == {"timestamp": "2020-01-01T00:00:00Z"}  # kept, not lost
 
 
+@pytest.mark.parametrize(("alias", "field", "alias_value", "value", "attribute", "expected"), [
+    ("time", "ts", "2020-01-01T00:00:00Z", "2026-11-28T09:00:00Z", "ts", NOW),
+    ("status_code", "status", 500, 200, "status", 200),
+    ("request", "request_body", {"userName": "old@x"}, {"userName": "a@x"}, "request_body", {"userName": "a@x"}),
+])
+def test_the_canonical_name_wins_over_its_alias_standing_before_it(alias, field, alias_value, value, attribute,  # type: ignore[no-untyped-def]
+                                                                    expected):
+    base = orjson.loads(jsonl_line())
+    base.pop(field, None)
+    line = orjson.dumps({alias: alias_value, **base, field: value}).decode()  # the alias first
+
+    exchange = _exchange(line)
+
+    assert getattr(exchange, attribute) == expected
+    assert exchange.extra == {alias: alias_value}  # kept, not lost
+
+
 def test_it_keeps_unknown_fields_in_extra():
     line = jsonl_line(tenant="contoso", attempt=2, trace={"span": "a1"})
 
