@@ -39,7 +39,9 @@ deletion storm (clamped to the active users left), hard deletes (`delete_rate` x
 taken from disabled users), joiners (`join_rate` x initial users; one in five re-enables a
 disabled user when there is one, the rest are new users).
 
-Failures (`failure_rate` per touched user and cycle) answer SCIM Errors with user-specific details:
+Failures (`failure_rate` per touched user and cycle) answer SCIM Errors with user-specific details
+(with `echo_secret_values`, a refused pin or card value is quoted in one refusal in two, as real
+targets do: "Attribute 'pin' value '1234' does not satisfy the pin policy"):
 create 409 uniqueness / 400 invalidValue / 500 / 429 / 0; update 400 / 404 / 500 / 429 / 0;
 disable and enable 404 / 500 / 429 / 0; delete 500 / 429 / 0. 429, 500 and 0 hit the lookup in
 about 30 % of cases (then nothing else is sent). Status 0 has a null response body. 409 and 400
@@ -1093,6 +1095,8 @@ class _Simulator:
             path, value, _ = user.changes[0]
             name = path.rsplit(":", 1)[-1]
             if name in _SECRET_ATTRS:
+                if self.cfg.echo_secret_values and user.index % 2 == 0:
+                    return f"Attribute '{name}' value '{value}' does not satisfy the {name} policy"
                 return f"Attribute '{name}' does not satisfy the {name} policy"
             return f"Attribute '{path}' has an invalid value '{value}'"
         if user.phone and user.index % 3 == 0:

@@ -114,12 +114,16 @@ class SimConfig:
     duplicate_rate: float = 0.02  # "disorder": lines written twice
     events: tuple[SimEvent, ...] = ()  # scripted identity events (persons 0 .. users-1)
     record_events: bool = False  # keep each person's event per cycle (for Entra's logs)
+    # A target that echoes a refused secret in its error message ("Attribute 'pin' value '1234' does
+    # not satisfy the pin policy"), as real targets do: one refusal in two (on in `realistic`).
+    echo_secret_values: bool = False
 
     @classmethod
     def realistic(cls, **overrides: Any) -> SimConfig:
         """Every reality of identity on, people leaving and joining often enough to go out of
-        scope and back, and the events kept for Entra's provisioning logs."""
-        values: dict[str, Any] = {"realities": REALITIES, "record_events": True,
+        scope and back, the events kept for Entra's provisioning logs, and a target that echoes
+        refused secrets in its error messages."""
+        values: dict[str, Any] = {"realities": REALITIES, "record_events": True, "echo_secret_values": True,
                                   "leave_rate": 0.03, "join_rate": 0.02, "delete_rate": 0.01}
         values.update(overrides)
         return cls(**values)

@@ -66,6 +66,16 @@ def accepted_forms(channel: str) -> dict[str, dict]:
                                                                "path": f"{URN}:pin"}])},
         "response-echo": {**base, "response_body": {"id": "id-1", "password": c("response-echo")}},
         "client-bearer": {**base, "client": f"shipper Bearer {c('client-bearer')}"},
+        # found in clear by an adversarial pass (December 2026): see tests/formats/scim/test_redact_wild.py
+        "header-x-auth": {**base, "request_headers": {"X-Auth": c("header-x-auth")}},
+        "header-subscription-key": {**base, "request_headers": {"Ocp-Apim-Subscription-Key": c("header-subscription-key")}},
+        "query-api-key": {**base, "method": "GET", "path": "/scim/v2/Users", "query": f"api-key={c('query-api-key')}"},
+        "detail-echo-quoted": {**base, "status": 400, "response_body": _error(
+            f"Invalid value '{c('detail-echo-quoted')}' for attribute pin")},
+        "detail-echo-bare": {**base, "status": 400, "response_body": _error(f"pin {c('detail-echo-bare')} is too short")},
+        "body-json-in-string": {**base, "request_body": {"note": orjson.dumps({"pin": {"v": c("body-json-in-string")}}).decode()}},
+        "body-api-key": {**base, "request_body": {"apiKey": c("body-api-key")}},
+        "body-look-alike": {**base, "request_body": {"\uff50\uff49\uff4e": c("body-look-alike")}},
     }
 
 
@@ -97,6 +107,10 @@ def rejected_forms(channel: str) -> dict[str, bytes]:
         "reject-plain-text": f"pin={c('reject-plain-text')} authorization: Bearer {c('reject-plain-bearer')}".encode(),
         "reject-cut-bearer": b'{"ts":"' + _ts(1).encode() + b'","request_headers":{"authorization":"Bearer '
                              + c("reject-cut-bearer").encode(),
+        "reject-cut-before-op": (b'{"ts":"' + _ts(1).encode() + b'","method":"PATCH","request_body":{"Operations":[{"value":"'
+                                 + c("reject-cut-before-op").encode() + b'","o'),
+        "reject-cut-in-path": (b'{"ts":"' + _ts(1).encode() + b'","method":"PATCH","request_body":{"Operations":[{"value":"'
+                               + c("reject-cut-in-path").encode() + b'","op":"replace","path":"urn:ietf:params:sc'),
     }
 
 

@@ -139,3 +139,29 @@ def test_entra_records_hide_no_canary_in_their_raw_form():
     raw = orjson.dumps(entra_records("t")).decode()
 
     assert canary("entra-reason", "t") in raw and canary("entra-modified-pin", "t") in raw
+
+
+def test_a_simulated_target_that_echoes_refused_secrets_leaves_none_in_the_database(app, settings):  # type: ignore[no-untyped-def]
+    """The simulator's realistic target answers some refused secrets with "Attribute 'pin' value
+    '1234' does not satisfy the pin policy", as real targets do: every such value stays out."""
+    from dashboard.demo.simulate import (
+        simulate_lines,  # the simulator: only this test needs it
+    )
+    from dashboard.demo.truth import SimConfig
+
+    config = SimConfig.realistic(users=300, cycles=6, seed=3, job=JOB, failure_rate=0.25, change_rate=0.4)
+    lines = list(simulate_lines(config)[0])
+    echoed = {detail.split("value '", 1)[1].split("'", 1)[0]
+              for line in lines for detail in [orjson.loads(line).get("response_body", {}) or {}]
+              if isinstance(detail, dict) and "does not satisfy" in str(detail.get("detail"))
+              and "value '" in str(detail.get("detail"))
+              for detail in [detail["detail"]]}
+    assert len(echoed) >= 5  # the simulator did echo some (card numbers, PINs)
+
+    result = _ingest(settings, lines)
+
+    assert result.rejected == 0, result.problems[:3]
+    stored = _stored_text()
+    assert "does not satisfy the" in stored  # the messages are kept...
+    for value in echoed:
+        assert f"'{value}'" not in stored  # ...without the values
