@@ -24,7 +24,8 @@ PURE_THIRD_PARTY = ("orjson",)
 # What web/ may import from the project: the read side, the push entry point, access and runtime.
 WEB_MAY_IMPORT = ("dashboard.queries", "dashboard.web", "dashboard.runtime", "dashboard.db", "dashboard.admin",
                   "dashboard.ingest.scim", "dashboard.notify", "dashboard.analysis", "dashboard.times",
-                  "dashboard.settings", "dashboard.formats.scim.parse", "dashboard.formats.scim.redact")
+                  "dashboard.settings", "dashboard.formats.scim.parse", "dashboard.formats.scim.redact",
+                  "dashboard.formats.gunzip")
 WRITING_METHODS = {"commit", "add", "add_all", "flush", "bulk_save_objects", "bulk_insert_mappings",
                    "bulk_update_mappings", "execute_many"}
 WRITING_CALLS = {"insert", "update", "delete", "insert_ignoring"}

@@ -3,11 +3,12 @@ provisioning logs (four formats, see parse.py) or a synchronizationJob status do
 from __future__ import annotations
 
 import re
-import zlib
 
 import orjson
 
 from dashboard.formats.entra.parse import UNKNOWN, detect_format
+from dashboard.formats.gunzip import MAGIC as GZIP_MAGIC
+from dashboard.formats.gunzip import gunzip_head
 
 SCIM = "scim"
 JOB_STATUS = "entra-job-status"
@@ -19,8 +20,8 @@ _EVENT_FIELDS = re.compile(rb'"(?:activityDateTime|provisioningAction|changeId|c
 
 def sniff(head: bytes) -> str:
     """One of ALL, or parse.UNKNOWN. 64 KiB of the file is plenty."""
-    if head[:2] == b"\x1f\x8b":
-        head = zlib.decompressobj(31).decompress(head, 1 << 20)
+    if head[:2] == GZIP_MAGIC:
+        head = gunzip_head(head, 1 << 20)  # as far as it goes: damaged data is the reader's to report
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if text[:1] == b"{":
         first = text.split(b"\n", 1)[0]

@@ -1,6 +1,7 @@
 """JSON API: log push for shippers (Fluent Bit, Vector) under /api/v1."""
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import orjson
@@ -9,6 +10,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from dashboard.admin.jobs import job_for_token
 from dashboard.analysis.users import USER_STATES
 from dashboard.db import db
+from dashboard.formats.gunzip import MAGIC as GZIP_MAGIC
+from dashboard.formats.gunzip import Gunzip
 from dashboard.formats.scim.parse import LineError, parse_ts
 from dashboard.formats.scim.redact import is_secret_query_key
 from dashboard.ingest.scim import DATABASE_DOWN, ingest_lines, options_for
@@ -68,6 +71,13 @@ def push_exchanges(job_name: str) -> Response:
     if body is None:
         return error(f"body larger than {limit} bytes (sent without Content-Length): nothing was stored; "
                      "send it in smaller pushes", 413)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        return error(f"Content-Encoding {encoding[:40]!r} is not supported (gzip is): nothing was stored", 415)
+    if encoding != "identity" or body[:2] == GZIP_MAGIC:
+        body, refused = _gunzipped(body, limit)
+        if refused is not None:
+            return refused
 
     try:
         result = ingest_lines(db.engine, job, _numbered(body), source=f"push:{request.remote_addr}",
@@ -106,6 +116,20 @@ def _body_within(limit: int) -> bytes | None:
         parts.append(chunk)
         size += len(chunk)
     return None
+
+
+def _gunzipped(body: bytes, limit: int) -> tuple[bytes, Response | None]:
+    """A gzip body decompressed (at most `limit` bytes of it, as for a plain body), or the error
+    that refuses it whole: damaged gzip data is a transport's fault, not lines to reject."""
+    gunzip = Gunzip(io.BytesIO(body))
+    plain = io.BufferedReader(gunzip).read(limit + 1)
+    if len(plain) > limit:
+        return b"", error(f"body larger than {limit} bytes once decompressed: nothing was stored; "
+                          "send it in smaller pushes", 413)
+    if gunzip.damage is not None:
+        return b"", error(f"the body's gzip data is damaged: {gunzip.damage}; nothing was stored "
+                          "(send it again)", 400)
+    return plain, None
 
 
 def _numbered(body: bytes):  # type: ignore[no-untyped-def]

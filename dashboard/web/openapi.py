@@ -143,8 +143,8 @@ ROUTES: tuple[Route, ...] = (
           "One Entra event in full with the user's SCIM exchanges around it",
           {"allOf": [ref("EntraEvent"), obj({"exchanges": {"type": "array"}, "window_s": {"type": "integer"}})]}),
     Route("post", "/jobs/{job_name}/exchanges", "ingest token",
-          "Push SCIM request log lines (JSON Lines or a JSON array)", ref("PushResult"),
-          errors=(401, 403, 413, 503),
+          "Push SCIM request log lines (JSON Lines or a JSON array; gzip with Content-Encoding: gzip)",
+          ref("PushResult"), errors=(400, 401, 403, 413, 415, 503),
           extra={"requestBody": {"required": True, "content": {
               "application/x-ndjson": {"schema": {"type": "string"}},
               "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}),
@@ -154,9 +154,9 @@ PATH_PARAMETERS = {
     "job_name": {"type": "string"}, "cycle_id": {"type": "integer"}, "exchange_id": {"type": "integer"},
     "event_id": {"type": "integer"}, "key": {"type": "string", "description": "userName, externalId or SCIM id"},
 }
-ERRORS = {400: "a bad query parameter", 401: "not signed in (or no ingest token)", 403: "role too low (or token "
+ERRORS = {400: "a bad query parameter (a push: damaged gzip data)", 401: "not signed in (or no ingest token)", 403: "role too low (or token "
           "not valid for this job)", 404: "unknown job, cycle, user, exchange or event", 413: "body too large",
-          503: "database unavailable: retry the same body after Retry-After seconds"}
+          415: "a Content-Encoding other than gzip", 503: "database unavailable: retry the same body after Retry-After seconds"}
 
 
 def _operation(route: Route) -> dict[str, Any]:

@@ -6,9 +6,11 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import func, select
 
 from dashboard.db import db
@@ -72,6 +74,54 @@ def test_it_reads_gzip_and_stdin(runner, tmp_path):  # type: ignore[no-untyped-d
 
     assert "10 accepted" in gz.output and "10 accepted" in stdin.output
     assert db.session.scalar(select(func.count()).select_from(Exchange)) == 20
+
+
+def _damaged_gzip(kind: str, plain: bytes) -> tuple[bytes, bytes]:
+    """Gzip data of `plain` damaged as `kind` says, and what of it can be decompressed."""
+    zipped = gzip.compress(plain)
+    if kind == "junk":
+        return zipped + b"garbage", plain
+    if kind == "crc":
+        damaged = bytearray(zipped)
+        damaged[-8] ^= 0xFF
+        return bytes(damaged), plain
+    cut = zipped[: len(zipped) * 9 // 10]
+    return cut, zlib.decompressobj(31).decompress(cut)  # (zlib does not mind a cut-off input)
+
+
+@pytest.mark.parametrize(("kind", "count", "reason"), [
+    ("junk", 4500, "the gzip stream is followed by data that is not gzip (after line 4500); that data is ignored"),
+    ("crc", 4500, "the gzip stream is damaged after line 4500: CRC check failed; nothing after that point can be read"),
+    ("crc", 3, "the gzip stream is damaged after line 3: CRC check failed; nothing after that point can be read"),
+    ("cut", 4500, "the gzip stream ends early after line {last}: the file is cut off"),
+])
+def test_it_stores_every_line_of_a_damaged_gzip_file_and_rejects_the_damage(runner, tmp_path, kind, count, reason):  # type: ignore[no-untyped-def]
+    # 4,500 lines: past PARALLEL_AFTER_LINES, the last batches go through the worker processes.
+    data, readable = _damaged_gzip(kind, write_log(tmp_path / "a.jsonl", count).read_bytes())
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(data)
+    complete = readable.count(b"\n")
+    cut_line = 1 if readable and not readable.endswith(b"\n") else 0
+    reason = reason.format(last=complete + cut_line)
+
+    first = runner.invoke(args=["ingest", str(path), "--job", "uniflow-prod"])
+    again = runner.invoke(args=["ingest", str(path), "--job", "uniflow-prod"])
+
+    assert first.exception is None or isinstance(first.exception, SystemExit), first.output
+    assert first.exit_code == 1, first.output
+    lines = complete + cut_line + 1
+    assert (f"{path}: {lines} lines: {complete} accepted, 0 duplicates, {cut_line + 1} rejected"
+            in first.output), first.output
+    assert f"{path}:0: rejected: {reason}" in first.output
+    assert db.session.scalar(select(func.count()).select_from(Exchange)) == complete
+    rejects = db.session.execute(select(Reject.line_no, Reject.reason).order_by(Reject.line_no)).all()
+    assert rejects[0] == (0, reason)
+    if cut_line:
+        assert rejects[1][0] == complete + 1 and rejects[1][1].startswith("malformed JSON")
+    assert len(rejects) == 1 + cut_line
+    assert again.exit_code == 1
+    assert f"{lines} lines: 0 accepted, {complete} duplicates, {cut_line + 1} rejected" in again.output
+    assert db.session.scalar(select(func.count()).select_from(Reject)) == 1 + cut_line  # not stored twice
 
 
 def test_it_lists_rejects_redacted(runner, tmp_path):  # type: ignore[no-untyped-def]

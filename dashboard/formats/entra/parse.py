@@ -33,6 +33,7 @@ from dashboard.formats.entra.portal_csv import csv_kind, read_portal_csv, read_r
 from dashboard.formats.entra.records import ProvisioningEvent, RawFormat
 from dashboard.formats.entra.redact import Redactor, redactor_for
 from dashboard.formats.entra.values import squash
+from dashboard.formats.gunzip import gunzip_head
 from dashboard.formats.scim.records import ParseProblem
 from dashboard.formats.scim.redact import (
     DEFAULT_RULES,
@@ -64,10 +65,7 @@ _LA_COLUMNS = frozenset({"timegenerated", "resulttype", "resultsignature", "resu
 def detect_format(head: bytes) -> str:
     """The format of a file from its first bytes (64 KiB is plenty), or UNKNOWN."""
     if head[:2] == _GZIP:
-        try:
-            head = zlib.decompressobj(31).decompress(head, 1 << 20)
-        except zlib.error:
-            return UNKNOWN
+        head = gunzip_head(head, 1 << 20)  # as far as it goes (the file's start; perhaps damaged)
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if text[:1] in (b"{", b"["):
         if _LA_JSON.search(text) or b'"properties"' in text and _DIAGNOSTIC.search(text):

@@ -1,16 +1,17 @@
 """Turn lines of a v1 SCIM request log into Exchanges or ParseProblems; never raise."""
 from __future__ import annotations
 
-import gzip
 import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, Self
 from urllib.parse import unquote_plus, urlsplit
 
 import orjson
 
+from dashboard.formats.gunzip import MAGIC as GZIP_MAGIC
+from dashboard.formats.gunzip import Gunzip
 from dashboard.formats.scim.records import Exchange, ParseProblem
 from dashboard.formats.scim.redact import (
     MAX_NESTING,
@@ -50,16 +51,38 @@ class LineError(ValueError):
     """Why one line was rejected; its message names the field."""
 
 
+class Unreadable(bytes):
+    """Stands where an input stops being readable (a damaged gzip stream): read_lines yields it
+    as its last line, numbered 0 (the whole file), and parse_line makes it a reject with `reason`.
+    Empty bytes, so that the ingest counts, measures and pickles it like any line."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Self:
+        self = super().__new__(cls, b"")
+        self.reason = reason
+        return self
+
+    def __reduce__(self):  # type: ignore[no-untyped-def] # to the ingest's worker processes
+        return Unreadable, (self.reason,)
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Yield (line number, raw line) from a byte stream, gunzipping when it is gzip data.
 
     Line numbers start at 1. Oversize lines are yielded truncated to MAX_LINE_BYTES + 1 bytes so
-    that the parser rejects them without holding them whole in memory.
+    that the parser rejects them without holding them whole in memory. Gzip data that is damaged,
+    cut off or followed by junk is read up to the damage (a line cut there is yielded as it is),
+    then an Unreadable line numbered 0 says what is wrong; nothing raises.
     """
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
-        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered), READ_BUFFER)  # type: ignore[arg-type]
-        yield from _lines(buffered)
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        gunzip = Gunzip(buffered)
+        last = 0
+        for last, line in _lines(io.BufferedReader(gunzip, READ_BUFFER)):
+            yield last, line
+        if gunzip.damage is not None:
+            yield 0, Unreadable(gunzip.reason(last))
         return
     # Large reads: a read every few lines, each releasing and retaking the GIL, slows the loader
     # while its worker threads are about (see prepare.py). The wrapper is detached at the end:
@@ -94,6 +117,8 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
         if raw[:1] == ("\ufeff" if is_text else b"\xef"):
             raw = _without_bom(raw)  # a UTF-8 byte order mark (Windows tools write one) is not data
         if not raw.strip():
+            if raw.__class__ is Unreadable:  # blank, but where the input could not be read on
+                return ParseProblem(line_no, raw.reason, "")  # type: ignore[union-attr]
             return None
         try:
             data = orjson.loads(raw)

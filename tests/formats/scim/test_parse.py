@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import pickle
 import tracemalloc
+import zlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -404,6 +406,111 @@ def test_it_reads_gzip_data_like_plain_data():
     zipped = list(read_lines(io.BytesIO(gzip.compress(_THREE_LINES))))
 
     assert zipped == plain
+
+
+def _many_lines(count: int) -> bytes:
+    return b"".join(jsonl_line(request_id=f"gz-{n}", client=f"client {n * 7919 % 100003}") for n in range(count))
+
+
+def _read_damaged(data: bytes) -> tuple[list[tuple[int, bytes]], ParseProblem]:
+    """The lines read from damaged gzip `data`, and the reject of the damage (the last item)."""
+    items = list(read_lines(io.BytesIO(data)))
+    (damage_no, damage) = items[-1]
+    problem = parse_line(damage_no, damage)
+    assert isinstance(problem, ParseProblem), problem
+    return items[:-1], problem
+
+
+def _decompressed_before_the_damage(data: bytes) -> bytes:
+    """What zlib decompresses of `data` before it raises or ends, fed one byte at a time."""
+    out, decompressor = [], zlib.decompressobj(31)
+    for position in range(len(data)):
+        try:
+            out.append(decompressor.decompress(data[position : position + 1]))
+        except zlib.error:
+            break
+        if decompressor.eof:
+            break
+    return b"".join(out)
+
+
+def test_it_reads_every_line_of_gzip_data_followed_by_junk_and_says_so():
+    plain = _many_lines(5000)
+
+    lines, problem = _read_damaged(gzip.compress(plain) + b"garbage")
+
+    assert b"".join(raw for _, raw in lines) == plain
+    assert [n for n, _ in lines] == list(range(1, 5001))
+    assert problem.line_no == 0
+    assert problem.reason == ("the gzip stream is followed by data that is not gzip (after line 5000); "
+                              "that data is ignored")
+
+
+def test_it_reads_every_line_of_gzip_data_whose_crc_is_damaged_and_says_so():
+    plain = _many_lines(3)
+    zipped = bytearray(gzip.compress(plain))
+    zipped[-8] ^= 0xFF  # the CRC-32 of the trailer
+
+    lines, problem = _read_damaged(bytes(zipped))
+
+    assert b"".join(raw for _, raw in lines) == plain
+    assert problem.reason == ("the gzip stream is damaged after line 3: CRC check failed; "
+                              "nothing after that point can be read")
+
+
+def test_it_reads_a_cut_off_gzip_file_up_to_the_cut_and_rejects_the_line_cut_there():
+    plain = _many_lines(5000)
+    zipped = gzip.compress(plain)
+    cut = zipped[: len(zipped) // 2]
+    expected = _decompressed_before_the_damage(cut)
+    complete = expected.count(b"\n")
+
+    lines, problem = _read_damaged(cut)
+
+    assert b"".join(raw for _, raw in lines) == expected
+    assert all(_exchange(raw) for _, raw in lines[:complete])
+    (cut_no, cut_line), = lines[complete:]  # the line the cut went through
+    assert cut_no == complete + 1
+    assert parse_line(cut_no, cut_line).reason.startswith("malformed JSON")
+    assert problem.reason == f"the gzip stream ends early after line {complete + 1}: the file is cut off"
+
+
+@pytest.mark.parametrize("where", [0.3, 0.6, 0.9])
+def test_it_reads_every_line_decompressed_before_damage_inside_the_stream(where):
+    zipped = bytearray(gzip.compress(_many_lines(5000)))
+    for offset in range(int(len(zipped) * where), int(len(zipped) * where) + 16):
+        zipped[offset] ^= 0x55
+    expected = _decompressed_before_the_damage(bytes(zipped))
+
+    lines, problem = _read_damaged(bytes(zipped))
+
+    assert b"".join(raw for _, raw in lines) == expected
+    assert expected.count(b"\n") > 1000  # zlib drops a failing call's output: not lost here
+    assert problem.reason.startswith(f"the gzip stream is damaged after line {len(lines)}: ")
+
+
+def test_it_reads_a_gzip_file_that_is_only_its_magic_number_as_cut_off():
+    lines, problem = _read_damaged(b"\x1f\x8b")
+
+    assert lines == []
+    assert problem.reason == "the gzip stream ends early before its first line: the file is cut off"
+
+
+def test_it_reads_concatenated_gzip_members_and_nul_padding_as_one_stream():
+    first, second = _many_lines(3), _many_lines(2)
+
+    lines = list(read_lines(io.BytesIO(gzip.compress(first) + gzip.compress(second) + b"\0" * 512)))
+
+    assert b"".join(raw for _, raw in lines) == first + second
+
+
+def test_the_damage_of_an_input_survives_pickling_to_a_worker():
+    (*_, (number, damage)) = read_lines(io.BytesIO(gzip.compress(_many_lines(2)) + b"junk"))
+
+    again = pickle.loads(pickle.dumps(damage, pickle.HIGHEST_PROTOCOL))
+
+    assert parse_line(number, again) == parse_line(number, damage)
+    assert parse_line(number, again).reason.startswith("the gzip stream is followed by data")
 
 
 def test_it_reads_nothing_from_an_empty_stream():
