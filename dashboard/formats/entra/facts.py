@@ -45,7 +45,8 @@ _STATUS_NAMES = {
     "toomanyrequests": 429, "internalservererror": 500, "notimplemented": 501, "badgateway": 502,
     "serviceunavailable": 503, "gatewaytimeout": 504, "requesttimeout": 408,
 }
-_STATUS_IN_REASON = re.compile(r"StatusCode\s*[:=]\s*(?:(\d{3})\b|([A-Za-z]+))", re.IGNORECASE)
+# ASCII digits: `\d` is any Unicode digit, and int() reads full-width ones
+_STATUS_IN_REASON = re.compile(r"StatusCode\s*[:=]\s*(?:([0-9]{3})\b|([A-Za-z]+))", re.IGNORECASE)
 # Entra error codes (reference sections 4.1 and 4.2) -> the HTTP status they stand for.
 _CODE_STATUS = (
     ("credentialvalidation", 401),

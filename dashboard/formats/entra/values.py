@@ -13,15 +13,19 @@ class ValueProblem(ValueError):
 
 
 # ISO 8601 as Graph writes it (1-7 fractional digits, "Z"), also with a space, an offset, a
-# trailing "UTC", or no zone at all (downloads are in UTC [DL]).
+# trailing "UTC", or no zone at all (downloads are in UTC [DL]). The patterns that read numbers
+# take ASCII digits only ([0-9]: `\d` is any Unicode digit, and int() reads full-width ones) and
+# match to the very end (\Z: `$` also matches before a final newline). `\s` stays Unicode: .NET
+# on ICU writes a narrow no-break space before AM/PM.
 _ISO = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)(?:[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?\s*"
-    r"(?:([Zz]|[+-]\d\d:?\d\d)|\s*UTC)?\s*(?:UTC)?$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?)?\s*"
+    r"(?:([Zz]|[+-][0-9]{2}:?[0-9]{2})|\s*UTC)?\s*(?:UTC)?\Z"
 )
 # .NET's en-US invariant form, seen in step details ("3/24/2026 7:17:42 AM") and in Log
 # Analytics CSV exports ("1/22/2021, 8:14:33.894 PM"). Month first unless the first part > 12.
 _US = re.compile(
-    r"^(\d{1,2})/(\d{1,2})/(\d{4}),?\s+(\d{1,2}):(\d\d)(?::(\d\d)(?:\.(\d+))?)?\s*([AaPp][Mm])?\s*(?:Z|UTC)?$"
+    r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}),?\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?"
+    r"\s*([AaPp][Mm])?\s*(?:Z|UTC)?\Z"
 )
 _NEVER = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -95,7 +99,8 @@ def parse_duration_ms(value: Any) -> int | None:
 
 
 _ISO_DURATION = re.compile(
-    r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+    r"^P(?:([0-9]+)Y)?(?:([0-9]+)M)?(?:([0-9]+)W)?(?:([0-9]+)D)?"
+    r"(?:T(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?\Z"
 )
 
 
@@ -189,11 +194,11 @@ def step_status_of(value: Any) -> str | None:
 # "This operation was retried 1 times. It will be retried again after this date:
 # 2026-03-24T13:23:44.9198514Z UTC" [observed]; read leniently (time/times, with or without
 # "this date", ISO or en-US dates).
-_RETRIED = re.compile(r"retried\s+(\d+)\s+times?\b", re.IGNORECASE)
+_RETRIED = re.compile(r"retried\s+([0-9]+)\s+times?\b", re.IGNORECASE)
 _RETRY_AFTER = re.compile(
     r"retried\s+again\s+after(?:\s+this\s+date)?\s*:?\s*"
-    r"(\d{4}-\d\d-\d\d[Tt ][\d:.,]+\s*(?:[Zz]|[+-]\d\d:?\d\d)?"
-    r"|\d{1,2}/\d{1,2}/\d{4},?\s+\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[AaPp][Mm])?)",
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.,]+\s*(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?"
+    r"|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4},?\s+[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?\s*(?:[AaPp][Mm])?)",
     re.IGNORECASE,
 )
 

@@ -24,7 +24,7 @@ _FILTER_TERM = re.compile(
     re.IGNORECASE,
 )
 _AMPERSANDS = re.compile(r'&(?=(?:[^"]*"[^"]*")*[^"]*$)')  # an '&' outside double quotes
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)  # fullmatch
 
 
 def classify(exchange: Exchange, *, guid_lookups_are_tests: bool = True) -> Classified:
@@ -302,7 +302,7 @@ def _is_test_lookup(exchange: Exchange, terms: dict[str, str] | None = None) -> 
     if len(terms) != 1:
         return False
     (value,) = terms.values()
-    if not _GUID.match(value or ""):
+    if not _GUID.fullmatch(value or ""):
         return False
     body = exchange.response_body
     found = isinstance(body, dict) and bool(body.get("totalResults") or body.get("Resources"))

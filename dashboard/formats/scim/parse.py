@@ -41,9 +41,11 @@ _ALIASES = {
     "request": "request_body",
     "response": "response_body",
 }
-# RFC 3339: a zone offset is required; fractional seconds optional.
+# RFC 3339: a zone offset is required; fractional seconds optional. Matched whole (fullmatch:
+# `$` would let a final newline through) and in ASCII digits ([0-9]: `\d` is any Unicode digit,
+# and int() reads full-width ones).
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
@@ -289,7 +291,7 @@ def parse_ts(value: Any) -> datetime:
     """An RFC 3339 timestamp with a zone, as an aware UTC datetime."""
     if not isinstance(value, str):
         raise LineError("field 'ts' must be an RFC 3339 string")
-    match = _RFC3339.match(value)
+    match = _RFC3339.fullmatch(value)
     if not match:
         raise LineError(f"field 'ts' is not RFC 3339 with a zone offset: {value[:40]!r}")
     year, month, day, hour, minute, second, frac, zone = match.groups()

@@ -70,13 +70,19 @@ def test_it_refuses_a_status_it_cannot_place(value):
         ("3/24/2026 12:05:00 AM", datetime(2026, 3, 24, 0, 5, tzinfo=UTC)),
         ("1/22/2021, 8:14:33.894 PM", datetime(2021, 1, 22, 20, 14, 33, 894000, tzinfo=UTC)),
         ("24/3/2026 19:17:42", datetime(2026, 3, 24, 19, 17, 42, tzinfo=UTC)),  # day first when it must be
+        ("3/24/2026 7:17:42\u202fPM", datetime(2026, 3, 24, 19, 17, 42, tzinfo=UTC)),  # .NET on ICU: U+202F
     ],
 )
 def test_it_reads_the_timestamp_forms_entra_writes(text, expected):
     assert parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2026-02-30T00:00:00Z", "13/13/2026 1:00 PM", 1711260000])
+@pytest.mark.parametrize("text", [
+    "yesterday", "2026-02-30T00:00:00Z", "13/13/2026 1:00 PM", 1711260000,
+    "\uff12\uff10\uff12\uff16-03-24T13:23:44Z",  # full-width digits (`\\d` matched them, int() read them)
+    "2026-03-24T13:23:44.\u0661Z", "2026-03-24T13:23:44+0\u0662:00",  # Arabic-Indic digits
+    "3/24/\uff12\uff10\uff12\uff16 7:17:42 AM",
+])
 def test_it_refuses_what_is_not_a_timestamp(text):
     with pytest.raises(ValueProblem):
         parse_time(text)
@@ -97,6 +103,8 @@ def test_it_reads_never_and_empty_as_no_time(value):
         ("this operation was RETRIED 12 time. it will be retried again after 2026-03-24T13:23:44Z.",
          (12, datetime(2026, 3, 24, 13, 23, 44, tzinfo=UTC))),
         ("The operation was retried 3 times.", (3, None)),
+        ("The operation was retried \uff13 times.", (None, None)),  # a full-width digit is no count
+        ("It will be retried again after this date: \uff12\uff10\uff12\uff16-03-24T13:23:44Z", (None, None)),
         ("It will be retried again after this date: someday", (None, None)),
         ("Message: Contoso returned an error response with the HTTP status code 409.", (None, None)),
         (None, (None, None)),
@@ -114,6 +122,7 @@ def test_it_reads_the_retry_count_and_next_retry_from_the_reason(reason, expecte
         ("P1D", timedelta(days=1)),
         ("P10675199DT2H48M5.4775807S", timedelta(days=10675199, hours=2, minutes=48, seconds=5.4775807)),
         ("P1M", None), ("P", None), ("", None), (None, None), ("40 minutes", None),
+        ("PT\uff14\uff10M", None), ("PT40M\n\n", timedelta(minutes=40)),  # full-width digits; surrounding space is fine
     ],
 )
 def test_it_reads_iso_8601_durations(text, expected):

@@ -154,6 +154,16 @@ def test_it_takes_an_empty_lookup_of_a_random_guid_for_a_connection_test(attribu
     assert (found.operation, found.user_name, found.external_id) == (Operation.CONNECTION_TEST, None, None)
 
 
+@pytest.mark.parametrize("value", [GUID + "\n", GUID.replace("8", "\uff18")])
+def test_it_keeps_a_lookup_of_almost_a_guid_a_lookup(value):
+    # `$` matched before a final newline: the value is no GUID, the lookup is a user's
+    exchange = _exchange("GET", "/scim/v2/Users", query=f'filter=userName eq "{value}"', response_body=EMPTY_LIST)
+
+    found = classify(exchange)
+
+    assert (found.operation, found.user_name) == (Operation.LOOKUP, value)
+
+
 def test_it_keeps_an_empty_guid_lookup_a_lookup_when_guid_tests_are_off():
     exchange = _exchange("GET", "/scim/v2/Users", query=f'filter=userName eq "{GUID}"', response_body=EMPTY_LIST)
 

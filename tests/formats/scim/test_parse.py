@@ -203,6 +203,18 @@ def test_it_rejects_a_ts_without_a_zone_offset(ts):
     assert "'ts'" in problem.reason
 
 
+@pytest.mark.parametrize("ts", [
+    "2026-11-28T09:00:00Z\n",  # a newline inside the string: `$` matched before it
+    "\uff12\uff10\uff12\uff16-11-28T09:00:00Z",  # full-width digits: `\\d` is any Unicode digit
+    "2026-11-28T09:00:00.\u0661\u0662Z",  # Arabic-Indic digits in the fraction
+    "2026-11-28T09:00:00+01:0\u0660",  # ... and in the offset
+])
+def test_it_rejects_a_ts_with_a_trailing_newline_or_digits_other_than_ascii(ts):
+    problem = _problem(jsonl_line(ts=ts))
+
+    assert problem.reason == f"field 'ts' is not RFC 3339 with a zone offset: {ts!r}"
+
+
 @pytest.mark.parametrize("ts", [1764320400, 1764320400.5, ["2026-11-28T09:00:00Z"]])
 def test_it_rejects_a_ts_that_is_not_a_string(ts):
     problem = _problem(jsonl_line(ts=ts))
