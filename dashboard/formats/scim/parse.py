@@ -116,8 +116,11 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
         if len(raw) > MAX_LINE_BYTES:
             return _problem(line_no, f"line is longer than {MAX_LINE_BYTES} bytes", raw)
         is_text = isinstance(raw, str)
+        bom = 0
         if raw[:1] == ("\ufeff" if is_text else b"\xef"):
+            line_len = len(raw)
             raw = _without_bom(raw)  # a UTF-8 byte order mark (Windows tools write one) is not data
+            bom = line_len - len(raw)
         if not raw.strip():
             if raw.__class__ is Unreadable:  # blank, but where the input could not be read on
                 return ParseProblem(line_no, raw.reason, "")  # type: ignore[union-attr]
@@ -127,6 +130,8 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
         except orjson.JSONDecodeError as exc:
             if exc.msg.startswith("depth limit"):  # orjson stops at 1024 levels
                 return _problem(line_no, _deep_field_reason(raw), raw)
+            if exc.msg.startswith("str is not valid UTF-8"):  # orjson's words, wherever the fault
+                return _problem(line_no, f"malformed JSON: {_not_utf8(raw, bom)}", raw)
             return _problem(line_no, f"malformed JSON: {exc.msg} at character {exc.pos + 1}", raw)
         # Counting the opening brackets is cheap and bounds the depth from above (brackets inside
         # strings count too): only a line with more of them than the limit is walked.
@@ -154,6 +159,22 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
         return _problem(line_no, str(exc), raw)
     except Exception as exc:  # the parser's promise: no input raises out of it
         return _problem(line_no, f"unreadable line ({type(exc).__name__})", raw)
+
+
+def _not_utf8(raw: bytes | str, bom: int) -> str:
+    """Where a line stops being UTF-8 (orjson says "str is not valid UTF-8: surrogates not
+    allowed at character 1" whatever the fault and wherever): the first bad byte counted from 1 in
+    the line as read (`bom`: the byte order mark removed before), or the lone surrogate of a text."""
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"invalid UTF-8 at byte {bom + exc.start + 1} (0x{raw[exc.start]:02x}: {exc.reason})"
+        return "invalid UTF-8"
+    for index, char in enumerate(raw):
+        if "\ud800" <= char <= "\udfff":
+            return f"a lone surrogate (U+{ord(char):04X}) at character {bom + index + 1}"
+    return "invalid UTF-8"
 
 
 _ALL_BUT_OPENING = bytes(b for b in range(256) if b not in b"{[")  # bytes.translate keeps "{" and "["

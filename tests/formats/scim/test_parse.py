@@ -370,6 +370,25 @@ def test_it_reports_binary_junk_as_a_problem(raw):
     assert "\x00" not in problem.raw  # NULs are shown escaped, never stored
 
 
+_UTF8_LINE = jsonl_line(request_body={"displayName": "Ren\u00e9e"}).replace("Ren\u00e9e".encode(), b"Ren\xffe")
+_FF = _UTF8_LINE.index(b"\xff") + 1  # counted from 1
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (_UTF8_LINE, f"invalid UTF-8 at byte {_FF} (0xff: invalid start byte)"),
+    (b"\xef\xbb\xbf" + _UTF8_LINE,  # the byte order mark is counted: the byte is named in the line as read
+     f"invalid UTF-8 at byte {_FF + 3} (0xff: invalid start byte)"),
+    (b"\xff{}", "invalid UTF-8 at byte 1 (0xff: invalid start byte)"),
+    (b'{"a": "\xe2\x82"}', "invalid UTF-8 at byte 8 (0xe2: invalid continuation byte)"),  # a character cut short
+    (b'{"a": "\xed\xa0\x80"}', "invalid UTF-8 at byte 8 (0xed: invalid continuation byte)"),  # an encoded surrogate
+    (b'{"a": "\xc3\xa9\xc3\xa9\xc0\xaf"}', "invalid UTF-8 at byte 12 (0xc0: invalid start byte)"),  # overlong "/"
+    ('{"a": "x\ud800"}', "a lone surrogate (U+D800) at character 9"),  # text (not bytes) given to the parser
+])
+def test_it_names_the_first_byte_that_is_not_utf_8(raw, reason):
+    # orjson says "str is not valid UTF-8: surrogates not allowed at character 1", wherever the fault
+    assert _problem(raw).reason == f"malformed JSON: {reason}"
+
+
 def test_it_rejects_a_line_longer_than_the_limit():
     raw = b'{"x":"' + b"a" * MAX_LINE_BYTES + b'"}'
 
