@@ -24,7 +24,7 @@ def sniff(head: bytes) -> str:
         head = gunzip_head(head, 1 << 20)  # as far as it goes: damaged data is the reader's to report
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if text[:1] == b"{":
-        first = text.split(b"\n", 1)[0]
+        first = text.split(b"\n", 1)[0].split(b"\r", 1)[0]  # (lines may end in CRLF or a bare CR)
         try:
             line = orjson.loads(first)
         except orjson.JSONDecodeError:

@@ -143,7 +143,10 @@ def _numbered(body: bytes):  # type: ignore[no-untyped-def]
             for number, item in enumerate(items, start=1):
                 yield number, orjson.dumps(item)
             return
-    for number, line in enumerate(body.split(b"\n"), start=1):
+    # Lines end in LF (or CRLF); a body without any LF whose lines end in a bare CR (classic Mac OS)
+    # is split on CR, as `flask ingest` reads such a file (docs/ingest.md).
+    separator = b"\r" if b"\n" not in body and b"\r" in body.rstrip(b"\r") else b"\n"
+    for number, line in enumerate(body.split(separator), start=1):
         yield number, line
 
 

@@ -124,6 +124,16 @@ def test_it_stores_every_line_of_a_damaged_gzip_file_and_rejects_the_damage(runn
     assert db.session.scalar(select(func.count()).select_from(Reject)) == 1 + cut_line  # not stored twice
 
 
+def test_it_reads_a_file_whose_lines_end_in_a_bare_cr(runner, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "mac.jsonl"
+    path.write_bytes(write_log(tmp_path / "a.jsonl", 3).read_bytes().replace(b"\n", b"\r"))
+
+    result = runner.invoke(args=["ingest", str(path), "--job", "uniflow-prod"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"{path}: 3 lines: 3 accepted, 0 duplicates, 0 rejected"]
+
+
 def test_it_lists_rejects_redacted(runner, tmp_path):  # type: ignore[no-untyped-def]
     log = tmp_path / "bad.jsonl"
     log.write_bytes(b'{"ts": "x", "request_body": {"pin": "77665544"}\n')

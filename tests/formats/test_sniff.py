@@ -35,3 +35,8 @@ def test_it_says_unknown_for_gzip_data_too_damaged_to_read(head):
 
 def test_it_still_recognises_a_job_status_document_in_gzip():
     assert sniff(gzip.compress(b'{"id": "x", "templateId": "scim", "schedule": {}}')) == JOB_STATUS
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+def test_it_recognises_a_request_log_whatever_its_lines_end_in(end):
+    assert sniff((jsonl_line().rstrip(b"\n") + end) * 2) == SCIM

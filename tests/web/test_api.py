@@ -67,6 +67,13 @@ def test_it_rejects_lines_that_name_another_job(client):  # type: ignore[no-unty
     assert "this token is for job 'uniflow-prod'" in response.json["rejects"][0]["reason"]
 
 
+def test_it_splits_a_body_without_lf_on_bare_crs(client):  # type: ignore[no-untyped-def]
+    response = client.post(URL, data=body(record(1), record(2)).replace(b"\n", b"\r") + b"\r",
+                           headers={"Authorization": f"Bearer {token()}"})
+
+    assert response.json == {"lines": 3, "accepted": 2, "duplicates": 0, "rejected": 0, "rejects": []}
+
+
 def test_it_answers_413_to_an_oversize_body(client, app):  # type: ignore[no-untyped-def]
     app.config["MAX_CONTENT_LENGTH"] = 1000
     big = body(*[record(n) for n in range(30)])

@@ -81,7 +81,7 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         gunzip = Gunzip(buffered)
         last = 0
-        for last, line in _lines(io.BufferedReader(gunzip, READ_BUFFER)):
+        for last, line in _lines(_line_ends(io.BufferedReader(gunzip, READ_BUFFER))):
             yield last, line
         if gunzip.damage is not None:
             yield 0, Unreadable(gunzip.reason(last))
@@ -91,9 +91,39 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     # closing the stream is its owner's business.
     wrapper = io.BufferedReader(buffered, READ_BUFFER)  # type: ignore[arg-type]
     try:
-        yield from _lines(wrapper)
+        yield from _lines(_line_ends(wrapper))
     finally:
         wrapper.detach()
+
+
+_BARE_CR = re.compile(rb"\r[^\n]")
+_BARE_CR_TEXT = re.compile(r"\r[^\n]")
+
+
+def _line_ends(buffered: io.BufferedReader) -> io.BufferedReader:
+    """The reader to split into lines: `buffered` itself, or, when its first read (a whole buffer
+    from a file) holds a CR followed by something else and no LF at all, a reader that turns CR
+    into LF: lines that end in a bare CR (classic Mac OS). JSON strings cannot hold a raw CR, so
+    only white space changes. A CR at the very end of the first read may be the first half of a
+    CRLF and decides nothing."""
+    head = buffered.peek(1)
+    if b"\n" in head or not _BARE_CR.search(head):
+        return buffered
+    return io.BufferedReader(_CrAsLf(buffered), READ_BUFFER)
+
+
+class _CrAsLf(io.RawIOBase):
+    def __init__(self, source: io.BufferedReader) -> None:
+        super().__init__()
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        data = self._source.read1(len(buffer)).replace(b"\r", b"\n")
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
 
 
 def _lines(buffered: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
@@ -132,7 +162,10 @@ def parse_line(line_no: int, raw: bytes | str) -> Exchange | ParseProblem | None
                 return _problem(line_no, _deep_field_reason(raw), raw)
             if exc.msg.startswith("str is not valid UTF-8"):  # orjson's words, wherever the fault
                 return _problem(line_no, f"malformed JSON: {_not_utf8(raw, bom)}", raw)
-            return _problem(line_no, f"malformed JSON: {exc.msg} at character {exc.pos + 1}", raw)
+            reason = f"malformed JSON: {exc.msg} at character {exc.pos + 1}"
+            if (_BARE_CR.search(raw) if not is_text else _BARE_CR_TEXT.search(raw)):  # type: ignore[arg-type]
+                reason += "; the line holds a bare CR (\\r), which ends no line here: lines end in LF or CRLF"
+            return _problem(line_no, reason, raw)
         # Counting the opening brackets is cheap and bounds the depth from above (brackets inside
         # strings count too): only a line with more of them than the limit is walked.
         if (raw.count("{") + raw.count("[") if is_text

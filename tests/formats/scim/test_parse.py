@@ -544,6 +544,38 @@ def test_the_damage_of_an_input_survives_pickling_to_a_worker():
     assert parse_line(number, again).reason.startswith("the gzip stream is followed by data")
 
 
+_CR_LINES = jsonl_line(request_id="cr1").rstrip(b"\n") + b"\r" + jsonl_line(request_id="cr2").rstrip(b"\n") + b"\r"
+
+
+@pytest.mark.parametrize("pack", [lambda data: data, gzip.compress], ids=["plain", "gzip"])
+def test_it_reads_lines_ended_by_a_bare_cr_when_the_input_has_no_lf(pack):
+    lines = list(read_lines(io.BytesIO(pack(_CR_LINES))))
+
+    assert [(n, _exchange(raw).request_id) for n, raw in lines] == [(1, "cr1"), (2, "cr2")]
+
+
+def test_it_reads_crlf_lines_as_they_are_even_when_the_first_read_ends_between_cr_and_lf():
+    padding = parse.READ_BUFFER - len(jsonl_line(request_id="long", client=""))  # first read: up to the CR
+    first = jsonl_line(request_id="long", client="x" * padding).rstrip(b"\n") + b"\r\n"
+    assert first.index(b"\r") == parse.READ_BUFFER - 1
+    data = first + jsonl_line(request_id="next").rstrip(b"\n") + b"\r\n"
+
+    lines = list(read_lines(io.BytesIO(data)))
+
+    assert [(n, _exchange(raw).request_id) for n, raw in lines] == [(1, "long"), (2, "next")]
+
+
+def test_it_says_so_when_a_bare_cr_inside_a_line_breaks_it():
+    data = jsonl_line(request_id="a") + _CR_LINES.rstrip(b"\r") + b"\n"  # an LF file: CR ends no line
+
+    (_, first), (second_no, second) = read_lines(io.BytesIO(data))
+
+    assert _exchange(first).request_id == "a"
+    reason = parse_line(second_no, second).reason
+    assert reason.startswith("malformed JSON: unexpected content after document at character ")
+    assert reason.endswith("; the line holds a bare CR (\\r), which ends no line here: lines end in LF or CRLF")
+
+
 def test_it_reads_nothing_from_an_empty_stream():
     assert list(read_lines(io.BytesIO(b""))) == []
 
