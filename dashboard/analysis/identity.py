@@ -20,6 +20,17 @@ NAME = "n"  # ScimUserAlias.kind of a userName
 EXTERNAL = "e"  # ... of an externalId
 SCIM = "s"  # ... of the target's SCIM id
 KEY_LENGTH = 512
+_BY_ID = frozenset({"read", "update", "disable", "enable", "delete"})  # operations that name the id in the path
+
+
+def says_gone(operation: str, status: int) -> bool:
+    """Does an exchange say that the SCIM id in its path no longer exists in the target? A DELETE
+    that succeeded, or any request by that id answered 404. Such an id is never a person's current
+    one again (a stale id Entra still had cached), and a later new id under the person's name is a
+    re-creation, not another account."""
+    if operation not in _BY_ID:
+        return False
+    return status == 404 or (operation == "delete" and 200 <= status < 300)
 
 
 @lru_cache(maxsize=65_536)

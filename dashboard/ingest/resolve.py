@@ -1,4 +1,4 @@
-"""Find the person an exchange (or an Entra event) concerns, by the rules of ingest/identity.py.
+"""Find the person an exchange (or an Entra event) concerns, by the rules of analysis/identity.py.
 
 An exchange names up to three things: a userName, an externalId and the target's SCIM id.
 1. With an externalId: that person (durable). A new externalId adopts the provisional row the
@@ -6,14 +6,17 @@ An exchange names up to three things: a userName, an externalId and the target's
    found nothing under this name), or starts a row; so does the person's earliest line known
    when later lines of theirs arrived first (in time order they are new there).
 2. With a SCIM id only: the person who had that id (at any time), else the provisional row of
-   the name, else the person holding the name (one whose SCIM id is not known yet first: a
-   new id for a known person is a re-creation in the target), else a new row.
+   the name, else the person holding the name whose SCIM id is not known yet, else the holder
+   the new id re-creates in the target (none of their ids was alive while it was: the old one
+   was deleted or answered 404 first, `identity.says_gone`), else a new row: an id alive at the
+   same time as the holder's is another account, another person.
 3. With a userName only (a lookup): the identified person who holds that name now, or held it
    at that time, or whose first name it is (a lookup before their earliest line); else the
    name's provisional row.
 Provisional rows (no externalId) are merged into the person a later line links them to; two
 rows with an externalId never are. The current userName and SCIM id are those of the latest
-line (by time, not by arrival), so the result does not depend on the order lines arrive in.
+line (by time, not by arrival; for the id, the latest that saw it alive: an id a line says is
+gone is never made current again), so the result does not depend on the order lines arrive in.
 The current values live on the person's row (indexed); once a person's name or SCIM id changes,
 every name (or id) they had is kept as an alias with its first and last sighting: a person
 who never changed costs no alias row.
@@ -33,6 +36,8 @@ from sqlalchemy.engine import Connection
 
 from dashboard.analysis.identity import EXTERNAL, NAME, SCIM, name_key
 from dashboard.db import executemany
+from dashboard.formats import codec
+from dashboard.formats.scim.classify import split_path
 from dashboard.formats.scim.records import Classified
 from dashboard.models import ScimUser, ScimUserAlias
 from dashboard.tracking.fold import give_lookups_to_the_writer, merge_users
@@ -102,6 +107,7 @@ class UserResolver:
         self._needs_seen: set[tuple[int, str, str]] = set()  # spans to widen by the person's stored exchanges
         # kind -> person -> [first, last] sighting of their current value in this session
         self._current: dict[str, dict[int, list[int]]] = {NAME: {}, SCIM: {}}
+        self._gone: dict[str, int] = {}  # SCIM id -> earliest time a line said it is gone (this session)
         self.merges: list[tuple[int, int]] = []
 
     # -- fetching ---------------------------------------------------------------------------
@@ -186,7 +192,7 @@ class UserResolver:
             return
         span = self.spans.get((uid, kind, current))
         if span is None:  # its sightings: from the person's stored exchanges (the current value is the latest)
-            since = (row[R_NAME_US] if kind == NAME else row[R_SCIM_US]) or 0
+            since = self._since(row, kind)
             first, last = self._seen(conn, uid)
             here = self._current[kind].get(uid, [since, since])
             value = row[R_USER_NAME] if kind == NAME else current
@@ -194,6 +200,14 @@ class UserResolver:
                                                          max(last or since, since, here[1])])
         self._dirty_aliases.add((uid, kind, current))
         self._dirty_aliases.update(k for k in self._spans_of.get(uid, ()) if k[1] == kind)
+
+    def _since(self, row: list, kind: str) -> int:
+        """Since when the row's current name (SCIM id) is current; for an id only seen gone, when
+        it was (this session), else 0."""
+        since = row[R_NAME_US] if kind == NAME else row[R_SCIM_US]
+        if since is None and kind == SCIM and row[R_SCIM] is not None:
+            since = self._gone.get(row[R_SCIM])
+        return since or 0
 
     def _put_span(self, key: tuple[int, str, str], span: list) -> list:
         self.spans[key] = span
@@ -253,14 +267,27 @@ class UserResolver:
         """The person's row id, creating a row when needed; None when nothing names a person."""
         return self.resolve_names(conn, found.user_name, found.external_id, found.scim_id, ts_us)
 
+    def saw_gone(self, ids: Iterable[tuple[str, int]]) -> None:
+        """These SCIM ids were said to be gone at these times (`identity.says_gone`): told for a
+        whole batch before its lines are resolved, so that the order of the batch's lines does not
+        matter (a re-creation is known as one even when the DELETE comes later in the batch)."""
+        gone = self._gone
+        for scim_id, ts_us in ids:
+            if scim_id and (scim_id not in gone or ts_us < gone[scim_id]):
+                gone[scim_id] = ts_us
+
     def resolve_names(
         self, conn: Connection, user_name: str | None, external_id: str | None, scim_id: str | None,
-        ts_us: int = 0,
+        ts_us: int = 0, *, gone: bool = False,
     ) -> int | None:
-        """As `resolve`, for the names themselves; `ts_us` is when the line says this."""
+        """As `resolve`, for the names themselves; `ts_us` is when the line says this. `gone`: the
+        line says the SCIM id no longer exists in the target (`identity.says_gone`): the id stays
+        the person's, but is never made their current one again."""
         key = name_key(user_name)
         if not (key or external_id or scim_id):
             return None
+        if gone and scim_id:
+            self.saw_gone(((scim_id, ts_us),))
         uid: int | None = None
         keep_scim = True
         if external_id:
@@ -286,12 +313,17 @@ class UserResolver:
             uid = self.by_scim.get(scim_id)
             if uid is None and key:
                 uid = (self._provisional(key, before=ts_us) or self._holder(key, ts_us, without_scim=True)
-                       or self._holder(key, ts_us))
+                       or self._recreated(conn, key, ts_us, scim_id, ts_us))
             if uid is None:
-                uid = self._create(conn, user_name, key, None, scim_id, ts_us)
+                uid = self._create(conn, user_name, key, None, scim_id, ts_us, gone=gone)
             elif key and (named := self.by_name.get(key)) and (len(named) > 1 or uid not in named):
                 if self.rows[uid][R_EXTERNAL] is None:  # a placeholder by id: the person waiting for it
                     waiting = self._holder(key, ts_us, without_scim=True)
+                    if waiting is None and self.rows[uid][R_SCIM] == scim_id and not self._spans_of.get(uid):
+                        # or the person whose account this one re-creates (its first line known)
+                        earliest = self._earliest(conn, uid)
+                        since = ts_us if earliest is None else min(ts_us, earliest)
+                        waiting = self._recreated(conn, key, since, scim_id, since, other_than=uid)
                     if waiting is not None and waiting != uid:
                         self._merge(keep=waiting, drop=uid)
                         uid = waiting
@@ -310,7 +342,10 @@ class UserResolver:
             self.by_external.setdefault(external_id, uid)
             self._dirty_rows.add(uid)
         if scim_id and keep_scim:
-            self._note(conn, uid, SCIM, scim_id, scim_id, ts_us)
+            if gone:
+                self._note_gone(conn, uid, scim_id, ts_us)
+            else:
+                self._note(conn, uid, SCIM, scim_id, scim_id, ts_us)
         if key:
             self._note(conn, uid, NAME, key, user_name, ts_us)  # type: ignore[arg-type]
             if row[R_EXTERNAL] is None and row[R_SCIM] is None:
@@ -428,6 +463,56 @@ class UserResolver:
         holders = self._holders(key, ts_us, without_scim=without_scim)
         return holders[0] if holders else None
 
+    def _recreated(self, conn: Connection, key: str, ts_us: int, scim_id: str, first_us: int, *,
+                   other_than: int | None = None) -> int | None:
+        """The identified person holding this name at `ts_us` whose account `scim_id` (first seen
+        at `first_us`) re-creates: none of their SCIM ids was alive while it was. An id is alive
+        from its first sighting until a line says it is gone (`says_gone`); one never seen gone is
+        alive still. A second id alive at the same time is another account, so another person (two
+        people who shared the name, one of them renamed since); an id created after the person's
+        one was deleted (or answered 404) is the same person, created again in the target."""
+        new_gone = self._gone.get(scim_id)
+        for uid in self._holders(key, ts_us):
+            if uid == other_than:
+                continue
+            if all(self._apart(conn, uid, old, first_us, new_gone) for old in self._scim_ids(uid)):
+                return uid
+        return None
+
+    def _scim_ids(self, uid: int) -> set[str]:
+        row = self.rows[uid]
+        ids = {k for _u, kind, k in self._spans_of.get(uid, ()) if kind == SCIM}
+        return ids | {row[R_SCIM]} if row[R_SCIM] else ids
+
+    def _apart(self, conn: Connection, uid: int, old: str, first_us: int, new_gone: int | None) -> bool:
+        """Were the person's id `old` and a new id (first seen at `first_us`, gone at `new_gone`)
+        never alive at the same time?"""
+        row = self.rows[uid]
+        span = self.spans.get((uid, SCIM, old))
+        old_first = span[1] if span is not None else row[R_SCIM_US] if row[R_SCIM] == old else None
+        if old_first is None or (row[R_SCIM] == old and row[R_SCIM_US] is None):
+            return True  # only ever seen gone
+        if new_gone is not None and new_gone <= old_first:
+            return True  # the new one was gone before the old one was first seen
+        old_gone = self._gone_at(conn, uid, old)
+        return old_gone is not None and old_gone <= first_us
+
+    def _gone_at(self, conn: Connection, uid: int, scim_id: str) -> int | None:
+        """When a line first said the person's id is gone: this session's lines, else their stored
+        exchanges (a DELETE that succeeded, a request by id answered 404, whose path names it)."""
+        if scim_id in self._gone:
+            return self._gone[scim_id]
+        found = None
+        for ts_us, blob in self._select(
+                conn, f"SELECT ts_us, blob FROM {_exchanges_name} WHERE (status = 404 OR (operation = 'delete' "
+                      f"AND status BETWEEN 200 AND 299)) AND operation IN ('read', 'update', 'disable', 'enable', "
+                      f"'delete') AND user_id IN", [], [uid]):
+            if split_path(str(codec.unpack(blob).get("path") or ""))[1] == scim_id and (found is None or ts_us < found):
+                found = ts_us
+        if found is not None:
+            self._gone[scim_id] = found
+        return found
+
     def _holders(self, key: str, ts_us: int, *, without_scim: bool = False,
                  conn: Connection | None = None) -> list[int]:
         """The identified people holding this name now, or at `ts_us`, nearest first. With `conn`
@@ -455,6 +540,20 @@ class UserResolver:
         earliest = self._earliest(conn, uid)
         return earliest is None or span[1] <= earliest + TIME_GRAIN_US
 
+    def _note_gone(self, conn: Connection, uid: int, scim_id: str, ts_us: int) -> None:
+        """A line says the person's id `scim_id` is gone (the line resolved to them by that id, or
+        made their row). It stays theirs (it finds them) but does not become their current id, nor
+        widen its sightings: the current id is the one seen alive latest. An id only ever seen
+        gone is current only while the person has no other (`scim_us` empty)."""
+        row = self.rows[uid]
+        if row[R_SCIM] is None:
+            row[R_SCIM], row[R_SCIM_US] = scim_id, None
+            self._index(uid, SCIM, scim_id)
+            self._dirty_rows.add(uid)
+        elif row[R_SCIM] != scim_id and (uid, SCIM, scim_id) not in self.spans:  # (not known as theirs yet)
+            self._ensure_history(conn, uid, SCIM)
+            self._sighting(uid, SCIM, scim_id, scim_id, ts_us)
+
     def _note(self, conn: Connection, uid: int, kind: str, key: str, value: str, ts_us: int) -> None:
         """Record that the person went by this name / had this SCIM id at `ts_us`.
 
@@ -468,8 +567,8 @@ class UserResolver:
         if current == key and (not name or row[R_USER_NAME] == value) and (uid, kind) not in self._history:
             # the common case: the person seen again under their current value
             at = R_NAME_US if name else R_SCIM_US
-            if row[at] is not None and ts_us < row[at]:
-                row[at] = ts_us  # an earlier sighting of the current value, arrived late
+            if row[at] is None or ts_us < row[at]:
+                row[at] = ts_us  # an earlier sighting of the current value, arrived late (or its first alive)
                 self._dirty_rows.add(uid)
             self._saw_current(uid, kind, ts_us, fresh=False)
             return
@@ -486,10 +585,10 @@ class UserResolver:
             switch = True
         elif current != key:  # (the person has history now: the current value's span is known)
             span = self.spans.get((uid, kind, current))
-            switch = span is None or ts_us >= span[2]
+            switch = span is None or ts_us >= span[2] or (not name and row[at] is None)  # (that id only seen gone)
         else:
             switch = name and row[R_USER_NAME] != value and (row[at] is None or ts_us >= row[at])  # a respelling
-            if not switch and row[at] is not None and ts_us < row[at]:
+            if not switch and (row[at] is None or ts_us < row[at]):
                 row[at] = ts_us  # an earlier sighting of the current value, arrived late
                 self._dirty_rows.add(uid)
         if switch:
@@ -529,10 +628,10 @@ class UserResolver:
 
     def _create(
         self, conn: Connection, user_name: str | None, key: str | None, external_id: str | None,
-        scim_id: str | None, ts_us: int,
+        scim_id: str | None, ts_us: int, *, gone: bool = False,
     ) -> int:
         name_us = ts_us if key else None
-        scim_us = ts_us if scim_id else None
+        scim_us = ts_us if scim_id and not gone else None  # (an id only seen gone: not since any time)
         user_name = user_name[:512] if user_name else None
         if conn.dialect.name == "sqlite":
             cursor = conn.connection.cursor()
@@ -567,12 +666,12 @@ class UserResolver:
             mine, theirs = kept[R_NAME_KEY if kind == NAME else R_SCIM], dropped[R_NAME_KEY if kind == NAME else R_SCIM]
             if mine and theirs and mine != theirs:  # the person had two names (ids): keep both
                 if (keep, kind, mine) not in self.spans:  # all the kept row's lines so far bore its value
-                    since = kept[at] or 0
+                    since = self._since(kept, kind)
                     first, last = self._current[kind].get(keep, [since, since])
                     self._put_span((keep, kind, mine), [kept[label] or mine, min(first, since), max(last, since)])
                     self._needs_seen.add((keep, kind, mine))
                 if (keep, kind, theirs) not in self.spans and (drop, kind, theirs) not in self.spans:
-                    since = dropped[at] or 0
+                    since = self._since(dropped, kind)
                     first, last = self._prov_span.get(drop) or self._current[kind].get(drop) or [since, since]
                     self._put_span((keep, kind, theirs), [dropped[label] or theirs, first, last])
                 self._history.add((keep, kind))

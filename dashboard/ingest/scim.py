@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Table, exc, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
+from dashboard.analysis.identity import says_gone
 from dashboard.db import insert_ignoring, sqlite_insert_returning
 from dashboard.formats import codec
 from dashboard.formats.limits import fit
@@ -373,6 +374,9 @@ class _Loader:
                     conn, ((i[P_USER_NAME], i[P_EXTERNAL_ID], i[P_SCIM_ID]) for i in todo if i[P_JOB_ID] == job_id)
                 )
             resolvers = self.resolvers
+            gone = [item for item in todo if item[P_SCIM_ID] and says_gone(item[P_OPERATION], item[P_STATUS])]
+            for item in gone:  # (before any line: a re-creation is one whatever the order in the batch)
+                resolvers[item[P_JOB_ID]].saw_gone(((item[P_SCIM_ID], item[P_TS_US]),))
             for item in todo:
                 job_id = item[P_JOB_ID]
                 rows[(job_id, item[P_DEDUPE])] = {
@@ -385,7 +389,8 @@ class _Loader:
                     "failed": item[P_FAILED],
                     "duration_ms": item[P_DURATION_MS],
                     "user_id": resolvers[job_id].resolve_names(
-                        conn, item[P_USER_NAME], item[P_EXTERNAL_ID], item[P_SCIM_ID], item[P_TS_US]),
+                        conn, item[P_USER_NAME], item[P_EXTERNAL_ID], item[P_SCIM_ID], item[P_TS_US],
+                        gone=bool(gone) and says_gone(item[P_OPERATION], item[P_STATUS])),
                     "request_id": item[P_REQUEST_ID],
                     "cycle_key": item[P_CYCLE_KEY],
                     "scim_type": item[P_SCIM_TYPE],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.analysis.identity import name_key, visible
+from dashboard.analysis.identity import name_key, says_gone, visible
 
 
 @pytest.mark.parametrize(("a", "b"), [
@@ -35,3 +35,12 @@ def test_a_page_shows_invisible_characters_by_code_point():
     assert visible("ryan\u00a0smith@contoso.com") == "ryan\u27e8U+00A0\u27e9smith@contoso.com"
     assert visible("a\u200db") == "a\u27e8U+200D\u27e9b"
     assert visible("plain name@contoso.com") == "plain name@contoso.com"
+
+
+@pytest.mark.parametrize(("operation", "status", "gone"), [
+    ("delete", 204, True), ("delete", 200, True), ("delete", 404, True), ("update", 404, True),
+    ("disable", 404, True), ("read", 404, True), ("delete", 500, False), ("update", 204, False),
+    ("read", 200, False), ("lookup", 404, False), ("create", 404, False), ("update", 0, False),
+])
+def test_a_successful_delete_or_a_404_by_id_says_the_id_is_gone(operation, status, gone):  # type: ignore[no-untyped-def]
+    assert says_gone(operation, status) is gone
