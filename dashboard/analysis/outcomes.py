@@ -60,6 +60,7 @@ class Summary(NamedTuple):
     last_failure: Mark | None = None
     found: int = 0  # lookups that found the account
     missed: int = 0  # lookups answered with an empty ListResponse (no such account in the target)
+    last_done: Mark | None = None  # the latest write the target carried out (answered 2xx/3xx)
 
     @classmethod
     def of(cls, fact: Fact) -> Summary:
@@ -71,6 +72,7 @@ class Summary(NamedTuple):
             ts_us, ts_us, 1, 1 if write else 0, 1 if bad else 0, 1 if operation == "lookup" else 0, mark,
             mark if write else None, mark if bad else None,
             1 if fact.found is True and not bad else 0, 1 if fact.found is False and not bad else 0,
+            mark if write and not bad else None,
         )
 
     def merge(self, other: Summary) -> Summary:
@@ -86,6 +88,7 @@ class Summary(NamedTuple):
             last_failure=_latest(self.last_failure, other.last_failure),
             found=self.found + other.found,
             missed=self.missed + other.missed,
+            last_done=_latest(self.last_done, other.last_done),
         )
 
     @property
@@ -99,6 +102,12 @@ class Summary(NamedTuple):
         return Outcome.SKIPPED
 
     @property
+    def done(self) -> str | None:
+        """The latest write the target carried out in the cycle (create, update...), if any: what
+        the account is now, even when a later request of the cycle failed."""
+        return self.last_done.operation if self.last_done is not None else None
+
+    @property
     def operation(self) -> str:
         """The write the user's cycle was about (create, update, ...), or "none"."""
         return self.last_write.operation if self.last_write is not None else "none"
@@ -107,12 +116,18 @@ class Summary(NamedTuple):
         """A compact JSON form (a list: one is stored per user and cycle).
 
         Form 2: `[2, first_us, last_us - first_us, requests, writes, failures, lookups, last,
-        last_write, last_failure(, found, missed)]`, each mark `[ts_us - first_us, id, operation,
-        status]`, and a mark that is `last` again written as 1. Half the bytes of form 1 (the same
-        without the leading 2, absolute times and repeated marks), which is still read."""
+        last_write, last_failure(, found, missed(, last_done))]`, each mark `[ts_us - first_us, id,
+        operation, status]`, and a mark that is `last` again written as 1; `last_done` only when it
+        is not `last_write` (written as 2 when it is not there at all: a cycle whose writes all
+        failed). Half the bytes of form 1 (the same without the leading 2, absolute times and
+        repeated marks), which is still read. A summary stored before `last_done` was kept reads
+        it as `last_write` when that succeeded, else as none."""
         first = self.first_us
         data = [2, first, self.last_us - first, self.requests, self.writes, self.failures, self.lookups,
                 _mark_list(self.last, first), self._again(self.last_write), self._again(self.last_failure)]
+        if self.last_done != _done_of(self.last_write):
+            done = 2 if self.last_done is None else self._again(self.last_done)
+            return data + [self.found, self.missed, done]
         return data + [self.found, self.missed] if (self.found or self.missed) else data
 
     def _again(self, mark: Mark | None) -> list | int | None:
@@ -122,18 +137,21 @@ class Summary(NamedTuple):
     def from_dict(cls, data: list | dict) -> Summary:
         if isinstance(data, dict):  # the first, keyed form
             marks = {k: (Mark(**data[k]) if data.get(k) else None) for k in ("last", "last_write", "last_failure")}
-            return cls(**{**data, **marks})
+            return cls(**{**data, **marks, "last_done": _done_of(marks["last_write"])})
         if data[0] == 2:
             _v, first_us, span, requests, writes, failures, lookups, last, last_write, last_failure = data[:10]
             found, missed = data[10:12] if len(data) >= 12 else (0, 0)
             mark = Mark(first_us + last[0], last[1], last[2], last[3])
+            write = _mark_of(last_write, first_us, mark)
+            done = data[12] if len(data) >= 13 else None
             return cls(first_us, first_us + span, requests, writes, failures, lookups, mark,
-                       _mark_of(last_write, first_us, mark), _mark_of(last_failure, first_us, mark), found, missed)
+                       write, _mark_of(last_failure, first_us, mark), found, missed,
+                       _done_of(write) if done is None else None if done == 2 else _mark_of(done, first_us, mark))
         first_us, last_us, requests, writes, failures, lookups, last, last_write, last_failure = data[:9]
         found, missed = data[9:11] if len(data) >= 11 else (0, 0)
+        write = Mark(*last_write) if last_write else None
         return cls(first_us, last_us, requests, writes, failures, lookups, Mark(*last),
-                   Mark(*last_write) if last_write else None, Mark(*last_failure) if last_failure else None,
-                   found, missed)
+                   write, Mark(*last_failure) if last_failure else None, found, missed, _done_of(write))
 
 
 def _mark_of(data: list | int | None, first_us: int, last: Mark) -> Mark | None:
@@ -142,6 +160,11 @@ def _mark_of(data: list | int | None, first_us: int, last: Mark) -> Mark | None:
     if data == 1:
         return last
     return Mark(first_us + data[0], data[1], data[2], data[3])  # type: ignore[index]
+
+
+def _done_of(write: Mark | None) -> Mark | None:
+    """The latest write carried out, as far as the latest write tells: itself, if it succeeded."""
+    return write if write is not None and not (write.status == 0 or write.status >= 400) else None
 
 
 def _mark_list(mark: Mark | None, first_us: int) -> list | None:

@@ -29,6 +29,7 @@ class CycleOutcome(NamedTuple):
     last_failure_id: int | None = None
     last_failure_us: int | None = None
     lookup: bool | None = None  # only lookups: True one found the account, False none did; None unknown
+    done: str | None = None  # the latest write the target carried out in the cycle (a failed one's too)
 
 
 class StateOfUser(NamedTuple):
@@ -64,6 +65,9 @@ class Prefix(NamedTuple):
         seen = row.last_us if self.seen_us is None else max(self.seen_us, row.last_us)
         provisioned, disabled, deleted = self.provisioned, self.disabled, self.deleted
         if row.outcome == "failure":
+            # what the cycle did before its failure stays done: a create that succeeded, then a
+            # request that failed (a PATCH of a stale id), leaves the account there
+            provisioned, disabled, deleted = _after_write(row.done, provisioned, disabled, deleted)
             since_us, since_cycle = self.since_us, self.since_cycle
             if self.streak == 0:
                 since_us, since_cycle = row.last_failure_us or row.last_us, row.cycle_id
@@ -74,12 +78,8 @@ class Prefix(NamedTuple):
                 provisioned = True
             elif row.lookup is False and provisioned:  # it was there, and the target has it no more
                 deleted = True
-        elif row.operation in ("create", "update", "enable"):
-            provisioned, disabled, deleted = True, False, False
-        elif row.operation == "disable":
-            provisioned, disabled = True, True
-        elif row.operation == "delete":
-            deleted = True
+        else:
+            provisioned, disabled, deleted = _after_write(row.operation, provisioned, disabled, deleted)
         return Prefix(provisioned, disabled, deleted, 0, None, None, self.last_failure, seen)
 
     def to_list(self) -> list:
@@ -91,6 +91,17 @@ class Prefix(NamedTuple):
     def from_list(cls, values: list) -> Prefix:
         flags, *rest = values
         return cls(bool(flags & 1), bool(flags & 2), bool(flags & 4), *rest)
+
+
+def _after_write(operation: str | None, provisioned: bool, disabled: bool, deleted: bool) -> tuple[bool, bool, bool]:
+    """The account's flags after a write the target carried out."""
+    if operation in ("create", "update", "enable"):
+        return True, False, False
+    if operation == "disable":
+        return True, True, deleted
+    if operation == "delete":
+        return provisioned, disabled, True
+    return provisioned, disabled, deleted
 
 
 def in_order(history: list[CycleOutcome]) -> list[CycleOutcome]:

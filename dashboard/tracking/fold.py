@@ -535,21 +535,23 @@ def forget_folds(conn: Connection, cycle_ids: list[int]) -> None:
 def _outcome(cycle_id: int, started_us: int, folded: Summary) -> CycleOutcome:
     failure = folded.last_failure
     return CycleOutcome(cycle_id, started_us, folded.operation, folded.outcome.value, folded.last_us,
-                        failure.id if failure else None, failure.ts_us if failure else None, lookup_result(folded))
+                        failure.id if failure else None, failure.ts_us if failure else None, lookup_result(folded),
+                        folded.done)
 
 
 def _read_fold(text: str) -> tuple[Prefix, CycleOutcome]:
     prefix, last = orjson.loads(text)
-    if len(prefix) != 6 or len(last) != 8:
+    if len(prefix) != 6 or len(last) not in (8, 9):
         raise ValueError("not a fold")
     lookup = last[7]
-    return Prefix.from_list(prefix), CycleOutcome(*last[:7], None if lookup is None else bool(lookup))
+    done = last[8] if len(last) == 9 else None  # (a fold written before `done` was kept: none)
+    return Prefix.from_list(prefix), CycleOutcome(*last[:7], None if lookup is None else bool(lookup), done)
 
 
 def _fold_text(prefix: Prefix, last: CycleOutcome) -> str:
     return orjson.dumps([prefix.to_list(), [
         last.cycle_id, last.cycle_started_us, last.operation, last.outcome, last.last_us, last.last_failure_id,
-        last.last_failure_us, None if last.lookup is None else int(last.lookup)]]).decode()
+        last.last_failure_us, None if last.lookup is None else int(last.lookup), last.done]]).decode()
 
 
 def _state_params(user_id: int, state: StateOfUser, fold: str | None) -> tuple:

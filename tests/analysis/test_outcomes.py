@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dashboard.analysis.outcomes import Fact, Outcome, Summary, bucket_of
+from dashboard.analysis.users import CycleOutcome, UserState, user_state
 
 
 def fold(*facts: Fact) -> Summary:
@@ -83,3 +84,26 @@ def test_it_still_reads_the_first_list_form_and_writes_half_its_bytes():
 @pytest.mark.parametrize(("operation", "bucket"), [("create", "create"), ("enable", "other"), ("none", "other"), ("delete", "delete")])
 def test_it_puts_each_operation_in_its_matrix_row(operation, bucket):
     assert bucket_of(operation) == bucket
+
+
+def test_a_write_carried_out_before_a_failure_of_the_cycle_is_remembered():
+    # created, then a PATCH of a stale id answered 404: the cycle failed, the account was made
+    summary = fold(LOOKUP_EMPTY, CREATE_OK, Fact(4, 300, "update", 404))
+
+    assert (summary.outcome, summary.operation, summary.done) == (Outcome.FAILURE, "update", "create")
+    assert Summary.from_dict(orjson.loads(orjson.dumps(summary.to_dict()))) == summary
+    assert fold(LOOKUP_EMPTY, CREATE_409).done is None
+    # a summary stored before this was kept: the latest write, when it was carried out
+    assert Summary.from_dict([2, 100, 100, 2, 1, 0, 1, [0, 1, "lookup", 200], [100, 2, "create", 201], None]).done \
+        == "create"
+
+
+def test_a_failed_cycle_keeps_the_account_its_earlier_writes_made():
+    # created again in the target, then a PATCH of the old, deleted id answered 404
+    state = user_state([CycleOutcome(1, 100, "update", "failure", 200, 9, 200, None, done="create")])
+
+    assert (state.state, state.provisioned) == (UserState.FAILING, True)
+    assert user_state([CycleOutcome(1, 100, "create", "failure", 200, 9, 200)]).provisioned is False
+    disabled = user_state([CycleOutcome(1, 100, "create", "success", 50),
+                           CycleOutcome(2, 200, "update", "failure", 250, 9, 250, None, done="disable")])
+    assert (disabled.state, disabled.provisioned) == (UserState.FAILING, True)

@@ -187,6 +187,8 @@ def test_a_stale_patch_of_a_gone_id_does_not_rewind_the_person(app, settings, or
     assert (user.external_id, user.scim_id, user.user_name) == ("ext-re", "id-re2", "re@contoso.com")
     assert aliases(user, "s") == {"id-re1", "id-re2"}
     # The PATCH of id-re1 is a real request Entra made and the target refused: a failure of the
-    # person in that cycle (Entra retries).
+    # person in that cycle (Entra retries). The account id-re2 was created and is there: the
+    # person stays provisioned (disabled by the PATCH of id-re2).
     assert user.state == "failing"
+    assert user.provisioned
     no_dangling_rows()
