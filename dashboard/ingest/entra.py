@@ -208,7 +208,7 @@ class _EventLoader:
         self.options = options
         tolerance = options.future_tolerance_us
         self.not_after_us = None if tolerance is None else to_us(utc_now()) + tolerance  # a clock ahead: a reject
-        self.resolver = UserResolver(job.id, options.gap_us)
+        self.resolver = UserResolver(job.id, options.gap_us, alive_ids=False)  # (no gone ids: see UserResolver)
         self.analyzer = BatchAnalyzer(options.gap_us)
         self.dialect = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"

@@ -80,9 +80,13 @@ def pad(values: list) -> list:
 class UserResolver:
     """One job's people as far as ingestion has needed them (fetched per batch, bounded)."""
 
-    def __init__(self, job_id: int, gap_us: int = 15 * 60 * 1_000_000) -> None:
+    def __init__(self, job_id: int, gap_us: int = 15 * 60 * 1_000_000, *, alive_ids: bool = True) -> None:
         self.job_id = job_id
         self.gap_us = gap_us  # a lookup and the write it prepares are closer than this (a cycle's gap)
+        # A new SCIM id under a held name re-creates the holder only when theirs is gone (`_recreated`).
+        # Off for Entra's events: their loader knows no gone ids, and a target id Entra reports for
+        # a held name goes to the holder (as any new id did before this rule).
+        self.alive_ids = alive_ids
         self.forget()
 
     def forget(self) -> None:
@@ -313,13 +317,15 @@ class UserResolver:
             uid = self.by_scim.get(scim_id)
             if uid is None and key:
                 uid = (self._provisional(key, before=ts_us) or self._holder(key, ts_us, without_scim=True)
-                       or self._recreated(conn, key, ts_us, scim_id, ts_us))
+                       or (self._recreated(conn, key, ts_us, scim_id, ts_us) if self.alive_ids
+                           else self._holder(key, ts_us)))
             if uid is None:
                 uid = self._create(conn, user_name, key, None, scim_id, ts_us, gone=gone)
             elif key and (named := self.by_name.get(key)) and (len(named) > 1 or uid not in named):
                 if self.rows[uid][R_EXTERNAL] is None:  # a placeholder by id: the person waiting for it
                     waiting = self._holder(key, ts_us, without_scim=True)
-                    if waiting is None and self.rows[uid][R_SCIM] == scim_id and not self._spans_of.get(uid):
+                    if (waiting is None and self.alive_ids and self.rows[uid][R_SCIM] == scim_id
+                            and not self._spans_of.get(uid)):
                         # or the person whose account this one re-creates (its first line known)
                         earliest = self._earliest(conn, uid)
                         since = ts_us if earliest is None else min(ts_us, earliest)
