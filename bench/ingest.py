@@ -231,7 +231,7 @@ def main() -> None:
           f" {cpu_b / count_b / (cpu_a / count_a):.1f}x the floor's CPU per record")
     print(f"peak RSS of (b): {rss}   (target <= 200 MB)")
     print(f"database: {our_size / 1e6:,.1f} MB, {our_size / max(count_b, 1):,.0f} bytes/record, "
-          f"{our_size / raw_size:.0%} of the raw log   (target <= 40%)")
+          f"{our_size / raw_size:.1%} of the raw log   (target <= 40%)")
     processors = len(os.sched_getaffinity(0))
     floor_us, ours_us = cpu_a / count_a * 1e6, cpu_b / max(count_b, 1) * 1e6
     step = stages(log)
