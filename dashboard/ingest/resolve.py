@@ -738,7 +738,8 @@ class UserResolver:
                 finals = {self._final(u) for u in self.by_name.get(key, ())}
                 holders = sorted(u for u in finals if (row := self.rows.get(u)) and (row[R_EXTERNAL] or row[R_SCIM]))
                 if len(holders) > 1:
-                    give_lookups_to_the_writer(conn, holders, self.gap_us)
+                    give_lookups_to_the_writer(conn, holders, self.gap_us,
+                                               {u for u in holders if self.rows[u][R_SCIM]})
             self._shared = set()
         if self._dirty_rows:
             params = [

@@ -660,14 +660,20 @@ def merge_users(conn: Connection, *, keep: int, drop: int) -> None:
         _mark_dirty(conn, job_id, start)
 
 
-def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int = 15 * 60 * 1_000_000) -> None:
+def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int = 15 * 60 * 1_000_000,
+                               with_scim_id: frozenset[int] | set[int] = frozenset()) -> None:
     """Two people hold one userName (a collision). A lookup naming only that userName belongs to
     whichever of them Entra was working on, which the line does not say; the resolver guesses
     from what it has seen so far, and lines arriving out of order can prove it wrong. Here, per
     cycle: when exactly one of the holders wrote (create, update...) and another took part with
     lookups only, all made within the gap before that write, those lookups prepared the write
     (Entra looks a user up, then writes them): they move to the writer, whose outcome absorbs
-    them (it does not change: they come before the write), and the cycle's counts follow."""
+    them (it does not change: they come before the write), and the cycle's counts follow.
+
+    Lookups that found an account stay where they are when their holder has a SCIM id
+    (`with_scim_id`): the answer named that account, so the resolver knew whose they were (a
+    lookup by a shared userName that finds one of the holders is that holder's, whoever writes
+    next; Microsoft's SCIM tutorial has several users under one userName)."""
     rows = conn.execute(
         select(_user_cycles.c.id, _user_cycles.c.cycle_id, _user_cycles.c.user_id, _user_cycles.c.summary)
         .where(_user_cycles.c.user_id.in_(holders))
@@ -679,7 +685,8 @@ def give_lookups_to_the_writer(conn: Connection, holders: list[int], gap_us: int
     folds = _Folds()
     for cycle_id, entries in by_cycle.items():
         writers = [e for e in entries if e[2].writes > 0]
-        idle = [e for e in entries if e[2].writes == 0 and e[2].requests == e[2].lookups > 0]
+        idle = [e for e in entries if e[2].writes == 0 and e[2].requests == e[2].lookups > 0
+                and not (e[2].found and e[1] in with_scim_id)]
         if len(writers) != 1 or not idle:
             continue
         writer_rid, writer, mine = writers[0]
