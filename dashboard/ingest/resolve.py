@@ -151,6 +151,7 @@ class UserResolver:
                         f"WHERE job_id = ? AND kind = ? AND key IN", [self.job_id, kind], chunk))
         self._load_rows(conn, {row[0] for row in found})
         self._cache_aliases(found)
+        self._ensure_histories(conn, [(row[0], row[1]) for row in found])
 
     def _has_aliases(self, conn: Connection) -> bool:
         """Has anyone of this job ever changed name or id? Until then (most jobs, most of the
@@ -169,10 +170,12 @@ class UserResolver:
                 self._cache_row(int(uid), list(row))
 
     def _cache_aliases(self, found: list[tuple]) -> None:
+        """Stored aliases into the cache. It does not mark their people as having a history:
+        that needs all of a person's aliases of that kind (`_ensure_histories`), and `found` may
+        hold only those matching the names a batch asked for."""
         for user_id, kind, key, value, first_us, last_us in found:
             if user_id not in self.rows:
                 continue
-            self._history.add((user_id, kind))
             span = self.spans.get((user_id, kind, key))
             if span is None:
                 self._put_span((user_id, kind, key), [value, first_us, last_us])
@@ -186,24 +189,36 @@ class UserResolver:
         the current one included (with its sightings: this session's, else the stored ones)."""
         if (uid, kind) in self._history:
             return
-        self._history.add((uid, kind))
-        found = self._select(conn, f"SELECT user_id, kind, key, value, first_us, last_us FROM {_aliases.name} "
-                                   f"WHERE kind = ? AND user_id IN", [kind], [uid])
-        self._cache_aliases(found)
-        row = self.rows[uid]
-        current = row[R_NAME_KEY] if kind == NAME else row[R_SCIM]
-        if current is None:
+        self._ensure_histories(conn, [(uid, kind)])
+        self._dirty_aliases.update(k for k in self._spans_of.get(uid, ()) if k[1] == kind)
+
+    def _ensure_histories(self, conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
+        """Every stored alias of these (person, kind) pairs in the cache, and a span for each one's
+        current value: what deciding whether a sighting is the current value relies on (a line
+        with an old name, arriving after the rename was stored, must not make it current again)."""
+        todo = sorted({pair for pair in pairs if pair not in self._history and pair[0] in self.rows})
+        if not todo:
             return
-        span = self.spans.get((uid, kind, current))
-        if span is None:  # its sightings: from the person's stored exchanges (the current value is the latest)
+        for kind in sorted({k for _u, k in todo}):
+            uids = sorted({u for u, k in todo if k == kind})
+            for start in range(0, len(uids), _CHUNK):
+                self._cache_aliases(self._select(
+                    conn, f"SELECT user_id, kind, key, value, first_us, last_us FROM {_aliases.name} "
+                    f"WHERE kind = ? AND user_id IN", [kind], uids[start : start + _CHUNK]))
+        for uid, kind in todo:
+            self._history.add((uid, kind))
+            row = self.rows[uid]
+            current = row[R_NAME_KEY] if kind == NAME else row[R_SCIM]
+            if current is None or (uid, kind, current) in self.spans:
+                continue
+            # its sightings: from the person's stored exchanges (the current value is the latest)
             since = self._since(row, kind)
             first, last = self._seen(conn, uid)
             here = self._current[kind].get(uid, [since, since])
             value = row[R_USER_NAME] if kind == NAME else current
-            span = self._put_span((uid, kind, current), [value or current, min(first or since, since, here[0]),
-                                                         max(last or since, since, here[1])])
-        self._dirty_aliases.add((uid, kind, current))
-        self._dirty_aliases.update(k for k in self._spans_of.get(uid, ()) if k[1] == kind)
+            self._put_span((uid, kind, current), [value or current, min(first or since, since, here[0]),
+                                                  max(last or since, since, here[1])])
+            self._dirty_aliases.add((uid, kind, current))
 
     def _since(self, row: list, kind: str) -> int:
         """Since when the row's current name (SCIM id) is current; for an id only seen gone, when

@@ -95,6 +95,33 @@ def test_a_sample_log_in_any_order_and_batch_gives_the_same_analysis(app, settin
     assert _view() == as_told, "recompute after the last shuffled ingest"
 
 
+# seeds whose split showed a renamed person's old name made current again by the second delivery
+REDELIVERIES = [1, 2, 3, 15, 22, 24, 40, 56]
+
+
+@pytest.mark.parametrize("name", sorted(LOGS))
+def test_a_sample_log_delivered_twice_with_duplicates_gives_the_same_analysis(app, settings, name):  # type: ignore[no-untyped-def]
+    """A shipper's retry, or a re-run after a crash: part of the log arrives (shuffled, with some
+    lines twice), then the whole of it again in another `ingest` run. The second run's resolver
+    starts from what the database holds, not from the first run's memory."""
+    path = LOGS[name]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    _ingest(settings, path, seed=None, batch_size=len(lines))
+    as_told = _view()
+    for seed in REDELIVERIES:
+        arrival = random.Random(seed)
+        numbered = list(enumerate(lines, start=1))
+        numbered += arrival.sample(numbered, k=len(numbered) // 4)
+        arrival.shuffle(numbered)
+        cut, batch_size = arrival.randrange(len(numbered)), arrival.choice([1, 2, 3, 5])
+        _empty_tables(settings)
+        options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=batch_size)
+        ingest_lines(db.engine, get_job(JOB), numbered[:cut], source="first", via="cli", options=options)
+        again = ingest_lines(db.engine, get_job(JOB), numbered, source="again", via="cli", options=options)
+        assert again.rejected == 0
+        assert _view() == as_told, f"seed {seed}: {cut} lines, then all {len(numbered)}, batches of {batch_size}"
+
+
 def test_a_lookup_that_found_one_holder_stays_theirs_when_another_holder_writes(app, settings):  # type: ignore[no-untyped-def]
     """The tutorial's "Get User by query" (line 4: userName Test_User_..., found id 2441309d...,
     externalId 7fce0092...) and, two seconds later, "Update User" of another account under the
