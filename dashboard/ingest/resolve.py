@@ -609,8 +609,10 @@ class UserResolver:
             switch = span is None or ts_us >= span[2] or (not name and row[at] is None)  # (that id only seen gone)
         else:
             switch = name and row[R_USER_NAME] != value and (row[at] is None or ts_us >= row[at])  # a respelling
-            if not switch and (row[at] is None or ts_us < row[at]):
-                row[at] = ts_us  # an earlier sighting of the current value, arrived late
+            if not switch and (row[at] is None or ts_us < row[at]) and (not name or row[R_USER_NAME] == value):
+                # an earlier sighting of the current value, arrived late (an earlier sighting of
+                # another spelling of it does not move `name_us`: a later one would then win)
+                row[at] = ts_us
                 self._dirty_rows.add(uid)
         if switch:
             if name:

@@ -215,6 +215,32 @@ def test_a_rename_by_patch_keeps_one_person_with_both_names(app, settings, batch
     no_dangling_rows()
 
 
+@pytest.mark.parametrize("runs", [1, 2])
+def test_a_case_correction_keeps_its_spelling_when_older_lines_arrive_after_it(app, settings, runs):  # type: ignore[no-untyped-def]
+    """sam@contoso.com, corrected to Sam@Contoso.com in the next cycle; the correction arrives
+    first, then two lines of the earlier cycle (a shipper's disorder), one per batch, in one
+    ingest run or two. The latest line's spelling is the name: the first late line must not make
+    its spelling look current since its own time, so that the second one takes the name back."""
+    later = T0 + timedelta(minutes=40)
+    corrected = {"schemas": [USER], "id": "scim-sam", "userName": "Sam@Contoso.com", "externalId": "ext-sam"}
+    lines = [
+        patch(later, "scim-sam", user_name="Sam@Contoso.com", status=200, answer=corrected),
+        create(T0, "sam@contoso.com", "ext-sam", "scim-sam"),
+        _line(T0 + timedelta(seconds=1), "GET", "/scim/v2/Users/scim-sam", 200,
+              response_body={"schemas": [USER], "id": "scim-sam", "userName": "sam@contoso.com", "externalId": "ext-sam"}),
+    ]
+
+    if runs == 1:
+        result = ingest(settings, lines, batch_size=1)
+        assert (result.accepted, result.rejected) == (3, 0)
+    else:
+        ingest(settings, lines[:2], batch_size=1)
+        assert ingest(settings, lines, batch_size=1).accepted == 1
+
+    (user,) = users()
+    assert (user.external_id, user.scim_id, user.user_name) == ("ext-sam", "scim-sam", "Sam@Contoso.com")
+
+
 def test_a_rename_answered_409_keeps_one_person_with_both_names(app, settings):  # type: ignore[no-untyped-def]
     later = T0 + timedelta(hours=1)
     lines = [
