@@ -21,7 +21,7 @@ from sqlalchemy import text
 from dashboard.admin.jobs import get_job, sync_jobs
 from dashboard.db import db
 from dashboard.demo.simulate import simulate_lines
-from dashboard.demo.truth import EVENT_KINDS, SimConfig, SimEvent
+from dashboard.demo.truth import EVENT_KINDS, SimConfig, SimEvent, name_key
 from dashboard.ingest.scim import ingest_lines, options_from
 from tests.analysis.test_identity_truth import (
     JOB,
@@ -31,6 +31,7 @@ from tests.analysis.test_identity_truth import (
     failing,
     recompute,
     states,
+    stored_people,
 )
 
 
@@ -123,3 +124,33 @@ def test_any_story_in_any_order_gives_the_ground_truth(app, config, arrival, bat
     recompute(app)
     assert (analysed(truth), states(truth)) == before
 
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=stories(), arrival=st.randoms(use_true_random=False), batch_size=st.integers(1, 30),
+       share=st.floats(0.1, 0.9))
+def test_a_story_delivered_twice_gives_the_ground_truth_and_each_person_s_latest_name(app, config, arrival, batch_size,  # type: ignore[no-untyped-def]
+                                                                                   share):
+    """Part of the log (shuffled) in one `ingest` run, then all of it in another (a shipper's
+    retry, a re-run after a crash): the second run's resolver starts from the database, not from
+    the first run's memory. The people, cycles, states are the ground truth's, and each person's
+    shown userName is their latest one (compared as the product compares names: the spelling of a
+    name two people share is the limit docs/analysis.md describes)."""
+    settings = app.extensions["dashboard"]
+    _fresh_database(settings)
+    lines, truth = simulate_lines(config)
+    numbered = list(enumerate(lines, start=1))
+    arrival.shuffle(numbered)
+    cut = int(len(numbered) * share)
+    note(f"{cut} lines, then all {len(numbered)}, batches of {batch_size}")
+    options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=batch_size)
+    ingest_lines(db.engine, get_job(JOB), numbered[:cut], source="first", via="cli", options=options)
+    result = ingest_lines(db.engine, get_job(JOB), numbered, source="again", via="cli", options=options)
+    db.session.expire_all()
+
+    assert (result.rejected, result.accepted + result.duplicates) == (0, len(numbered))
+    assert_one_user_per_person(truth)
+    assert_per_cycle(truth)
+    assert states(truth) == truth.states()
+    shown = {key: sorted({name_key(row.user_name) for row in rows}) for key, rows in stored_people(truth).items()}
+    assert shown == {key: [name_key(person.user_name)] for key, person in truth.people.items()}
