@@ -53,7 +53,7 @@ def stories(draw: st.DrawFn) -> SimConfig:
     )
 
 
-def _fresh_database(settings) -> None:  # type: ignore[no-untyped-def]
+def fresh_database(settings) -> None:  # type: ignore[no-untyped-def]
     """Each example on empty tables (the fixture empties them once per test, not per example)."""
     db.session.remove()
     tables = list(reversed(db.metadata.sorted_tables))
@@ -69,7 +69,7 @@ def _fresh_database(settings) -> None:  # type: ignore[no-untyped-def]
 def ingest_story(app, config: SimConfig, arrival: random.Random | None, batch_size: int):  # type: ignore[no-untyped-def]
     """The story's log, shuffled by `arrival` (None: as told), ingested in batches on empty tables."""
     settings = app.extensions["dashboard"]  # (not the fixture: a failing example would print it whole)
-    _fresh_database(settings)
+    fresh_database(settings)
     lines, truth = simulate_lines(config)
     numbered = list(enumerate(lines, start=1))
     if arrival is not None:
@@ -137,7 +137,7 @@ def test_a_story_delivered_twice_gives_the_ground_truth_and_each_person_s_latest
     shown userName is their latest one (compared as the product compares names: the spelling of a
     name two people share is the limit docs/analysis.md describes)."""
     settings = app.extensions["dashboard"]
-    _fresh_database(settings)
+    fresh_database(settings)
     lines, truth = simulate_lines(config)
     numbered = list(enumerate(lines, start=1))
     arrival.shuffle(numbered)

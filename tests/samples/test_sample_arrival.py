@@ -16,12 +16,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from dashboard.admin.jobs import get_job, sync_jobs
+from dashboard.admin.jobs import get_job
 from dashboard.db import db
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import Cycle, ScimUser, UserCycle
+from tests.analysis.test_identity_property import fresh_database
 from tests.samples.helpers import JOB, SAMPLES
 
 LOGS = {
@@ -30,20 +31,8 @@ LOGS = {
 }
 
 
-def _empty_tables(settings) -> None:  # type: ignore[no-untyped-def]
-    db.session.remove()
-    with db.engine.begin() as conn:
-        tables = list(reversed(db.metadata.sorted_tables))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
-    sync_jobs(settings.jobs)
-
-
 def _ingest(settings, path: Path, *, seed: int | None, batch_size: int) -> None:  # type: ignore[no-untyped-def]
-    _empty_tables(settings)
+    fresh_database(settings)
     numbered = list(enumerate(path.read_text(encoding="utf-8").splitlines(), start=1))
     if seed is not None:
         random.Random(seed).shuffle(numbered)
@@ -114,7 +103,7 @@ def test_a_sample_log_delivered_twice_with_duplicates_gives_the_same_analysis(ap
         numbered += arrival.sample(numbered, k=len(numbered) // 4)
         arrival.shuffle(numbered)
         cut, batch_size = arrival.randrange(len(numbered)), arrival.choice([1, 2, 3, 5])
-        _empty_tables(settings)
+        fresh_database(settings)
         options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=batch_size)
         ingest_lines(db.engine, get_job(JOB), numbered[:cut], source="first", via="cli", options=options)
         again = ingest_lines(db.engine, get_job(JOB), numbered, source="again", via="cli", options=options)
@@ -127,7 +116,7 @@ def test_a_lookup_that_found_one_holder_stays_theirs_when_another_holder_writes(
     externalId 7fce0092...) and, two seconds later, "Update User" of another account under the
     same userName (line 6: id 6764549b...), one line per batch. The lookup named the account it
     found: it is 7fce0092's, not moved to the writer as a lookup naming only the userName would be."""
-    _empty_tables(settings)
+    fresh_database(settings)
     lines = LOGS["entra-scim-tutorial"].read_text(encoding="utf-8").splitlines()
     options = replace(options_from(settings.ingest, cycles=settings.cycles), batch_size=1)
     ingest_lines(db.engine, get_job(JOB), [(4, lines[3]), (6, lines[5])], source="tutorial", via="cli", options=options)

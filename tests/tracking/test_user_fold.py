@@ -19,7 +19,7 @@ from dashboard.demo.truth import SimConfig, SimEvent
 from dashboard.ingest.scim import ingest_lines, options_from
 from dashboard.models import ScimUser
 from dashboard.tracking.fold import refresh_user_states
-from tests.analysis.test_identity_property import _fresh_database, ingest_story, stories
+from tests.analysis.test_identity_property import fresh_database, ingest_story, stories
 from tests.analysis.test_identity_truth import JOB
 
 COLUMNS = ("state", "provisioned", "last_cycle_id", "last_seen_us", "failing_since_us", "failing_since_cycle_id",
@@ -76,7 +76,7 @@ def test_a_batch_folds_only_its_cycles_onto_the_stored_fold(app):  # type: ignor
     config = SimConfig(users=4, cycles=6, seed=5, failure_rate=0.2, job=JOB, change_rate=0.0, leave_rate=0.0,
                        join_rate=0.0, delete_rate=0.0, duplicate_rate=0.0)
     settings_ = app.extensions["dashboard"]
-    _fresh_database(settings_)
+    fresh_database(settings_)
     lines, _truth = simulate_lines(config)
     options = replace(options_from(settings_.ingest, cycles=settings_.cycles), batch_size=3)
     ingest_lines(db.engine, get_job(JOB), list(enumerate(lines, start=1)), source="sim", via="cli", options=options)
@@ -96,7 +96,7 @@ def test_a_fold_this_version_cannot_read_is_folded_whole(app):  # type: ignore[n
     config = SimConfig(users=3, cycles=4, seed=9, failure_rate=0.1, job=JOB, change_rate=0.0, leave_rate=0.0,
                        join_rate=0.0, delete_rate=0.0, duplicate_rate=0.0)
     settings_ = app.extensions["dashboard"]
-    _fresh_database(settings_)
+    fresh_database(settings_)
     lines = list(simulate_lines(config)[0])
     half = len(lines) // 2
     options = replace(options_from(settings_.ingest, cycles=settings_.cycles), batch_size=5)
