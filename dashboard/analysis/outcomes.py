@@ -44,6 +44,11 @@ class Mark(NamedTuple):
     def order(self) -> tuple[int, int]:
         return (self.ts_us, self.id)
 
+    @property
+    def bad(self) -> bool:
+        """Answered with an error or not at all (as `Fact.bad`)."""
+        return self.status == 0 or self.status >= 400
+
 
 class Summary(NamedTuple):
     """A user's exchanges in one cycle, folded. (A named tuple, not a frozen dataclass: one is made
@@ -164,7 +169,7 @@ def _mark_of(data: list | int | None, first_us: int, last: Mark) -> Mark | None:
 
 def _done_of(write: Mark | None) -> Mark | None:
     """The latest write carried out, as far as the latest write tells: itself, if it succeeded."""
-    return write if write is not None and not (write.status == 0 or write.status >= 400) else None
+    return write if write is not None and not write.bad else None
 
 
 def _mark_list(mark: Mark | None, first_us: int) -> list | None:

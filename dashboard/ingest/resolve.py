@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from dashboard.analysis.identity import EXTERNAL, NAME, SCIM, name_key
+from dashboard.analysis.identity import EXTERNAL, NAME, SCIM, name_key, says_gone
 from dashboard.db import executemany
 from dashboard.formats import codec
 from dashboard.formats.scim.classify import split_path
@@ -524,11 +524,11 @@ class UserResolver:
         if scim_id in self._gone:
             return self._gone[scim_id]
         found = None
-        for ts_us, blob in self._select(
-                conn, f"SELECT ts_us, blob FROM {_exchanges_name} WHERE (status = 404 OR (operation = 'delete' "
-                      f"AND status BETWEEN 200 AND 299)) AND operation IN ('read', 'update', 'disable', 'enable', "
-                      f"'delete') AND user_id IN", [], [uid]):
-            if split_path(str(codec.unpack(blob).get("path") or ""))[1] == scim_id and (found is None or ts_us < found):
+        for ts_us, operation, status, blob in self._select(  # (the WHERE narrows; says_gone decides)
+                conn, f"SELECT ts_us, operation, status, blob FROM {_exchanges_name} "
+                      f"WHERE (status = 404 OR operation = 'delete') AND user_id IN", [], [uid]):
+            if (says_gone(operation, status) and (found is None or ts_us < found)
+                    and split_path(str(codec.unpack(blob).get("path") or ""))[1] == scim_id):
                 found = ts_us
         if found is not None:
             self._gone[scim_id] = found
